@@ -1,0 +1,159 @@
+// Package collect is the public ingestion surface: where events come from (sources and their write keys) and,
+// later, the Segment-compatible tracking API.
+package collect
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hearth-cdp/hearth"
+)
+
+// SourceKind says what sends a source's events.
+type SourceKind string
+
+const (
+	KindWebsite SourceKind = "website"
+	KindApp     SourceKind = "app"
+	KindServer  SourceKind = "server"
+	KindWeChat  SourceKind = "wechat"
+	KindOffline SourceKind = "offline"
+)
+
+// SourceKinds lists the kinds in the order the console shows them.
+var SourceKinds = []SourceKind{KindWebsite, KindApp, KindServer, KindWeChat, KindOffline}
+
+// Valid reports whether k is a known kind.
+func (k SourceKind) Valid() bool {
+	for _, v := range SourceKinds {
+		if k == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Source is where events come from: a website, an app, a server, a WeChat account, offline records. Its write
+// key authenticates its events on the ingestion API.
+type Source struct {
+	ID        string
+	Name      string
+	Kind      SourceKind
+	WriteKey  string
+	Enabled   bool
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// SourceStore is what sources need from storage.
+type SourceStore interface {
+	CreateSource(ctx context.Context, s Source) error
+	Source(ctx context.Context, id string) (Source, error)
+	SourceByWriteKey(ctx context.Context, writeKey string) (Source, error)
+	ListSources(ctx context.Context) ([]Source, error)
+	UpdateSource(ctx context.Context, s Source) error
+}
+
+// Sources manages sources.
+type Sources struct {
+	store SourceStore
+	clock hearth.Clock
+}
+
+// NewSources returns the source service.
+func NewSources(store SourceStore, clock hearth.Clock) *Sources {
+	return &Sources{store: store, clock: clock}
+}
+
+// newWriteKey returns a fresh write key: 24 random bytes, URL-safe, so it can sit in a page's HTML.
+func newWriteKey() string {
+	b := make([]byte, 24)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func checkSourceName(op, name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || utf8.RuneCountInString(name) > 100 {
+		return "", hearth.Errorf(hearth.Invalid, op, "The name must have 1 to 100 characters.")
+	}
+	return name, nil
+}
+
+func conflictName(op string, err error) error {
+	if hearth.KindOf(err) == hearth.Conflict {
+		return &hearth.Error{Kind: hearth.Conflict, Op: op, Msg: "A source with this name already exists.", Err: err}
+	}
+	return err
+}
+
+// Create makes a new, enabled source.
+func (s *Sources) Create(ctx context.Context, name string, kind SourceKind) (Source, error) {
+	const op = "collect.create_source"
+	name, err := checkSourceName(op, name)
+	if err != nil {
+		return Source{}, err
+	}
+	if !kind.Valid() {
+		return Source{}, hearth.Errorf(hearth.Invalid, op, "The kind must be one of website, app, server, wechat or offline.")
+	}
+	now := s.clock.Now()
+	src := Source{ID: hearth.NewID(), Name: name, Kind: kind, WriteKey: newWriteKey(), Enabled: true, CreatedAt: now, UpdatedAt: now}
+	if err := s.store.CreateSource(ctx, src); err != nil {
+		return Source{}, conflictName(op, err)
+	}
+	return src, nil
+}
+
+// Get returns a source.
+func (s *Sources) Get(ctx context.Context, id string) (Source, error) { return s.store.Source(ctx, id) }
+
+// List lists sources, newest first.
+func (s *Sources) List(ctx context.Context) ([]Source, error) { return s.store.ListSources(ctx) }
+
+// Rename gives a source a new name.
+func (s *Sources) Rename(ctx context.Context, id, name string) (Source, error) {
+	const op = "collect.rename_source"
+	name, err := checkSourceName(op, name)
+	if err != nil {
+		return Source{}, err
+	}
+	return s.update(ctx, op, id, func(src *Source) { src.Name = name })
+}
+
+// SetEnabled enables or disables a source. A disabled source's write key is refused.
+func (s *Sources) SetEnabled(ctx context.Context, id string, enabled bool) (Source, error) {
+	return s.update(ctx, "collect.enable_source", id, func(src *Source) { src.Enabled = enabled })
+}
+
+// RegenerateWriteKey gives a source a new write key; the old one stops working.
+func (s *Sources) RegenerateWriteKey(ctx context.Context, id string) (Source, error) {
+	return s.update(ctx, "collect.regenerate_write_key", id, func(src *Source) { src.WriteKey = newWriteKey() })
+}
+
+func (s *Sources) update(ctx context.Context, op, id string, change func(*Source)) (Source, error) {
+	src, err := s.store.Source(ctx, id)
+	if err != nil {
+		return Source{}, err
+	}
+	change(&src)
+	src.UpdatedAt = s.clock.Now()
+	if err := s.store.UpdateSource(ctx, src); err != nil {
+		return Source{}, conflictName(op, err)
+	}
+	return src, nil
+}
+
+// Authenticate returns the enabled source whose write key is given.
+func (s *Sources) Authenticate(ctx context.Context, writeKey string) (Source, error) {
+	const op = "collect.authenticate"
+	src, err := s.store.SourceByWriteKey(ctx, writeKey)
+	if hearth.KindOf(err) == hearth.NotFound || (err == nil && !src.Enabled) {
+		return Source{}, hearth.Errorf(hearth.Unauthenticated, op, "The write key is missing, wrong or disabled.")
+	}
+	return src, err
+}

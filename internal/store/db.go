@@ -1,0 +1,137 @@
+// Package store holds all of Hearth's SQL, for both engines: SQLite (embedded default) and PostgreSQL.
+// The domain packages declare the small interfaces they need; *DB satisfies them.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/hearth-cdp/hearth"
+)
+
+// Engine names a database engine.
+type Engine string
+
+const (
+	SQLite   Engine = "sqlite"
+	Postgres Engine = "postgres"
+)
+
+// Options says which database to open.
+type Options struct {
+	// URL selects PostgreSQL when it starts with postgres:// or postgresql://. Empty means SQLite in Dir.
+	URL string
+	// Dir is the data folder that holds the SQLite database (hearth.db).
+	Dir   string
+	Clock hearth.Clock
+}
+
+// DB is Hearth's store. On SQLite, writes go through one connection (SQLite allows one writer at a time, and
+// queuing in Go beats spinning on SQLITE_BUSY) while reads use a pool; on PostgreSQL both are one pool.
+type DB struct {
+	engine Engine
+	write  *sql.DB
+	read   *sql.DB
+	clock  hearth.Clock
+	// mapErr turns an engine's driver error into a *hearth.Error where it has a meaning (unique violation).
+	mapErr func(error) error
+}
+
+// IsPostgresURL reports whether url selects PostgreSQL.
+func IsPostgresURL(url string) bool {
+	return strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://")
+}
+
+// Open opens the store. It does not migrate: call Migrate.
+func Open(ctx context.Context, opts Options) (*DB, error) {
+	if opts.Clock == nil {
+		opts.Clock = hearth.SystemClock{}
+	}
+	var (
+		db  *DB
+		err error
+	)
+	if IsPostgresURL(opts.URL) {
+		db, err = openPostgres(ctx, opts.URL)
+	} else if opts.URL != "" {
+		return nil, hearth.Errorf(hearth.Invalid, "store.open", "unsupported database URL: use postgres://… for PostgreSQL, or leave it empty for the embedded SQLite")
+	} else {
+		db, err = openSQLite(ctx, opts.Dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	db.clock = opts.Clock
+	return db, nil
+}
+
+// Engine tells which engine this store runs on.
+func (db *DB) Engine() Engine { return db.engine }
+
+// Close closes the connection pools.
+func (db *DB) Close() error {
+	err := db.write.Close()
+	if db.read != db.write {
+		err = errors.Join(err, db.read.Close())
+	}
+	return err
+}
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.read.PingContext(ctx); err != nil {
+		return &hearth.Error{Kind: hearth.Unavailable, Op: "store.ping", Msg: "The database does not answer.", Err: err}
+	}
+	return nil
+}
+
+// wrap maps a driver error and adds the operation; nil stays nil.
+func (db *DB) wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return &hearth.Error{Kind: hearth.NotFound, Op: op, Err: err}
+	}
+	if mapped := db.mapErr(err); mapped != nil {
+		var he *hearth.Error
+		if errors.As(mapped, &he) && he.Op == "" {
+			he.Op = op
+		}
+		return mapped
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// inTx runs fn in a write transaction, committing when fn returns nil.
+func (db *DB) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return db.wrap(op, err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return db.wrap(op, tx.Commit())
+}
+
+// notFound returns a NotFound error with a user-facing message.
+func notFound(op, what string) error {
+	return &hearth.Error{Kind: hearth.NotFound, Op: op, Msg: what + " not found."}
+}
+
+// oneRow checks that an UPDATE or DELETE touched a row.
+func oneRow(res sql.Result, op, what string) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if n == 0 {
+		return notFound(op, what)
+	}
+	return nil
+}
