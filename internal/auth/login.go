@@ -32,7 +32,7 @@ func (s *Service) Login(ctx context.Context, email, password, clientAddr string)
 		return "", Session{}, User{}, err
 	}
 	found := err == nil
-	hash := s.dummyHash
+	hash := s.dummyHash()
 	if found {
 		hash = u.PasswordHash
 	}

@@ -248,4 +248,3 @@ func (s *Service) APIKeys(ctx context.Context) ([]APIKey, error) {
 func (s *Service) RevokeAPIKey(ctx context.Context, id string) error {
 	return s.store.RevokeAPIKey(ctx, id, s.clock.Now())
 }
-

@@ -1,0 +1,190 @@
+// Package app is the composition root: it opens the store, migrates, builds the services, starts the workers
+// and the HTTP server, and shuts them down in order.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hearth-cdp/hearth"
+	"github.com/hearth-cdp/hearth/internal/auth"
+	"github.com/hearth-cdp/hearth/internal/collect"
+	"github.com/hearth-cdp/hearth/internal/console"
+	"github.com/hearth-cdp/hearth/internal/httpapi"
+	"github.com/hearth-cdp/hearth/internal/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// App is a running Hearth.
+type App struct {
+	cfg      Config
+	logger   *slog.Logger
+	clock    hearth.Clock
+	db       *store.DB
+	auth     *auth.Service
+	sources  *collect.Sources
+	http     *http.Server
+	listener net.Listener
+
+	stopWorkers context.CancelFunc
+	workers     sync.WaitGroup
+	serveErr    chan error
+}
+
+// openStore opens and migrates the store that cfg names.
+func openStore(ctx context.Context, cfg Config, clock hearth.Clock) (*store.DB, int, error) {
+	db, err := store.Open(ctx, store.Options{URL: cfg.DB, Dir: cfg.Data, Clock: clock})
+	if err != nil {
+		return nil, 0, err
+	}
+	n, err := db.Migrate(ctx)
+	if err != nil {
+		db.Close()
+		return nil, 0, err
+	}
+	return db, n, nil
+}
+
+// New opens the store, migrates it and builds the services. It does not listen yet: call Start.
+func New(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
+	clock := hearth.SystemClock{}
+	db, applied, err := openStore(ctx, cfg, clock)
+	if err != nil {
+		return nil, err
+	}
+	if applied > 0 {
+		logger.Info("database migrated", "engine", db.Engine(), "applied", applied)
+	}
+	a := &App{
+		cfg: cfg, logger: logger, clock: clock, db: db,
+		auth:    auth.NewService(db, clock, logger.With("component", "auth"), auth.Options{}),
+		sources: collect.NewSources(db, clock),
+	}
+	return a, nil
+}
+
+// Start creates the first admin or prints the setup link, listens, and serves in the background.
+func (a *App) Start(ctx context.Context, stderr io.Writer) error {
+	if err := a.firstStart(ctx, stderr); err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv := httpapi.New(httpapi.Options{
+		Auth: a.auth, Sources: a.sources, Pinger: a.db,
+		Logger: a.logger, Metrics: httpapi.NewMetrics(reg), Gatherer: reg,
+		Console:       console.Handler(),
+		SecureCookies: strings.HasPrefix(a.cfg.PublicURL, "https://"),
+		System:        httpapi.System{Version: hearth.Version, Engine: string(a.db.Engine()), StartedAt: a.clock.Now()},
+	})
+	ln, err := net.Listen("tcp", a.cfg.Addr)
+	if err != nil {
+		return &hearth.Error{Kind: hearth.Unavailable, Op: "app.listen", Msg: fmt.Sprintf("Cannot listen on %s: %v.", a.cfg.Addr, err), Err: err}
+	}
+	a.listener = ln
+	a.http = &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn),
+	}
+	a.serveErr = make(chan error, 1)
+	go func() { a.serveErr <- a.http.Serve(ln) }()
+
+	workerCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.stopWorkers = cancel
+	a.workers.Add(1)
+	go func() {
+		defer a.workers.Done()
+		a.every(workerCtx, 10*time.Minute, "sweep", a.auth.Sweep)
+	}()
+	a.logger.Info("serving", "addr", ln.Addr().String(), "engine", a.db.Engine(), "console", a.cfg.BaseURL()+"/console/")
+	return nil
+}
+
+// every runs fn every interval until ctx ends, logging failures.
+func (a *App) every(ctx context.Context, interval time.Duration, name string, fn func(context.Context) error) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := fn(ctx); err != nil && ctx.Err() == nil {
+				a.logger.Error("periodic task failed", "task", name, "err", err)
+			}
+		}
+	}
+}
+
+// firstStart creates the first admin from the configuration, or prints a one-time setup link, when the store
+// has no user yet.
+func (a *App) firstStart(ctx context.Context, stderr io.Writer) error {
+	if a.cfg.Admin.Email != "" {
+		created, err := a.auth.EnsureAdmin(ctx, a.cfg.Admin.Email, a.cfg.Admin.Password)
+		if err != nil {
+			return fmt.Errorf("app: create the first admin: %w", err)
+		}
+		if created {
+			a.logger.Info("first admin created from HEARTH_ADMIN_EMAIL")
+		}
+		return nil
+	}
+	empty, err := a.auth.NeedsSetup(ctx)
+	if err != nil || !empty {
+		return err
+	}
+	token, err := a.auth.NewSetupToken(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "\n  Hearth has no admin yet. Open this one-time link to create one (valid 24 hours):\n\n    %s/console/setup?token=%s\n\n", a.cfg.BaseURL(), token)
+	return nil
+}
+
+// Addr is the address the server listens on (useful with port 0).
+func (a *App) Addr() string { return a.listener.Addr().String() }
+
+// Wait blocks until ctx ends or the server fails.
+func (a *App) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-a.serveErr:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("app: serve: %w", err)
+	}
+}
+
+// Shutdown stops accepting connections, lets requests in flight finish (until ctx ends), stops the workers and
+// closes the store.
+func (a *App) Shutdown(ctx context.Context) error {
+	var errs []error
+	if a.http != nil {
+		if err := a.http.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("app: drain http: %w", err))
+		}
+	}
+	if a.stopWorkers != nil {
+		a.stopWorkers()
+		a.workers.Wait()
+	}
+	if err := a.db.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("app: close store: %w", err))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,202 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/hearth-cdp/hearth"
+	"github.com/hearth-cdp/hearth/internal/auth"
+)
+
+const usage = `Hearth: the centre that all of a company's customer touchpoints connect to.
+
+Usage:
+  hearth serve         [--addr ADDR] [--data DIR] [--db URL] [--public-url URL]   run everything
+  hearth migrate       [--data DIR] [--db URL]                    bring the database schema up to date
+  hearth apikey create --name NAME [--role ROLE] [--data DIR] [--db URL]
+                                                                  print a new admin API key on stdout
+  hearth config        [serve's flags]                            print the effective configuration
+  hearth version                                                  print the version
+
+Every flag can also be set in the environment: HEARTH_ADDR, HEARTH_DATA, HEARTH_DB, HEARTH_PUBLIC_URL,
+HEARTH_LOG_FORMAT, HEARTH_LOG_LEVEL. HEARTH_ADMIN_EMAIL and HEARTH_ADMIN_PASSWORD create the first admin.
+Run "hearth COMMAND -h" for a command's flags.
+`
+
+// Main runs the hearth command line and returns the process exit code: 0 on success, 1 on failure, 2 for a
+// usage error.
+func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		err = runServe(ctx, rest, getenv, stderr)
+	case "migrate":
+		err = runMigrate(ctx, rest, getenv, stderr)
+	case "apikey":
+		err = runAPIKey(ctx, rest, getenv, stdout, stderr)
+	case "config":
+		err = runConfig(rest, getenv, stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "hearth %s (%s, %s/%s)\n", hearth.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "hearth: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	}
+	fmt.Fprintf(stderr, "hearth: %s\n", describe(err))
+	return 1
+}
+
+// errUsage marks a command-line mistake whose message the flag package has already printed.
+var errUsage = errors.New("usage")
+
+// describe words an error for the terminal: the user-facing message, with the cause for operators.
+func describe(err error) string {
+	var he *hearth.Error
+	if errors.As(err, &he) && he.Msg != "" {
+		if he.Err != nil {
+			return he.Msg + " (" + he.Err.Error() + ")"
+		}
+		return he.Msg
+	}
+	return err.Error()
+}
+
+// loadConfig builds the configuration of a command: defaults, then environment, then the command's flags.
+func loadConfig(cmd string, args []string, getenv func(string) string, stderr io.Writer, names ...string) (Config, *flag.FlagSet, error) {
+	cfg := DefaultConfig()
+	cfg.applyEnv(getenv)
+	fs, apply := cfg.flagSet(cmd, stderr, names...)
+	return cfg, fs, parse(fs, args, apply)
+}
+
+func parse(fs *flag.FlagSet, args []string, apply func()) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return errUsage
+	}
+	apply()
+	return nil
+}
+
+var serveSettings = []string{"addr", "data", "db", "public_url", "log.format", "log.level"}
+
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	cfg, _, err := loadConfig("serve", args, getenv, stderr, serveSettings...)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	logger := newLogger(cfg, stderr)
+	a, err := New(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	if err := a.Start(ctx, stderr); err != nil {
+		a.Shutdown(context.Background())
+		return err
+	}
+	waitErr := a.Wait(ctx)
+	logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return errors.Join(waitErr, a.Shutdown(shutdownCtx))
+}
+
+func runMigrate(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	cfg, _, err := loadConfig("migrate", args, getenv, stderr, "data", "db")
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	db, n, err := openStore(ctx, cfg, hearth.SystemClock{})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	fmt.Fprintf(stderr, "%s database is up to date (%d migrations applied now)\n", db.Engine(), n)
+	return nil
+}
+
+func runAPIKey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		fmt.Fprint(stderr, "usage: hearth apikey create --name NAME [--role admin|marketer|analyst] [--data DIR] [--db URL]\n")
+		return errUsage
+	}
+	cfg := DefaultConfig()
+	cfg.applyEnv(getenv)
+	fs, apply := cfg.flagSet("apikey create", stderr, "data", "db")
+	name := fs.String("name", "", "what the key is for, such as \"CRM sync\" (required)")
+	role := fs.String("role", string(hearth.RoleAdmin), "the key's role: admin, marketer or analyst")
+	if err := parse(fs, args[1:], apply); err != nil {
+		return err
+	}
+	if strings.TrimSpace(*name) == "" {
+		fmt.Fprint(stderr, "hearth apikey create: --name is required\n")
+		return errUsage
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	db, _, err := openStore(ctx, cfg, hearth.SystemClock{})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	svc := auth.NewService(db, hearth.SystemClock{}, slog.New(slog.DiscardHandler), auth.Options{})
+	key, _, err := svc.CreateAPIKey(ctx, *name, hearth.Role(*role))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, key)
+	return nil
+}
+
+func runConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, _, err := loadConfig("config", args, getenv, stderr, serveSettings...)
+	if err != nil {
+		return err
+	}
+	cfg.Print(stdout)
+	return cfg.Validate()
+}

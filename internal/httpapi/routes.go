@@ -1,0 +1,46 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/hearth-cdp/hearth"
+	"github.com/hearth-cdp/hearth/internal/auth"
+)
+
+// routes is the whole HTTP surface of this package. Every /api/v1 route names who may call it.
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.Handle("GET /metrics", s.metricsHandler())
+	s.mux.Handle("GET /console/", s.Console)
+	s.mux.Handle("GET /{$}", http.RedirectHandler("/console/", http.StatusFound))
+
+	s.api("POST /api/v1/auth/login", public, s.login)
+	s.api("GET /api/v1/auth/session", public, s.session)
+	s.api("POST /api/v1/auth/logout", public, s.logout)
+	s.api("POST /api/v1/auth/password", readers, s.changePassword)
+	s.api("GET /api/v1/auth/setup", public, s.checkSetup)
+	s.api("POST /api/v1/auth/setup", public, s.completeSetup)
+
+	s.api("GET /api/v1/system", readers, s.system)
+
+	s.api("GET /api/v1/sources", readers, s.listSources)
+	s.api("POST /api/v1/sources", writers, s.createSource)
+	s.api("GET /api/v1/sources/{id}", readers, s.getSource)
+	s.api("PATCH /api/v1/sources/{id}", writers, s.renameSource)
+	s.api("POST /api/v1/sources/{id}/disable", writers, s.disableSource)
+	s.api("POST /api/v1/sources/{id}/enable", writers, s.enableSource)
+	s.api("POST /api/v1/sources/{id}/write-key", writers, s.regenerateWriteKey)
+
+	s.api("GET /api/v1/users", admins, s.listUsers)
+	s.api("POST /api/v1/users", admins, s.createUser)
+	s.api("PATCH /api/v1/users/{id}", admins, s.updateUser)
+
+	s.api("GET /api/v1/api-keys", admins, s.listAPIKeys)
+	s.api("POST /api/v1/api-keys", admins, s.createAPIKey)
+	s.api("DELETE /api/v1/api-keys/{id}", admins, s.revokeAPIKey)
+
+	// Anything else under /api/ answers a JSON 404 (or 401 without credentials), never the console.
+	s.api("/api/", readers, func(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+		s.fail(w, r, hearth.Errorf(hearth.NotFound, "httpapi.route", "There is no %s %s in the API.", r.Method, r.URL.Path))
+	})
+}

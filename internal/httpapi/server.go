@@ -1,0 +1,182 @@
+// Package httpapi is the admin API (/api/v1), the console's mount point and the operational endpoints
+// (/healthz, /metrics). routes.go is the whole route table on one screen.
+package httpapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hearth-cdp/hearth"
+	"github.com/hearth-cdp/hearth/internal/auth"
+	"github.com/hearth-cdp/hearth/internal/collect"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Options are what the server is built from.
+type Options struct {
+	Auth    *auth.Service
+	Sources *collect.Sources
+	// Pinger checks the database for /healthz.
+	Pinger interface {
+		Ping(ctx context.Context) error
+	}
+	Logger  *slog.Logger
+	Metrics *Metrics
+	// Gatherer serves /metrics.
+	Gatherer prometheus.Gatherer
+	// Console serves the embedded console under /console/.
+	Console http.Handler
+	// SecureCookies marks the session cookie Secure even on plain HTTP, for servers behind a TLS proxy.
+	SecureCookies bool
+	System        System
+}
+
+// System is what GET /api/v1/system tells.
+type System struct {
+	Version   string    `json:"version"`
+	Engine    string    `json:"engine"`
+	StartedAt time.Time `json:"started_at"`
+}
+
+// Server is the HTTP handler of everything but the public ingestion surface.
+type Server struct {
+	Options
+	logger  *slog.Logger
+	metrics *Metrics
+	mux     *http.ServeMux
+	// crossOrigin refuses cross-origin browser requests that change something, whatever the credentials.
+	crossOrigin *http.CrossOriginProtection
+	handler     http.Handler
+}
+
+// New builds the server.
+func New(opts Options) *Server {
+	s := &Server{Options: opts, logger: opts.Logger.With("component", "http"), metrics: opts.Metrics, mux: http.NewServeMux()}
+	s.crossOrigin = http.NewCrossOriginProtection()
+	s.crossOrigin.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, hearth.Errorf(hearth.Forbidden, "httpapi.cross_origin", "Cross-origin requests are not allowed."))
+	}))
+	s.routes()
+	s.handler = s.observe(s.mux)
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Handle mounts another part's handler (the ingestion API, later touch redirects) on the same server, so that
+// it shares request ids, the access log and metrics.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// access is who may call a route.
+type access int
+
+const (
+	public  access = iota // no credentials needed
+	readers               // any role
+	writers               // admin and marketer
+	admins                // admin only
+)
+
+func (a access) allows(r hearth.Role) bool {
+	switch a {
+	case readers:
+		return r.Valid()
+	case writers:
+		return r.CanWrite()
+	case admins:
+		return r == hearth.RoleAdmin
+	}
+	return true
+}
+
+// apiHandler is an admin API handler; p is the authenticated caller (empty on public routes).
+type apiHandler func(w http.ResponseWriter, r *http.Request, p auth.Principal)
+
+// api mounts an admin API route: cross-origin protection, then authentication and the role check.
+func (s *Server) api(pattern string, need access, h apiHandler) {
+	s.mux.Handle(pattern, s.crossOrigin.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if need == public {
+			h(w, r, auth.Principal{})
+			return
+		}
+		p, err := s.authenticate(r)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if !need.allows(p.Role) {
+			s.fail(w, r, hearth.Errorf(hearth.Forbidden, "httpapi.authorize", "Your role (%s) may not do this.", p.Role))
+			return
+		}
+		h(w, r, p)
+	})))
+}
+
+const (
+	sessionCookie = "hearth_session"
+	csrfHeader    = "X-CSRF-Token"
+)
+
+// authenticate finds the caller: an API key in the Authorization header, else the session cookie. A
+// cookie-authenticated request that changes something must carry the session's CSRF token.
+func (s *Server) authenticate(r *http.Request) (auth.Principal, error) {
+	const op = "httpapi.authenticate"
+	if h := r.Header.Get("Authorization"); h != "" {
+		key, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || key == "" {
+			return auth.Principal{}, hearth.Errorf(hearth.Unauthenticated, op, "The Authorization header must be \"Bearer <API key>\".")
+		}
+		return s.Auth.APIKeyPrincipal(r.Context(), strings.TrimSpace(key))
+	}
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return auth.Principal{}, hearth.Errorf(hearth.Unauthenticated, op, "Sign in, or send an API key as \"Authorization: Bearer <key>\".")
+	}
+	p, _, err := s.Auth.SessionPrincipal(r.Context(), c.Value)
+	if err != nil {
+		return auth.Principal{}, err
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		got := r.Header.Get(csrfHeader)
+		if subtle.ConstantTimeCompare([]byte(got), []byte(p.CSRFToken)) != 1 {
+			return auth.Principal{}, &hearth.Error{Kind: hearth.Forbidden, Op: op, Code: "csrf", Msg: "The request lacks a valid CSRF token; reload the page and try again."}
+		}
+	}
+	return p, nil
+}
+
+func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, token string, expires time.Time) {
+	http.SetCookie(w, &http.Cookie{
+		Name: sessionCookie, Value: token, Path: "/",
+		Expires: expires, MaxAge: int(time.Until(expires).Seconds()),
+		HttpOnly: true, SameSite: http.SameSiteLaxMode,
+		Secure: s.SecureCookies || r.TLS != nil,
+	})
+}
+
+func (s *Server) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{
+		Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: s.SecureCookies || r.TLS != nil,
+	})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.Pinger.Ping(ctx); err != nil {
+		s.logger.WarnContext(r.Context(), "health check failed", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{})
+}
