@@ -30,7 +30,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ auth.Principal)
 		s.fail(w, r, err)
 		return
 	}
-	s.setSessionCookie(w, r, token, sess.ExpiresAt)
+	s.setSessionCookie(w, r, token, sess)
 	writeJSON(w, http.StatusOK, sessionJSON{User: toUser(u), CSRFToken: sess.CSRFToken})
 }
 
@@ -104,7 +104,7 @@ func (s *Server) completeSetup(w http.ResponseWriter, r *http.Request, _ auth.Pr
 		return
 	}
 	s.logger.InfoContext(r.Context(), "first admin created", "user_id", u.ID)
-	s.setSessionCookie(w, r, token, sess.ExpiresAt)
+	s.setSessionCookie(w, r, token, sess)
 	writeJSON(w, http.StatusOK, sessionJSON{User: toUser(u), CSRFToken: sess.CSRFToken})
 }
 

@@ -150,10 +150,11 @@ func (s *Server) authenticate(r *http.Request) (auth.Principal, error) {
 	return p, nil
 }
 
-func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, token string, expires time.Time) {
+// setSessionCookie sets the cookie of a session just opened; it lasts as long as the session.
+func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, token string, sess auth.Session) {
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: token, Path: "/",
-		Expires: expires, MaxAge: int(time.Until(expires).Seconds()),
+		MaxAge: int(sess.ExpiresAt.Sub(sess.CreatedAt).Seconds()),
 		HttpOnly: true, SameSite: http.SameSiteLaxMode,
 		Secure: s.SecureCookies || r.TLS != nil,
 	})

@@ -1,0 +1,88 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/hearth-cdp/hearth"
+)
+
+// Every admin API route refuses callers without credentials (401) and roles that may not (403).
+func TestAccessControl(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		src := createSource(t, e.as(hearth.RoleAdmin), "Website", "website")
+		revoked, k, err := e.auth.CreateAPIKey(t.Context(), "old", hearth.RoleAdmin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.auth.RevokeAPIKey(t.Context(), k.ID); err != nil {
+			t.Fatal(err)
+		}
+		// Who may call each route: "read" any role, "write" admin and marketer, "admin" admin only.
+		routes := []struct {
+			method, path string
+			body         any
+			need         string
+		}{
+			{"GET", "/api/v1/system", nil, "read"},
+			{"GET", "/api/v1/sources", nil, "read"},
+			{"GET", "/api/v1/sources/" + src.ID, nil, "read"},
+			{"POST", "/api/v1/sources", map[string]string{"name": "x", "kind": "app"}, "write"},
+			{"PATCH", "/api/v1/sources/" + src.ID, map[string]string{"name": "Website"}, "write"},
+			{"POST", "/api/v1/sources/" + src.ID + "/enable", nil, "write"},
+			{"POST", "/api/v1/sources/" + src.ID + "/write-key", nil, "write"},
+			{"GET", "/api/v1/users", nil, "admin"},
+			{"POST", "/api/v1/users", map[string]string{"email": "x@example.com", "role": "analyst", "password": "0123456789"}, "admin"},
+			{"PATCH", "/api/v1/users/nope", map[string]string{"name": "x"}, "admin"},
+			{"GET", "/api/v1/api-keys", nil, "admin"},
+			{"POST", "/api/v1/api-keys", map[string]string{"name": "x", "role": "analyst"}, "admin"},
+			{"DELETE", "/api/v1/api-keys/nope", nil, "admin"},
+			{"GET", "/api/v1/no-such-thing", nil, "read"},
+		}
+		allowed := map[string][]hearth.Role{
+			"read":  {hearth.RoleAdmin, hearth.RoleMarketer, hearth.RoleAnalyst},
+			"write": {hearth.RoleAdmin, hearth.RoleMarketer},
+			"admin": {hearth.RoleAdmin},
+		}
+		for _, rt := range routes {
+			name := rt.method + " " + rt.path
+			t.Run(name, func(t *testing.T) {
+				if r := e.client().do(rt.method, rt.path, rt.body); r.status != http.StatusUnauthorized || r.errCode() != "unauthenticated" {
+					t.Errorf("without credentials: %d %s, want 401 unauthenticated", r.status, r.body)
+				}
+				bad := e.client()
+				bad.header.Set("Authorization", "Bearer hk_not-a-key")
+				if r := bad.do(rt.method, rt.path, rt.body); r.status != http.StatusUnauthorized {
+					t.Errorf("with a wrong key: %d, want 401", r.status)
+				}
+				old := e.client()
+				old.header.Set("Authorization", "Bearer "+revoked)
+				if r := old.do(rt.method, rt.path, rt.body); r.status != http.StatusUnauthorized {
+					t.Errorf("with a revoked key: %d, want 401", r.status)
+				}
+				for _, role := range []hearth.Role{hearth.RoleAdmin, hearth.RoleMarketer, hearth.RoleAnalyst} {
+					r := e.as(role).do(rt.method, rt.path, rt.body)
+					may := false
+					for _, a := range allowed[rt.need] {
+						may = may || a == role
+					}
+					if may && (r.status == http.StatusUnauthorized || r.status == http.StatusForbidden) {
+						t.Errorf("%s: %d %s, want it allowed", role, r.status, r.body)
+					}
+					if !may && (r.status != http.StatusForbidden || r.errCode() != "forbidden") {
+						t.Errorf("%s: %d %s, want 403 forbidden", role, r.status, r.body)
+					}
+				}
+			})
+		}
+	})
+}
+
+func TestMalformedAuthorization(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.client()
+		c.header.Set("Authorization", "Basic YWRtaW46YWRtaW4=")
+		r := c.do("GET", "/api/v1/sources", nil)
+		wantStatus(t, r, http.StatusUnauthorized)
+	})
+}

@@ -1,0 +1,109 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/hearth-cdp/hearth"
+)
+
+type sourceOut struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Kind     string `json:"kind"`
+	WriteKey string `json:"write_key"`
+	Enabled  bool   `json:"enabled"`
+}
+
+func createSource(t *testing.T, c *client, name, kind string) sourceOut {
+	t.Helper()
+	r := c.do("POST", "/api/v1/sources", map[string]string{"name": name, "kind": kind})
+	wantStatus(t, r, http.StatusCreated)
+	var s sourceOut
+	r.decode(t, &s)
+	return s
+}
+
+func TestSources(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.as(hearth.RoleMarketer)
+		web := createSource(t, c, "  Website  ", "website")
+		if web.ID == "" || web.Name != "Website" || web.Kind != "website" || !web.Enabled || len(web.WriteKey) < 24 {
+			t.Fatalf("created %+v", web)
+		}
+		wechat := createSource(t, c, "微信服务号", "wechat")
+
+		var list struct{ Items []sourceOut }
+		c.do("GET", "/api/v1/sources", nil).decode(t, &list)
+		if len(list.Items) != 2 || list.Items[0].ID != wechat.ID || list.Items[1].ID != web.ID {
+			t.Errorf("list = %+v, want newest first", list.Items)
+		}
+
+		r := c.do("POST", "/api/v1/sources", map[string]string{"name": "website", "kind": "website"})
+		if r.status != http.StatusCreated {
+			t.Errorf("names differing in case are distinct sources: %d %s", r.status, r.body)
+		}
+		r = c.do("POST", "/api/v1/sources", map[string]string{"name": "Website", "kind": "app"})
+		if r.status != http.StatusConflict || r.errCode() != "conflict" {
+			t.Errorf("duplicate name: %d %s", r.status, r.body)
+		}
+
+		var got sourceOut
+		r = c.do("PATCH", "/api/v1/sources/"+web.ID, map[string]string{"name": "Main website"})
+		wantStatus(t, r, http.StatusOK)
+		r.decode(t, &got)
+		if got.Name != "Main website" || got.WriteKey != web.WriteKey {
+			t.Errorf("renamed: %+v", got)
+		}
+		c.do("POST", "/api/v1/sources/"+web.ID+"/disable", nil).decode(t, &got)
+		if got.Enabled {
+			t.Error("disable left the source enabled")
+		}
+		c.do("POST", "/api/v1/sources/"+web.ID+"/enable", nil).decode(t, &got)
+		if !got.Enabled {
+			t.Error("enable left the source disabled")
+		}
+		c.do("POST", "/api/v1/sources/"+web.ID+"/write-key", nil).decode(t, &got)
+		if got.WriteKey == web.WriteKey || len(got.WriteKey) < 24 {
+			t.Errorf("write key not regenerated: %q", got.WriteKey)
+		}
+		c.do("GET", "/api/v1/sources/"+web.ID, nil).decode(t, &got)
+		if got.Name != "Main website" {
+			t.Errorf("get = %+v", got)
+		}
+		wantStatus(t, c.do("GET", "/api/v1/sources/nope", nil), http.StatusNotFound)
+		wantStatus(t, c.do("POST", "/api/v1/sources/nope/disable", nil), http.StatusNotFound)
+	})
+}
+
+func TestSourceValidation(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.as(hearth.RoleAdmin)
+		tests := []struct {
+			name   string
+			body   string
+			status int
+			code   string
+		}{
+			{"bad kind", `{"name":"x","kind":"fax"}`, 400, "invalid"},
+			{"empty name", `{"name":"  ","kind":"app"}`, 400, "invalid"},
+			{"long name", `{"name":"` + strings.Repeat("名", 101) + `","kind":"app"}`, 400, "invalid"},
+			{"malformed JSON", `{"name":`, 400, "invalid"},
+			{"not an object", `[1,2]`, 400, "invalid"},
+			{"wrong type", `{"name":5,"kind":"app"}`, 400, "invalid"},
+			{"unknown field", `{"name":"x","kind":"app","colour":"red"}`, 400, "invalid"},
+			{"two objects", `{"name":"x","kind":"app"}{}`, 400, "invalid"},
+			{"empty body", ``, 400, "invalid"},
+			{"too large", `{"name":"` + strings.Repeat("x", 2<<20) + `","kind":"app"}`, 413, "too_large"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				r := c.do("POST", "/api/v1/sources", tt.body)
+				if r.status != tt.status || r.errCode() != tt.code {
+					t.Errorf("%d %s, want %d %s", r.status, r.body, tt.status, tt.code)
+				}
+			})
+		}
+	})
+}
