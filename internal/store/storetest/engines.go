@@ -99,4 +99,3 @@ func open(t testing.TB, opts store.Options) *store.DB {
 	}
 	return db
 }
-
