@@ -1,0 +1,159 @@
+// The admin API client (docs/admin-api.md). Same-origin fetch with the session cookie; every request that
+// changes something carries the CSRF token from the login or session answer.
+
+export type Role = 'admin' | 'marketer' | 'analyst'
+export const roles: readonly Role[] = ['admin', 'marketer', 'analyst']
+
+export type SourceKind = 'website' | 'app' | 'server' | 'wechat' | 'offline'
+export const sourceKinds: readonly SourceKind[] = ['website', 'app', 'server', 'wechat', 'offline']
+
+export interface User {
+  id: string
+  email: string
+  name: string
+  role: Role
+  disabled: boolean
+  created_at: string
+  last_login_at: string | null
+}
+
+export interface SessionAnswer {
+  user: User
+  csrf_token: string
+}
+
+export interface SystemInfo {
+  version: string
+  engine: 'sqlite' | 'postgres'
+  started_at: string
+}
+
+export interface Source {
+  id: string
+  name: string
+  kind: SourceKind
+  write_key: string
+  enabled: boolean
+  created_at: string
+  updated_at: string
+}
+
+export interface APIKey {
+  id: string
+  name: string
+  role: Role
+  prefix: string
+  created_at: string
+  last_used_at: string | null
+  revoked_at: string | null
+}
+
+export interface NewAPIKey extends APIKey {
+  key: string
+}
+
+interface List<T> {
+  items: T[] | null
+}
+
+// An empty list may come as null from a server that encodes a nil slice; treat it as [].
+const items = <T>(l: List<T>): T[] => l.items ?? []
+
+/** An error answer from the API, or a network failure (status 0, code "network"). */
+export class ApiError extends Error {
+  readonly status: number
+  readonly code: string
+  readonly retryAfter: number | null
+
+  constructor(status: number, code: string, message: string, retryAfter: number | null = null) {
+    super(message)
+    this.name = 'ApiError'
+    this.status = status
+    this.code = code
+    this.retryAfter = retryAfter
+  }
+}
+
+let csrfToken = ''
+let onUnauthenticated: (() => void) | null = null
+
+export function setCsrfToken(token: string): void {
+  csrfToken = token
+}
+
+/** Called when a request answers 401 because the session is gone (not for a wrong password). */
+export function setUnauthenticatedHandler(fn: () => void): void {
+  onUnauthenticated = fn
+}
+
+async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json' }
+  if (body !== undefined) headers['Content-Type'] = 'application/json'
+  if (method !== 'GET' && method !== 'HEAD' && csrfToken) headers['X-CSRF-Token'] = csrfToken
+
+  let res: Response
+  try {
+    res = await fetch('/api/v1' + path, {
+      method,
+      headers,
+      credentials: 'same-origin',
+      body: body === undefined ? undefined : JSON.stringify(body),
+    })
+  } catch {
+    throw new ApiError(0, 'network', '')
+  }
+
+  if (res.ok) {
+    if (res.status === 204) return undefined as T
+    const text = await res.text()
+    return (text ? JSON.parse(text) : undefined) as T
+  }
+
+  let code = 'internal'
+  let message = ''
+  try {
+    const data = (await res.json()) as { error?: { code?: string; message?: string } }
+    code = data.error?.code ?? code
+    message = data.error?.message ?? ''
+  } catch {
+    // Not JSON (a proxy's error page, say): keep the generic code.
+  }
+  const retry = res.headers.get('Retry-After')
+  const err = new ApiError(res.status, code, message, retry && /^\d+$/.test(retry) ? Number(retry) : null)
+  const sessionGone = res.status === 401 && code !== 'invalid_credentials' && !path.startsWith('/auth/')
+  if (sessionGone && onUnauthenticated) onUnauthenticated()
+  throw err
+}
+
+const enc = encodeURIComponent
+
+export const api = {
+  login: (email: string, password: string) => request<SessionAnswer>('POST', '/auth/login', { email, password }),
+  session: () => request<SessionAnswer>('GET', '/auth/session'),
+  logout: () => request<void>('POST', '/auth/logout'),
+  changePassword: (current_password: string, new_password: string) =>
+    request<void>('POST', '/auth/password', { current_password, new_password }),
+  checkSetup: (token: string) => request<{ valid: boolean }>('GET', '/auth/setup?token=' + enc(token)),
+  setup: (token: string, email: string, name: string, password: string) =>
+    request<SessionAnswer>('POST', '/auth/setup', { token, email, name, password }),
+
+  system: () => request<SystemInfo>('GET', '/system'),
+
+  sources: () => request<List<Source>>('GET', '/sources').then(items),
+  source: (id: string) => request<Source>('GET', '/sources/' + enc(id)),
+  createSource: (name: string, kind: SourceKind) => request<Source>('POST', '/sources', { name, kind }),
+  renameSource: (id: string, name: string) => request<Source>('PATCH', '/sources/' + enc(id), { name }),
+  setSourceEnabled: (id: string, enabled: boolean) =>
+    request<Source>('POST', `/sources/${enc(id)}/${enabled ? 'enable' : 'disable'}`),
+  regenerateWriteKey: (id: string) => request<Source>('POST', `/sources/${enc(id)}/write-key`),
+
+  users: () => request<List<User>>('GET', '/users').then(items),
+  createUser: (u: { email: string; name: string; role: Role; password: string }) =>
+    request<User>('POST', '/users', u),
+  updateUser: (id: string, patch: { name?: string; role?: Role; disabled?: boolean }) =>
+    request<User>('PATCH', '/users/' + enc(id), patch),
+
+  apiKeys: () => request<List<APIKey>>('GET', '/api-keys').then(items),
+  createAPIKey: (name: string, role: Role) => request<NewAPIKey>('POST', '/api-keys', { name, role }),
+  revokeAPIKey: (id: string) => request<void>('DELETE', '/api-keys/' + enc(id)),
+}

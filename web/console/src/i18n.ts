@@ -1,0 +1,87 @@
+// English and Simplified Chinese. The choice is kept in localStorage; the first visit follows the browser.
+import { ref, watchEffect } from 'vue'
+import type { Role, SourceKind } from './api'
+import en, { type MessageKey, type Messages } from './locales/en'
+import zhCN from './locales/zh-CN'
+
+export type Locale = 'en' | 'zh-CN'
+export const locales: readonly { code: Locale; label: string }[] = [
+  { code: 'en', label: 'English' },
+  { code: 'zh-CN', label: '简体中文' },
+]
+
+const dictionaries: Record<Locale, Messages> = { en, 'zh-CN': zhCN }
+const storageKey = 'hearth.locale'
+
+function initialLocale(): Locale {
+  try {
+    const saved = localStorage.getItem(storageKey)
+    if (saved === 'en' || saved === 'zh-CN') return saved
+  } catch {
+    // Storage can be blocked; fall back to the browser's language.
+  }
+  const langs = navigator.languages?.length ? navigator.languages : [navigator.language]
+  for (const l of langs) {
+    const lower = (l ?? '').toLowerCase()
+    if (lower.startsWith('zh')) return 'zh-CN'
+    if (lower.startsWith('en')) return 'en'
+  }
+  return 'en'
+}
+
+export const locale = ref<Locale>(initialLocale())
+
+watchEffect(() => {
+  document.documentElement.lang = locale.value
+})
+
+export function setLocale(l: Locale): void {
+  locale.value = l
+  try {
+    localStorage.setItem(storageKey, l)
+  } catch {
+    // Not remembered, but still switched.
+  }
+}
+
+/** The message for key in the current language; {name} placeholders are filled from params. */
+export function t(key: MessageKey, params?: Record<string, string | number>): string {
+  const msg = dictionaries[locale.value][key] ?? en[key] ?? key
+  if (!params) return msg
+  return msg.replace(/\{(\w+)\}/g, (m, name: string) => (name in params ? String(params[name]) : m))
+}
+
+export const kindLabel = (k: SourceKind) => t(`kind.${k}`)
+export const kindHint = (k: SourceKind) => t(`kind.${k}.hint`)
+export const roleLabel = (r: Role) => t(`role.${r}`)
+export const roleHint = (r: Role) => t(`role.${r}.hint`)
+
+export function formatDate(iso: string | null | undefined): string {
+  if (!iso) return '—'
+  const d = new Date(iso)
+  if (Number.isNaN(d.getTime())) return '—'
+  return new Intl.DateTimeFormat(locale.value, { dateStyle: 'medium' }).format(d)
+}
+
+export function formatDateTime(iso: string | null | undefined): string {
+  if (!iso) return '—'
+  const d = new Date(iso)
+  if (Number.isNaN(d.getTime())) return '—'
+  return new Intl.DateTimeFormat(locale.value, { dateStyle: 'medium', timeStyle: 'short' }).format(d)
+}
+
+/** "3 hours ago", "2 天前"; empty when iso is null. */
+export function formatRelative(iso: string | null | undefined, now = Date.now()): string {
+  if (!iso) return ''
+  const then = new Date(iso).getTime()
+  if (Number.isNaN(then)) return ''
+  const secs = Math.round((then - now) / 1000)
+  const rtf = new Intl.RelativeTimeFormat(locale.value, { numeric: 'auto' })
+  const abs = Math.abs(secs)
+  if (abs < 45) return rtf.format(0, 'second')
+  if (abs < 45 * 60) return rtf.format(Math.round(secs / 60), 'minute')
+  if (abs < 22 * 3600) return rtf.format(Math.round(secs / 3600), 'hour')
+  if (abs < 26 * 86400) return rtf.format(Math.round(secs / 86400), 'day')
+  if (abs < 320 * 86400) return rtf.format(Math.round(secs / (30 * 86400)), 'month')
+  return rtf.format(Math.round(secs / (365 * 86400)), 'year')
+}
