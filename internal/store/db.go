@@ -36,6 +36,8 @@ type DB struct {
 	write  *sql.DB
 	read   *sql.DB
 	clock  hearth.Clock
+	// dialect is what this engine does differently.
+	dialect dialect
 	// mapErr turns an engine's driver error into a *hearth.Error where it has a meaning (unique violation).
 	mapErr func(error) error
 }

@@ -28,6 +28,8 @@ func Run(t *testing.T, open Opener) {
 		{"SetupToken", testSetupToken},
 		{"LoginFailures", testLoginFailures},
 		{"Sources", testSources},
+		{"EventLog", testEventLog},
+		{"EventLogConcurrent", testEventLogConcurrent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,331 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hearth-cdp/hearth/internal/collect"
+)
+
+// dedupeKey is the 64-bit FNV-1a hash of a source and message id: the compact key that the dedupe index
+// holds. Matches are compared in full, so collisions cost a row read, never an event.
+func dedupeKey(sourceID, messageID string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(sourceID))
+	h.Write([]byte{0})
+	h.Write([]byte(messageID))
+	return int64(h.Sum64())
+}
+
+const eventColumns = `seq, source_id, message_id, type, name, user_id, anonymous_id, timestamp, received_at, bot, payload`
+
+const insertEventColumns = `dedupe_key, source_id, message_id, type, name, user_id, anonymous_id, timestamp, received_at, bot, payload`
+
+// insertStatements caches multi-row INSERT texts by row count.
+var insertStatements sync.Map
+
+func insertEventsSQL(rows int) string {
+	if s, ok := insertStatements.Load(rows); ok {
+		return s.(string)
+	}
+	var b strings.Builder
+	b.WriteString(`INSERT INTO events (` + insertEventColumns + `) VALUES `)
+	const cols = 11
+	for r := 0; r < rows; r++ {
+		if r > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('(')
+		for c := 0; c < cols; c++ {
+			if c > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "$%d", r*cols+c+1)
+		}
+		b.WriteByte(')')
+	}
+	s := b.String()
+	insertStatements.Store(rows, s)
+	return s
+}
+
+// rowsPerInsert bounds a multi-row INSERT: few statements per batch, well under both engines' parameter limits.
+const rowsPerInsert = 64
+
+// appendBatches writes batches to the event log in one transaction: deduplicates against the window and
+// within the transaction, inserts, records rejections and per-source counts. Appends are serialised (one
+// writer on SQLite, an advisory lock on PostgreSQL), so log order is commit order and readers that follow
+// offsets never skip an event committed late.
+func (db *DB) appendBatches(ctx context.Context, batches []*collect.Batch, dedupeSince time.Time) ([]collect.AppendResult, error) {
+	const op = "store.append_events"
+	results := make([]collect.AppendResult, len(batches))
+	err := db.inTx(ctx, op, func(tx *sql.Tx) error {
+		if err := db.dialect.lockEventLog(ctx, tx); err != nil {
+			return db.wrap(op, err)
+		}
+		type msg struct{ source, id string }
+		var keys []int64
+		for _, b := range batches {
+			for i := range b.Events {
+				keys = append(keys, dedupeKey(b.SourceID, b.Events[i].MessageID))
+			}
+		}
+		seen := make(map[msg]bool)
+		if err := db.dialect.existingMessages(ctx, tx, keys, dedupeSince, func(source, id string) { seen[msg{source, id}] = true }); err != nil {
+			return db.wrap(op, err)
+		}
+		args := make([]any, 0, rowsPerInsert*11)
+		rows := 0
+		flush := func() error {
+			if rows == 0 {
+				return nil
+			}
+			_, err := tx.ExecContext(ctx, insertEventsSQL(rows), args...)
+			args, rows = args[:0], 0
+			return err
+		}
+		type counts struct {
+			accepted, duplicates, rejected int
+			last                           time.Time
+		}
+		stats := map[string]*counts{}
+		for bi, b := range batches {
+			c := stats[b.SourceID]
+			if c == nil {
+				c = &counts{}
+				stats[b.SourceID] = c
+			}
+			if b.ReceivedAt.After(c.last) {
+				c.last = b.ReceivedAt
+			}
+			c.rejected += len(b.Rejected)
+			for i := range b.Events {
+				e := &b.Events[i]
+				m := msg{b.SourceID, e.MessageID}
+				if seen[m] {
+					results[bi].Duplicates++
+					c.duplicates++
+					continue
+				}
+				seen[m] = true
+				results[bi].Accepted++
+				c.accepted++
+				args = append(args, dedupeKey(b.SourceID, e.MessageID), b.SourceID, e.MessageID, e.Type, e.Name,
+					e.UserID, e.AnonymousID, e.Timestamp, e.ReceivedAt, e.Bot, string(e.Payload))
+				if rows++; rows == rowsPerInsert {
+					if err := flush(); err != nil {
+						return db.wrap(op, err)
+					}
+				}
+			}
+			for _, r := range b.Rejected {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO rejected_events (source_id, received_at, reason, payload) VALUES ($1, $2, $3, $4)`,
+					b.SourceID, b.ReceivedAt, r.Reason, string(r.Payload)); err != nil {
+					return db.wrap(op, err)
+				}
+			}
+		}
+		if err := flush(); err != nil {
+			return db.wrap(op, err)
+		}
+		for source, c := range stats {
+			if _, err := tx.ExecContext(ctx, upsertSourceStats, source, c.accepted, c.duplicates, c.rejected, c.last); err != nil {
+				return db.wrap(op, err)
+			}
+		}
+		return nil
+	})
+	return results, err
+}
+
+const upsertSourceStats = `INSERT INTO source_stats (source_id, accepted, duplicates, rejected, last_event_at) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (source_id) DO UPDATE SET
+	accepted = source_stats.accepted + excluded.accepted,
+	duplicates = source_stats.duplicates + excluded.duplicates,
+	rejected = source_stats.rejected + excluded.rejected,
+	last_event_at = CASE WHEN source_stats.last_event_at IS NULL OR excluded.last_event_at > source_stats.last_event_at
+		THEN excluded.last_event_at ELSE source_stats.last_event_at END`
+
+func scanEvent(row interface{ Scan(...any) error }) (collect.Event, error) {
+	var e collect.Event
+	var payload string
+	err := row.Scan(&e.Seq, &e.SourceID, &e.MessageID, &e.Type, &e.Name, &e.UserID, &e.AnonymousID, &e.Timestamp, &e.ReceivedAt, &e.Bot, &payload)
+	e.Timestamp, e.ReceivedAt, e.Payload = e.Timestamp.UTC(), e.ReceivedAt.UTC(), []byte(payload)
+	return e, err
+}
+
+func (db *DB) queryEvents(ctx context.Context, op, query string, args ...any) ([]collect.Event, error) {
+	rows, err := db.read.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, db.wrap(op, err)
+	}
+	defer rows.Close()
+	var out []collect.Event
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, db.wrap(op, err)
+		}
+		out = append(out, e)
+	}
+	return out, db.wrap(op, rows.Err())
+}
+
+// ReadEvents returns up to limit events after the offset, in log order: how consumers read the log.
+func (db *DB) ReadEvents(ctx context.Context, after int64, limit int) ([]collect.Event, error) {
+	return db.queryEvents(ctx, "store.read_events", `SELECT `+eventColumns+` FROM events WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
+}
+
+// LogHead is the offset of the newest event, 0 for an empty log.
+func (db *DB) LogHead(ctx context.Context) (int64, error) {
+	var head sql.NullInt64
+	err := db.read.QueryRowContext(ctx, `SELECT max(seq) FROM events`).Scan(&head)
+	return head.Int64, db.wrap("store.log_head", err)
+}
+
+// ConsumerOffset is how far a consumer has read; 0 for one that never read.
+func (db *DB) ConsumerOffset(ctx context.Context, name string) (int64, error) {
+	var pos int64
+	err := db.read.QueryRowContext(ctx, `SELECT position FROM consumer_offsets WHERE name = $1`, name).Scan(&pos)
+	if err == sql.ErrNoRows {
+		return 0, nil
+	}
+	return pos, db.wrap("store.consumer_offset", err)
+}
+
+// SetConsumerOffset records how far a consumer has read.
+func (db *DB) SetConsumerOffset(ctx context.Context, name string, pos int64) error {
+	_, err := db.write.ExecContext(ctx, `INSERT INTO consumer_offsets (name, position, updated_at) VALUES ($1, $2, $3)
+		ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`, name, pos, db.clock.Now())
+	return db.wrap("store.set_consumer_offset", err)
+}
+
+// debuggerScan bounds how many log entries one debugger read looks through, so that watching a quiet source
+// beside a busy one stays cheap.
+const debuggerScan = 20000
+
+// SourceEvents returns a source's events for the live debugger: with after = 0 its latest ones (newest
+// first, looking back over the latest entries of the log), else those after the cursor (oldest first). The
+// returned cursor is where the next read should start.
+func (db *DB) SourceEvents(ctx context.Context, sourceID string, after int64, limit int) ([]collect.Event, int64, error) {
+	const op = "store.source_events"
+	head, err := db.LogHead(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	if after <= 0 {
+		evs, err := db.queryEvents(ctx, op, `SELECT `+eventColumns+` FROM events WHERE seq > $1 AND source_id = $2 ORDER BY seq DESC LIMIT $3`,
+			head-debuggerScan, sourceID, limit)
+		return evs, head, err
+	}
+	upto := min(head, after+debuggerScan)
+	evs, err := db.queryEvents(ctx, op, `SELECT `+eventColumns+` FROM events WHERE seq > $1 AND seq <= $2 AND source_id = $3 ORDER BY seq LIMIT $4`,
+		after, upto, sourceID, limit)
+	if err == nil && len(evs) == limit {
+		upto = evs[len(evs)-1].Seq
+	}
+	return evs, max(upto, after), err
+}
+
+// RejectedEvent is an event refused at the door, as the debugger shows it.
+type RejectedEvent struct {
+	ID         int64
+	SourceID   string
+	ReceivedAt time.Time
+	Reason     string
+	Payload    string
+}
+
+// SourceRejections returns a source's refused events after a cursor (0: the latest ones), newest first.
+func (db *DB) SourceRejections(ctx context.Context, sourceID string, after int64, limit int) ([]RejectedEvent, error) {
+	const op = "store.source_rejections"
+	rows, err := db.read.QueryContext(ctx, `SELECT id, source_id, received_at, reason, payload FROM rejected_events
+		WHERE source_id = $1 AND id > $2 ORDER BY id DESC LIMIT $3`, sourceID, after, limit)
+	if err != nil {
+		return nil, db.wrap(op, err)
+	}
+	defer rows.Close()
+	var out []RejectedEvent
+	for rows.Next() {
+		var r RejectedEvent
+		if err := rows.Scan(&r.ID, &r.SourceID, &r.ReceivedAt, &r.Reason, &r.Payload); err != nil {
+			return nil, db.wrap(op, err)
+		}
+		r.ReceivedAt = r.ReceivedAt.UTC()
+		out = append(out, r)
+	}
+	return out, db.wrap(op, rows.Err())
+}
+
+// SourceStats are a source's ingestion counts.
+type SourceStats struct {
+	Accepted, Duplicates, Rejected int64
+	LastEventAt                    *time.Time
+}
+
+// AllSourceStats returns the counts of every source that has sent anything.
+func (db *DB) AllSourceStats(ctx context.Context) (map[string]SourceStats, error) {
+	const op = "store.source_stats"
+	rows, err := db.read.QueryContext(ctx, `SELECT source_id, accepted, duplicates, rejected, last_event_at FROM source_stats`)
+	if err != nil {
+		return nil, db.wrap(op, err)
+	}
+	defer rows.Close()
+	out := map[string]SourceStats{}
+	for rows.Next() {
+		var id string
+		var s SourceStats
+		var last sql.NullTime
+		if err := rows.Scan(&id, &s.Accepted, &s.Duplicates, &s.Rejected, &last); err != nil {
+			return nil, db.wrap(op, err)
+		}
+		s.LastEventAt = nullTime(last)
+		out[id] = s
+	}
+	return out, db.wrap(op, rows.Err())
+}
+
+// retentionChunk bounds one retention delete, so that it never holds the writer for long.
+const retentionChunk = 5000
+
+// DeleteEventsBefore removes events received before cutoff, oldest first, in small transactions, and
+// rejected events older than rejectedCutoff. It returns how many events it removed.
+func (db *DB) DeleteEventsBefore(ctx context.Context, cutoff, rejectedCutoff time.Time) (int64, error) {
+	const op = "store.delete_events"
+	var total int64
+	for {
+		// seq follows arrival closely, so the oldest rows are the expired ones: find where they end by
+		// walking from the start, which only ever reads rows about to be deleted.
+		var first, boundary sql.NullInt64
+		if err := db.read.QueryRowContext(ctx, `SELECT min(seq) FROM events`).Scan(&first); err != nil {
+			return total, db.wrap(op, err)
+		}
+		if !first.Valid {
+			break
+		}
+		err := db.read.QueryRowContext(ctx, `SELECT max(seq) FROM (SELECT seq FROM events WHERE seq < $1 AND received_at < $2 ORDER BY seq LIMIT $3) expired`,
+			first.Int64+retentionChunk, cutoff, retentionChunk).Scan(&boundary)
+		if err != nil {
+			return total, db.wrap(op, err)
+		}
+		if !boundary.Valid {
+			break
+		}
+		res, err := db.write.ExecContext(ctx, `DELETE FROM events WHERE seq <= $1 AND received_at < $2`, boundary.Int64, cutoff)
+		if err != nil {
+			return total, db.wrap(op, err)
+		}
+		n, _ := res.RowsAffected()
+		total += n
+		if n == 0 {
+			break
+		}
+	}
+	_, err := db.write.ExecContext(ctx, `DELETE FROM rejected_events WHERE received_at < $1`, rejectedCutoff)
+	return total, db.wrap(op, err)
+}

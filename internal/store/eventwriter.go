@@ -1,0 +1,147 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/hearth-cdp/hearth"
+	"github.com/hearth-cdp/hearth/internal/collect"
+)
+
+// EventWriter appends to the event log with group commit: concurrent requests' batches are written in one
+// transaction, so that many requests share one fsync. Append returns once its batch is durable.
+type EventWriter struct {
+	db      *DB
+	opts    EventWriterOptions
+	reqs    chan *appendReq
+	done    chan struct{}
+	observe func(batches, events int, took time.Duration)
+}
+
+// EventWriterOptions tune the writer.
+type EventWriterOptions struct {
+	// DedupeWindow: an event whose message id its source already sent within this window is stored once.
+	DedupeWindow time.Duration // default 7 days
+	// MaxEvents bounds one transaction.
+	MaxEvents int // default 20,000
+	// Observe, if set, is told about each transaction (for metrics).
+	Observe func(batches, events int, took time.Duration)
+}
+
+type appendReq struct {
+	batch  *collect.Batch
+	result chan appendResult
+}
+
+type appendResult struct {
+	res collect.AppendResult
+	err error
+}
+
+// NewEventWriter returns a writer; call Run to start it.
+func NewEventWriter(db *DB, opts EventWriterOptions) *EventWriter {
+	if opts.DedupeWindow == 0 {
+		opts.DedupeWindow = 7 * 24 * time.Hour
+	}
+	if opts.MaxEvents == 0 {
+		opts.MaxEvents = 20000
+	}
+	return &EventWriter{db: db, opts: opts, reqs: make(chan *appendReq, 4096), done: make(chan struct{}), observe: opts.Observe}
+}
+
+var errWriterStopped = &hearth.Error{Kind: hearth.Unavailable, Op: "store.append_events", Msg: "Hearth is shutting down; try again."}
+
+// Append hands a batch to the writer and waits until it is durable.
+func (w *EventWriter) Append(ctx context.Context, b *collect.Batch) (collect.AppendResult, error) {
+	req := &appendReq{batch: b, result: make(chan appendResult, 1)}
+	select {
+	case w.reqs <- req:
+	case <-w.done:
+		return collect.AppendResult{}, errWriterStopped
+	case <-ctx.Done():
+		return collect.AppendResult{}, ctx.Err()
+	}
+	select {
+	case r := <-req.result:
+		return r.res, r.err
+	case <-ctx.Done():
+		// The batch may still be written; the caller did not get an acknowledgement, so a retry is safe:
+		// deduplication stores it once.
+		return collect.AppendResult{}, ctx.Err()
+	}
+}
+
+// Run writes batches until ctx ends, then finishes what it has taken and returns. Stop the HTTP server
+// first, so that no request is left waiting.
+func (w *EventWriter) Run(ctx context.Context) {
+	defer close(w.done)
+	var pending []*appendReq
+	for {
+		select {
+		case <-ctx.Done():
+			w.drain()
+			return
+		case r := <-w.reqs:
+			pending = append(pending[:0], r)
+		}
+		events := len(pending[0].batch.Events)
+	more:
+		for events < w.opts.MaxEvents {
+			select {
+			case r := <-w.reqs:
+				pending = append(pending, r)
+				events += len(r.batch.Events)
+			default:
+				break more
+			}
+		}
+		w.write(context.WithoutCancel(ctx), pending, events)
+	}
+}
+
+// drain writes whatever is queued when the writer stops.
+func (w *EventWriter) drain() {
+	for {
+		select {
+		case r := <-w.reqs:
+			w.write(context.Background(), []*appendReq{r}, len(r.batch.Events))
+		default:
+			return
+		}
+	}
+}
+
+func (w *EventWriter) write(ctx context.Context, pending []*appendReq, events int) {
+	start := time.Now()
+	batches := make([]*collect.Batch, len(pending))
+	for i, r := range pending {
+		batches[i] = r.batch
+	}
+	since := w.db.clock.Now().Add(-w.opts.DedupeWindow)
+	results, err := w.db.appendBatches(ctx, batches, since)
+	if err != nil && len(pending) > 1 && hearth.KindOf(err) != hearth.Unavailable {
+		// One bad batch must not fail its neighbours: write each on its own.
+		for _, r := range pending {
+			res, err := w.db.appendBatches(ctx, []*collect.Batch{r.batch}, since)
+			r.result <- appendResult{res: first(res), err: err}
+		}
+		return
+	}
+	if w.observe != nil && err == nil {
+		w.observe(len(pending), events, time.Since(start))
+	}
+	for i, r := range pending {
+		if err != nil {
+			r.result <- appendResult{err: err}
+			continue
+		}
+		r.result <- appendResult{res: results[i]}
+	}
+}
+
+func first(rs []collect.AppendResult) collect.AppendResult {
+	if len(rs) == 0 {
+		return collect.AppendResult{}
+	}
+	return rs[0]
+}

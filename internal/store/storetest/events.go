@@ -1,0 +1,171 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hearth-cdp/hearth/internal/collect"
+	"github.com/hearth-cdp/hearth/internal/store"
+)
+
+func event(clock *Clock, msgID, user string) collect.Event {
+	now := clock.Now()
+	return collect.Event{
+		MessageID: msgID, Type: "track", Name: "Order Completed", UserID: user,
+		Timestamp: now.Add(-time.Second), ReceivedAt: now,
+		Payload: []byte(fmt.Sprintf(`{"type":"track","messageId":%q,"userId":%q,"event":"Order Completed","properties":{"总额":9.5}}`, msgID, user)),
+	}
+}
+
+func runWriter(t *testing.T, db *store.DB, opts store.EventWriterOptions) *store.EventWriter {
+	w := store.NewEventWriter(db, opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return w
+}
+
+func testEventLog(t *testing.T, db *store.DB, clock *Clock) {
+	w := runWriter(t, db, store.EventWriterOptions{DedupeWindow: 24 * time.Hour})
+	b := &collect.Batch{SourceID: "src1", ReceivedAt: clock.Now(), Events: []collect.Event{
+		event(clock, "m1", "u1"), event(clock, "m2", "u2"), event(clock, "m1", "u1"), // m1 twice in one request
+	}, Rejected: []collect.Rejected{{Index: 3, Reason: "userId or anonymousId is required", Payload: []byte(`{"event":"x"}`)}}}
+	res, err := w.Append(ctx, b)
+	must(t, err)
+	if res != (collect.AppendResult{Accepted: 2, Duplicates: 1}) {
+		t.Errorf("first append = %+v, want 2 accepted, 1 duplicate", res)
+	}
+	// A retried request: stored once. The same message id from another source is another event.
+	res, err = w.Append(ctx, &collect.Batch{SourceID: "src1", ReceivedAt: clock.Now(), Events: []collect.Event{event(clock, "m1", "u1")}})
+	must(t, err)
+	if res != (collect.AppendResult{Duplicates: 1}) {
+		t.Errorf("retry = %+v, want 1 duplicate", res)
+	}
+	res, err = w.Append(ctx, &collect.Batch{SourceID: "src2", ReceivedAt: clock.Now(), Events: []collect.Event{event(clock, "m1", "u9")}})
+	must(t, err)
+	if res.Accepted != 1 {
+		t.Errorf("same id, other source = %+v, want accepted", res)
+	}
+	// Past the window, the same id is a new event.
+	clock.Advance(25 * time.Hour)
+	res, err = w.Append(ctx, &collect.Batch{SourceID: "src1", ReceivedAt: clock.Now(), Events: []collect.Event{event(clock, "m2", "u2")}})
+	must(t, err)
+	if res.Accepted != 1 {
+		t.Errorf("after the window = %+v, want accepted", res)
+	}
+
+	evs, err := db.ReadEvents(ctx, 0, 100)
+	must(t, err)
+	if len(evs) != 4 {
+		t.Fatalf("log has %d events, want 4", len(evs))
+	}
+	for i, e := range evs {
+		if i > 0 && e.Seq <= evs[i-1].Seq {
+			t.Errorf("log out of order: %d after %d", e.Seq, evs[i-1].Seq)
+		}
+	}
+	if e := evs[0]; e.SourceID != "src1" || e.MessageID != "m1" || e.Name != "Order Completed" || e.UserID != "u1" || !e.ReceivedAt.Equal(clock.Now().Add(-25*time.Hour)) {
+		t.Errorf("first event = %+v", e)
+	}
+	if got := string(evs[0].Payload); got == "" || got[0] != '{' {
+		t.Errorf("payload = %q", got)
+	}
+	rest, err := db.ReadEvents(ctx, evs[1].Seq, 100)
+	must(t, err)
+	if len(rest) != 2 || rest[0].Seq != evs[2].Seq {
+		t.Errorf("ReadEvents after %d = %d events", evs[1].Seq, len(rest))
+	}
+
+	// Consumer offsets.
+	pos, err := db.ConsumerOffset(ctx, "profiles")
+	must(t, err)
+	if pos != 0 {
+		t.Errorf("new consumer at %d", pos)
+	}
+	must(t, db.SetConsumerOffset(ctx, "profiles", evs[2].Seq))
+	must(t, db.SetConsumerOffset(ctx, "profiles", evs[3].Seq))
+	if pos, _ = db.ConsumerOffset(ctx, "profiles"); pos != evs[3].Seq {
+		t.Errorf("consumer at %d, want %d", pos, evs[3].Seq)
+	}
+
+	// The debugger's view of one source.
+	latest, cursor, err := db.SourceEvents(ctx, "src1", 0, 10)
+	must(t, err)
+	if len(latest) != 3 || latest[0].Seq != evs[3].Seq || cursor != evs[3].Seq {
+		t.Errorf("latest of src1: %d events, cursor %d", len(latest), cursor)
+	}
+	res, err = w.Append(ctx, &collect.Batch{SourceID: "src1", ReceivedAt: clock.Now(), Events: []collect.Event{event(clock, "m3", "u3")}})
+	must(t, err)
+	newer, cursor2, err := db.SourceEvents(ctx, "src1", cursor, 10)
+	must(t, err)
+	if len(newer) != 1 || newer[0].MessageID != "m3" || cursor2 <= cursor {
+		t.Errorf("after cursor: %+v, cursor %d", newer, cursor2)
+	}
+	rej, err := db.SourceRejections(ctx, "src1", 0, 10)
+	must(t, err)
+	if len(rej) != 1 || rej[0].Reason != "userId or anonymousId is required" || rej[0].Payload != `{"event":"x"}` {
+		t.Errorf("rejections = %+v", rej)
+	}
+	stats, err := db.AllSourceStats(ctx)
+	must(t, err)
+	if s := stats["src1"]; s.Accepted != 4 || s.Duplicates != 2 || s.Rejected != 1 || s.LastEventAt == nil || !s.LastEventAt.Equal(clock.Now()) {
+		t.Errorf("stats of src1 = %+v", s)
+	}
+
+	// Retention removes what is older than the cutoff, and nothing else.
+	n, err := db.DeleteEventsBefore(ctx, clock.Now().Add(-time.Hour), clock.Now().Add(-time.Hour))
+	must(t, err)
+	if n != 3 {
+		t.Errorf("retention removed %d events, want 3", n)
+	}
+	left, err := db.ReadEvents(ctx, 0, 100)
+	must(t, err)
+	if len(left) != 2 {
+		t.Errorf("after retention %d events, want 2", len(left))
+	}
+	if rej, _ := db.SourceRejections(ctx, "src1", 0, 10); len(rej) != 0 {
+		t.Errorf("old rejections kept: %d", len(rej))
+	}
+}
+
+// Many concurrent appends share transactions and lose nothing.
+func testEventLogConcurrent(t *testing.T, db *store.DB, clock *Clock) {
+	w := runWriter(t, db, store.EventWriterOptions{})
+	const writers, batches, per = 8, 20, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for g := 0; g < writers; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := 0; b < batches; b++ {
+				batch := &collect.Batch{SourceID: "src", ReceivedAt: clock.Now()}
+				for i := 0; i < per; i++ {
+					batch.Events = append(batch.Events, event(clock, fmt.Sprintf("%d-%d-%d", g, b, i), "u"))
+				}
+				res, err := w.Append(ctx, batch)
+				if err == nil && res.Accepted != per {
+					err = fmt.Errorf("accepted %d of %d", res.Accepted, per)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	evs, err := db.ReadEvents(ctx, 0, writers*batches*per+1)
+	must(t, err)
+	if len(evs) != writers*batches*per {
+		t.Errorf("log has %d events, want %d", len(evs), writers*batches*per)
+	}
+}
