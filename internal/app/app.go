@@ -32,11 +32,14 @@ type App struct {
 	db       *store.DB
 	auth     *auth.Service
 	sources  *collect.Sources
+	events   *store.EventWriter
 	http     *http.Server
 	listener net.Listener
 
 	stopWorkers context.CancelFunc
 	workers     sync.WaitGroup
+	stopWriter  context.CancelFunc
+	writerDone  chan struct{}
 	serveErr    chan error
 }
 
@@ -56,6 +59,9 @@ func openStore(ctx context.Context, cfg Config, clock hearth.Clock) (*store.DB, 
 
 // New opens the store, migrates it and builds the services. It does not listen yet: call Start.
 func New(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
+	if err := cfg.Validate(); err != nil { // also parses the typed settings
+		return nil, err
+	}
 	clock := hearth.SystemClock{}
 	db, applied, err := openStore(ctx, cfg, clock)
 	if err != nil {
@@ -79,6 +85,22 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	bots, err := collect.NewBotDetector()
+	if err != nil {
+		return err
+	}
+	a.events = store.NewEventWriter(a.db, store.EventWriterOptions{DedupeWindow: a.cfg.Ingest.Dedupe, Observe: newLogMetrics(reg)})
+	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
+	a.stopWriter, a.writerDone = stopWriter, make(chan struct{})
+	go func() {
+		defer close(a.writerDone)
+		a.events.Run(writerCtx)
+	}()
+	ingest := collect.NewIngest(a.sources, a.events, a.clock, bots, collect.IngestOptions{
+		MaxEventBytes: a.cfg.Ingest.MaxEventBytes, MaxRequestBytes: a.cfg.Ingest.MaxRequestBytes, SourceRate: a.cfg.Ingest.SourceRateLimit,
+	}, func(r *http.Request, err error) {
+		a.logger.ErrorContext(r.Context(), "ingest failed", "route", r.Pattern, "err", err)
+	})
 	srv := httpapi.New(httpapi.Options{
 		Auth: a.auth, Sources: a.sources, Pinger: a.db,
 		Logger: a.logger, Metrics: httpapi.NewMetrics(reg), Gatherer: reg,
@@ -86,6 +108,9 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 		SecureCookies: strings.HasPrefix(a.cfg.PublicURL, "https://"),
 		System:        httpapi.System{Version: hearth.Version, Engine: string(a.db.Engine()), StartedAt: a.clock.Now()},
 	})
+	for pattern, h := range ingest.Routes() {
+		srv.Handle(pattern, h)
+	}
 	ln, err := net.Listen("tcp", a.cfg.Addr)
 	if err != nil {
 		return &hearth.Error{Kind: hearth.Unavailable, Op: "app.listen", Msg: fmt.Sprintf("Cannot listen on %s: %v.", a.cfg.Addr, err), Err: err}
@@ -109,8 +134,30 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 		defer a.workers.Done()
 		a.every(workerCtx, 10*time.Minute, "sweep", a.auth.Sweep)
 	}()
+	a.workers.Add(1)
+	go func() {
+		defer a.workers.Done()
+		a.every(workerCtx, time.Hour, "retention", a.applyRetention)
+	}()
 	a.logger.Info("serving", "addr", ln.Addr().String(), "engine", a.db.Engine(), "console", a.cfg.BaseURL()+"/console/")
 	return nil
+}
+
+// rejectedRetention is how long refused events are kept for the debugger.
+const rejectedRetention = 7 * 24 * time.Hour
+
+// applyRetention deletes events older than the configured retention, and old refused events.
+func (a *App) applyRetention(ctx context.Context) error {
+	now := a.clock.Now()
+	cutoff := time.Time{} // keep every event
+	if a.cfg.Ingest.RetentionPeriod > 0 {
+		cutoff = now.Add(-a.cfg.Ingest.RetentionPeriod)
+	}
+	n, err := a.db.DeleteEventsBefore(ctx, cutoff, now.Add(-rejectedRetention))
+	if n > 0 {
+		a.logger.Info("event retention applied", "deleted", n)
+	}
+	return err
 }
 
 // every runs fn every interval until ctx ends, logging failures.
@@ -178,6 +225,11 @@ func (a *App) Shutdown(ctx context.Context) error {
 		if err := a.http.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("app: drain http: %w", err))
 		}
+	}
+	// The event writer stops after the HTTP server: requests in flight wait for their appends.
+	if a.stopWriter != nil {
+		a.stopWriter()
+		<-a.writerDone
 	}
 	if a.stopWorkers != nil {
 		a.stopWorkers()

@@ -78,8 +78,8 @@ func screenshot(t *testing.T, ctx context.Context) {
 	shotCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if png, err := chromedp.Run(shotCtx, chromedp.CaptureScreenshot()); err == nil {
-			path := filepath.Join(os.TempDir(), "hearth-browser-"+strings.ReplaceAll(t.Name(), "/", "-")+".png")
-			os.WriteFile(path, png, 0o644)
+		path := filepath.Join(os.TempDir(), "hearth-browser-"+strings.ReplaceAll(t.Name(), "/", "-")+".png")
+		os.WriteFile(path, png, 0o644)
 		t.Logf("screenshot: %s", path)
 	}
 }

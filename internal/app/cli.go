@@ -105,7 +105,7 @@ func parse(fs *flag.FlagSet, args []string, apply func()) error {
 	return nil
 }
 
-var serveSettings = []string{"addr", "data", "db", "public_url", "log.format", "log.level"}
+var serveSettings = []string{"addr", "data", "db", "public_url", "log.format", "log.level", "ingest.max_event", "ingest.max_request", "ingest.source_rate", "ingest.dedupe_window", "ingest.retention"}
 
 func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	var level slog.Level

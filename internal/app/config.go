@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hearth-cdp/hearth/internal/auth"
 	"github.com/hearth-cdp/hearth/internal/store"
@@ -23,6 +24,7 @@ type Config struct {
 	PublicURL string // how people reach this server, for links Hearth prints or sends; default http://Addr
 	Log       LogConfig
 	Admin     AdminConfig
+	Ingest    IngestConfig
 
 	// origin tells, per setting, where its value came from ("default", "HEARTH_ADDR", "--addr").
 	origin map[string]string
@@ -32,6 +34,17 @@ type Config struct {
 type LogConfig struct {
 	Format string // text or json
 	Level  string // debug, info, warn or error
+}
+
+// IngestConfig tunes event collection. The strings are as given; Validate parses them into the typed fields.
+type IngestConfig struct {
+	MaxEvent, MaxRequest, SourceRate, DedupeWindow, Retention string
+
+	MaxEventBytes   int
+	MaxRequestBytes int
+	SourceRateLimit float64       // events per second per source, per node; 0: no limit
+	Dedupe          time.Duration // messageId deduplication window
+	RetentionPeriod time.Duration // how long the event log keeps events; 0: forever
 }
 
 // AdminConfig creates the first admin on an empty store.
@@ -54,6 +67,11 @@ var settings = []setting{
 	{"public_url", "HEARTH_PUBLIC_URL", "public-url", "the URL people reach this server at (default http://ADDR)", false, func(c *Config) *string { return &c.PublicURL }},
 	{"log.format", "HEARTH_LOG_FORMAT", "log-format", "log format: text or json", false, func(c *Config) *string { return &c.Log.Format }},
 	{"log.level", "HEARTH_LOG_LEVEL", "log-level", "log level: debug, info, warn or error", false, func(c *Config) *string { return &c.Log.Level }},
+	{"ingest.max_event", "HEARTH_MAX_EVENT_SIZE", "max-event-size", "largest accepted event, such as 32KB", false, func(c *Config) *string { return &c.Ingest.MaxEvent }},
+	{"ingest.max_request", "HEARTH_MAX_REQUEST_SIZE", "max-request-size", "largest accepted tracking request, after decompression, such as 500KB", false, func(c *Config) *string { return &c.Ingest.MaxRequest }},
+	{"ingest.source_rate", "HEARTH_SOURCE_RATE", "source-rate", "events per second one source may send to this node; 0 for no limit", false, func(c *Config) *string { return &c.Ingest.SourceRate }},
+	{"ingest.dedupe_window", "HEARTH_DEDUPE_WINDOW", "dedupe-window", "an event whose messageId its source sent within this window is stored once, such as 7d", false, func(c *Config) *string { return &c.Ingest.DedupeWindow }},
+	{"ingest.retention", "HEARTH_EVENT_RETENTION", "event-retention", "how long the event log keeps events, such as 400d; 0 keeps them forever", false, func(c *Config) *string { return &c.Ingest.Retention }},
 	{"admin.email", "HEARTH_ADMIN_EMAIL", "", "", false, func(c *Config) *string { return &c.Admin.Email }},
 	{"admin.password", "HEARTH_ADMIN_PASSWORD", "", "", true, func(c *Config) *string { return &c.Admin.Password }},
 }
@@ -64,6 +82,7 @@ func DefaultConfig() Config {
 		Addr:   "127.0.0.1:8080",
 		Data:   "./hearth-data",
 		Log:    LogConfig{Format: "text", Level: "info"},
+		Ingest: IngestConfig{MaxEvent: "32KB", MaxRequest: "500KB", SourceRate: "0", DedupeWindow: "7d", Retention: "0"},
 		origin: map[string]string{},
 	}
 	for _, s := range settings {
@@ -150,6 +169,24 @@ func (c *Config) Validate() error {
 	default:
 		problems = append(problems, c.problem("log.level", "%q is not one of debug, info, warn, error", c.Log.Level))
 	}
+	var err2 error
+	if c.Ingest.MaxEventBytes, err2 = parseSize(c.Ingest.MaxEvent); err2 != nil || c.Ingest.MaxEventBytes < 1024 {
+		problems = append(problems, c.problem("ingest.max_event", "%q is not a size of at least 1KB, such as 32KB", c.Ingest.MaxEvent))
+	}
+	if c.Ingest.MaxRequestBytes, err2 = parseSize(c.Ingest.MaxRequest); err2 != nil || c.Ingest.MaxRequestBytes < c.Ingest.MaxEventBytes {
+		problems = append(problems, c.problem("ingest.max_request", "%q is not a size at least as large as the largest event, such as 500KB", c.Ingest.MaxRequest))
+	}
+	if c.Ingest.SourceRateLimit, err2 = strconv.ParseFloat(c.Ingest.SourceRate, 64); err2 != nil || c.Ingest.SourceRateLimit < 0 {
+		problems = append(problems, c.problem("ingest.source_rate", "%q is not a number of events per second (0 for no limit)", c.Ingest.SourceRate))
+	}
+	if c.Ingest.Dedupe, err2 = parseDays(c.Ingest.DedupeWindow); err2 != nil || c.Ingest.Dedupe <= 0 {
+		problems = append(problems, c.problem("ingest.dedupe_window", "%q is not a duration such as 7d or 36h", c.Ingest.DedupeWindow))
+	}
+	if c.Ingest.RetentionPeriod, err2 = parseDays(c.Ingest.Retention); err2 != nil || c.Ingest.RetentionPeriod < 0 {
+		problems = append(problems, c.problem("ingest.retention", "%q is not a duration such as 400d (0 keeps events forever)", c.Ingest.Retention))
+	} else if c.Ingest.RetentionPeriod > 0 && c.Ingest.RetentionPeriod < c.Ingest.Dedupe {
+		problems = append(problems, c.problem("ingest.retention", "keeps events for less than the deduplication window (%s)", c.Ingest.DedupeWindow))
+	}
 	if (c.Admin.Email == "") != (c.Admin.Password == "") {
 		problems = append(problems, "HEARTH_ADMIN_EMAIL and HEARTH_ADMIN_PASSWORD must be set together, or neither")
 	} else if c.Admin.Email != "" {
@@ -196,4 +233,40 @@ func (c *Config) Print(w io.Writer) {
 		}
 		fmt.Fprintf(w, "%-15s %-45s # %s\n", s.name, v, c.origin[s.name])
 	}
+}
+
+// parseSize reads a size in bytes: 32768, 32KB, 1MB (binary multiples).
+func parseSize(s string) (int, error) {
+	s = strings.ToUpper(strings.TrimSpace(s))
+	mult := 1
+	for _, u := range []struct {
+		suffix string
+		mult   int
+	}{{"KB", 1 << 10}, {"KIB", 1 << 10}, {"MB", 1 << 20}, {"MIB", 1 << 20}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > 1<<30/mult {
+		return 0, fmt.Errorf("not a size: %q", s)
+	}
+	return n * mult, nil
+}
+
+// parseDays reads a Go duration, with d for days too: 7d, 36h, 1h30m, 0.
+func parseDays(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "0" {
+		return 0, nil
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseFloat(days, 64)
+		if err != nil || n < 0 || n > 100*365 {
+			return 0, fmt.Errorf("not a number of days: %q", s)
+		}
+		return time.Duration(n * float64(24*time.Hour)), nil
+	}
+	return time.ParseDuration(s)
 }

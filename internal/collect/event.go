@@ -80,6 +80,9 @@ type Request struct {
 	ReceivedAt time.Time
 	IP         string
 	UserAgent  string
+	// Browser says the source's events come from browsers (the snippet), so that the request's user agent
+	// is the person's device. A server or app SDK's own user agent says nothing of the person.
+	Browser bool
 	// SentAt, Context and Integrations of a batch apply to each of its events that lacks its own.
 	SentAt       json.RawMessage
 	Context      json.RawMessage
@@ -318,16 +321,18 @@ func withRequestContext(ctx json.RawMessage, req Request) (json.RawMessage, stri
 	if err := json.Unmarshal(ctx, &have); err != nil {
 		return nil, "", reject("context.ip and context.userAgent must be strings")
 	}
-	ua := req.UserAgent
+	var ua string
 	if have.UserAgent != nil {
 		ua = *have.UserAgent
+	} else if req.Browser {
+		ua = req.UserAgent
 	}
 	var add bytes.Buffer
 	if have.IP == nil && req.IP != "" {
 		add.WriteString(`"ip":`)
 		writeJSONString(&add, req.IP)
 	}
-	if have.UserAgent == nil && req.UserAgent != "" {
+	if have.UserAgent == nil && req.Browser && req.UserAgent != "" {
 		if add.Len() > 0 {
 			add.WriteByte(',')
 		}

@@ -12,7 +12,7 @@ import (
 var received = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 
 func testReq() Request {
-	return Request{ReceivedAt: received, IP: "203.0.113.9", UserAgent: "Mozilla/5.0 (iPhone)"}
+	return Request{ReceivedAt: received, IP: "203.0.113.9", UserAgent: "Mozilla/5.0 (iPhone)", Browser: true}
 }
 
 func fixedID() string { return "generated-id" }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hearth-cdp/hearth"
@@ -112,8 +113,17 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			route := routeOf(r)
 			s.metrics.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
 			s.metrics.duration.WithLabelValues(route).Observe(elapsed.Seconds())
-			s.logger.LogAttrs(r.Context(), slog.LevelInfo, "request", logAttrs(r, sw.status, sw.bytes, float64(elapsed.Microseconds())/1000)...)
+			s.logger.LogAttrs(r.Context(), accessLogLevel(route, sw.status), "request", logAttrs(r, sw.status, sw.bytes, float64(elapsed.Microseconds())/1000)...)
 		}()
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// accessLogLevel keeps the tracking API's thousands of requests a second out of the info log (they are
+// counted in metrics), unless one fails on our side.
+func accessLogLevel(route string, status int) slog.Level {
+	if strings.HasPrefix(route, "POST /v1/") && status < 500 {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
 }

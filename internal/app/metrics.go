@@ -1,0 +1,28 @@
+package app
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// newLogMetrics registers the event log's metrics and returns the writer's observer.
+func newLogMetrics(reg prometheus.Registerer) func(batches, events int, took time.Duration) {
+	appended := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "hearth_event_log_appended_total", Help: "Events handed to the event log (before deduplication).",
+	})
+	commits := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "hearth_event_log_commit_seconds", Help: "Time to write one group commit.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+	})
+	requests := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "hearth_event_log_commit_requests", Help: "Requests that shared one group commit.",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+	})
+	reg.MustRegister(appended, commits, requests)
+	return func(batches, events int, took time.Duration) {
+		appended.Add(float64(events))
+		commits.Observe(took.Seconds())
+		requests.Observe(float64(batches))
+	}
+}
