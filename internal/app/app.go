@@ -102,7 +102,7 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 		a.logger.ErrorContext(r.Context(), "ingest failed", "route", r.Pattern, "err", err)
 	})
 	srv := httpapi.New(httpapi.Options{
-		Auth: a.auth, Sources: a.sources, Pinger: a.db,
+		Auth: a.auth, Sources: a.sources, Events: a.db, Pinger: a.db,
 		Logger: a.logger, Metrics: httpapi.NewMetrics(reg), Gatherer: reg,
 		Console:       console.Handler(),
 		SecureCookies: strings.HasPrefix(a.cfg.PublicURL, "https://"),

@@ -31,3 +31,28 @@ type AppendResult struct {
 type Log interface {
 	Append(ctx context.Context, b *Batch) (AppendResult, error)
 }
+
+// RejectedEvent is an event refused at the door, as the debugger shows it.
+type RejectedEvent struct {
+	ID         int64
+	SourceID   string
+	ReceivedAt time.Time
+	Reason     string
+	Payload    string // as sent, cut to a few KiB; not necessarily JSON
+}
+
+// SourceStats are a source's ingestion counts.
+type SourceStats struct {
+	Accepted, Duplicates, Rejected int64
+	LastEventAt                    *time.Time
+}
+
+// EventViewer reads what the console's live event debugger shows.
+type EventViewer interface {
+	// SourceEvents returns a source's events: with after = 0 its latest, newest first, else those after the
+	// cursor, oldest first; and the cursor for the next read.
+	SourceEvents(ctx context.Context, sourceID string, after int64, limit int) ([]Event, int64, error)
+	// SourceRejections returns a source's refused events after an id (0: the latest), newest first.
+	SourceRejections(ctx context.Context, sourceID string, after int64, limit int) ([]RejectedEvent, error)
+	AllSourceStats(ctx context.Context) (map[string]SourceStats, error)
+}

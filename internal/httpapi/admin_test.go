@@ -19,7 +19,7 @@ func TestUsers(t *testing.T) {
 		wantStatus(t, r, http.StatusCreated)
 		var mei struct {
 			ID, Email, Name, Role string
-			Disabled             bool
+			Disabled              bool
 		}
 		r.decode(t, &mei)
 		if mei.Email != "mei@example.com" || mei.Role != "marketer" || mei.Name != "李梅" {

@@ -1,7 +1,11 @@
 package httpapi
 
 import (
+	"math"
 	"net/http"
+	"strconv"
+
+	"github.com/hearth-cdp/hearth"
 
 	"github.com/hearth-cdp/hearth/internal/auth"
 	"github.com/hearth-cdp/hearth/internal/collect"
@@ -13,7 +17,12 @@ func (s *Server) listSources(w http.ResponseWriter, r *http.Request, _ auth.Prin
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, listOf(srcs, toSource))
+	stats, err := s.Events.AllSourceStats(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, listOf(srcs, func(src collect.Source) sourceJSON { return toSource(src, stats[src.ID]) }))
 }
 
 func (s *Server) createSource(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
@@ -30,7 +39,7 @@ func (s *Server) createSource(w http.ResponseWriter, r *http.Request, _ auth.Pri
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, toSource(src))
+	writeJSON(w, http.StatusCreated, toSource(src, collect.SourceStats{}))
 }
 
 func (s *Server) getSource(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
@@ -70,5 +79,77 @@ func (s *Server) answerSource(w http.ResponseWriter, r *http.Request, src collec
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, toSource(src))
+	stats, err := s.Events.AllSourceStats(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toSource(src, stats[src.ID]))
+}
+
+// queryInt reads an optional non-negative integer query parameter.
+func queryInt(r *http.Request, name string, def, maxValue int64) (int64, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, hearth.Errorf(hearth.Invalid, "httpapi.query", "The parameter %s must be a non-negative integer.", name)
+	}
+	return min(n, maxValue), nil
+}
+
+// sourceEvents serves the live event debugger: a source's latest events, then those after a cursor.
+func (s *Server) sourceEvents(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+	src, err := s.Sources.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	cursor, err := queryInt(r, "cursor", 0, math.MaxInt64)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	limit, err := queryInt(r, "limit", 50, 200)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	evs, next, err := s.Events.SourceEvents(r.Context(), src.ID, cursor, int(max(limit, 1)))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := struct {
+		Items  []eventJSON `json:"items"`
+		Cursor int64       `json:"cursor"`
+	}{Items: listOf(evs, toEvent).Items, Cursor: next}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// sourceRejections lists a source's refused events with their reasons, newest first.
+func (s *Server) sourceRejections(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+	src, err := s.Sources.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	after, err := queryInt(r, "after", 0, math.MaxInt64)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	limit, err := queryInt(r, "limit", 50, 200)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	rej, err := s.Events.SourceRejections(r.Context(), src.ID, after, int(max(limit, 1)))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, listOf(rej, toRejected))
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/hearth-cdp/hearth"
@@ -37,10 +38,48 @@ type sourceJSON struct {
 	Enabled   bool               `json:"enabled"`
 	CreatedAt time.Time          `json:"created_at"`
 	UpdatedAt time.Time          `json:"updated_at"`
+	Stats     sourceStatsJSON    `json:"stats"`
 }
 
-func toSource(s collect.Source) sourceJSON {
-	return sourceJSON{ID: s.ID, Name: s.Name, Kind: s.Kind, WriteKey: s.WriteKey, Enabled: s.Enabled, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
+type sourceStatsJSON struct {
+	Accepted    int64      `json:"accepted"`
+	Duplicates  int64      `json:"duplicates"`
+	Rejected    int64      `json:"rejected"`
+	LastEventAt *time.Time `json:"last_event_at"`
+}
+
+func toSource(s collect.Source, st collect.SourceStats) sourceJSON {
+	return sourceJSON{ID: s.ID, Name: s.Name, Kind: s.Kind, WriteKey: s.WriteKey, Enabled: s.Enabled, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
+		Stats: sourceStatsJSON{Accepted: st.Accepted, Duplicates: st.Duplicates, Rejected: st.Rejected, LastEventAt: st.LastEventAt}}
+}
+
+type eventJSON struct {
+	Seq         int64           `json:"seq"`
+	MessageID   string          `json:"message_id"`
+	Type        string          `json:"type"`
+	Name        string          `json:"name"`
+	UserID      string          `json:"user_id"`
+	AnonymousID string          `json:"anonymous_id"`
+	Timestamp   time.Time       `json:"timestamp"`
+	ReceivedAt  time.Time       `json:"received_at"`
+	Bot         bool            `json:"bot"`
+	Payload     json.RawMessage `json:"payload"`
+}
+
+func toEvent(e collect.Event) eventJSON {
+	return eventJSON{Seq: e.Seq, MessageID: e.MessageID, Type: e.Type, Name: e.Name, UserID: e.UserID, AnonymousID: e.AnonymousID,
+		Timestamp: e.Timestamp, ReceivedAt: e.ReceivedAt, Bot: e.Bot, Payload: e.Payload}
+}
+
+type rejectedJSON struct {
+	ID         int64     `json:"id"`
+	ReceivedAt time.Time `json:"received_at"`
+	Reason     string    `json:"reason"`
+	Payload    string    `json:"payload"`
+}
+
+func toRejected(r collect.RejectedEvent) rejectedJSON {
+	return rejectedJSON{ID: r.ID, ReceivedAt: r.ReceivedAt, Reason: r.Reason, Payload: r.Payload}
 }
 
 type apiKeyJSON struct {

@@ -30,6 +30,8 @@ func (s *Server) routes() {
 	s.api("POST /api/v1/sources/{id}/disable", writers, s.disableSource)
 	s.api("POST /api/v1/sources/{id}/enable", writers, s.enableSource)
 	s.api("POST /api/v1/sources/{id}/write-key", writers, s.regenerateWriteKey)
+	s.api("GET /api/v1/sources/{id}/events", readers, s.sourceEvents)
+	s.api("GET /api/v1/sources/{id}/rejections", readers, s.sourceRejections)
 
 	s.api("GET /api/v1/users", admins, s.listUsers)
 	s.api("POST /api/v1/users", admins, s.createUser)

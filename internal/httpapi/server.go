@@ -21,6 +21,7 @@ import (
 type Options struct {
 	Auth    *auth.Service
 	Sources *collect.Sources
+	Events  collect.EventViewer
 	// Pinger checks the database for /healthz.
 	Pinger interface {
 		Ping(ctx context.Context) error
@@ -154,7 +155,7 @@ func (s *Server) authenticate(r *http.Request) (auth.Principal, error) {
 func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, token string, sess auth.Session) {
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: token, Path: "/",
-		MaxAge: int(sess.ExpiresAt.Sub(sess.CreatedAt).Seconds()),
+		MaxAge:   int(sess.ExpiresAt.Sub(sess.CreatedAt).Seconds()),
 		HttpOnly: true, SameSite: http.SameSiteLaxMode,
 		Secure: s.SecureCookies || r.TLS != nil,
 	})

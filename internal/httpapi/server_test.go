@@ -43,7 +43,7 @@ func forEachEngine(t *testing.T, fn func(t *testing.T, e *env)) {
 			authSvc := auth.NewService(db, clock, logger, auth.Options{})
 			reg := prometheus.NewRegistry()
 			srv := httpapi.New(httpapi.Options{
-				Auth: authSvc, Sources: collect.NewSources(db, clock), Pinger: db,
+				Auth: authSvc, Sources: collect.NewSources(db, clock), Events: db, Pinger: db,
 				Logger: logger, Metrics: httpapi.NewMetrics(reg), Gatherer: reg,
 				Console: http.NotFoundHandler(),
 				System:  httpapi.System{Version: "test", Engine: string(db.Engine())},

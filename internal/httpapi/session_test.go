@@ -124,4 +124,3 @@ func TestSetupLink(t *testing.T) {
 		}
 	})
 }
-

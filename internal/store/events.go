@@ -232,17 +232,8 @@ func (db *DB) SourceEvents(ctx context.Context, sourceID string, after int64, li
 	return evs, max(upto, after), err
 }
 
-// RejectedEvent is an event refused at the door, as the debugger shows it.
-type RejectedEvent struct {
-	ID         int64
-	SourceID   string
-	ReceivedAt time.Time
-	Reason     string
-	Payload    string
-}
-
 // SourceRejections returns a source's refused events after a cursor (0: the latest ones), newest first.
-func (db *DB) SourceRejections(ctx context.Context, sourceID string, after int64, limit int) ([]RejectedEvent, error) {
+func (db *DB) SourceRejections(ctx context.Context, sourceID string, after int64, limit int) ([]collect.RejectedEvent, error) {
 	const op = "store.source_rejections"
 	rows, err := db.read.QueryContext(ctx, `SELECT id, source_id, received_at, reason, payload FROM rejected_events
 		WHERE source_id = $1 AND id > $2 ORDER BY id DESC LIMIT $3`, sourceID, after, limit)
@@ -250,9 +241,9 @@ func (db *DB) SourceRejections(ctx context.Context, sourceID string, after int64
 		return nil, db.wrap(op, err)
 	}
 	defer rows.Close()
-	var out []RejectedEvent
+	var out []collect.RejectedEvent
 	for rows.Next() {
-		var r RejectedEvent
+		var r collect.RejectedEvent
 		if err := rows.Scan(&r.ID, &r.SourceID, &r.ReceivedAt, &r.Reason, &r.Payload); err != nil {
 			return nil, db.wrap(op, err)
 		}
@@ -262,24 +253,18 @@ func (db *DB) SourceRejections(ctx context.Context, sourceID string, after int64
 	return out, db.wrap(op, rows.Err())
 }
 
-// SourceStats are a source's ingestion counts.
-type SourceStats struct {
-	Accepted, Duplicates, Rejected int64
-	LastEventAt                    *time.Time
-}
-
 // AllSourceStats returns the counts of every source that has sent anything.
-func (db *DB) AllSourceStats(ctx context.Context) (map[string]SourceStats, error) {
+func (db *DB) AllSourceStats(ctx context.Context) (map[string]collect.SourceStats, error) {
 	const op = "store.source_stats"
 	rows, err := db.read.QueryContext(ctx, `SELECT source_id, accepted, duplicates, rejected, last_event_at FROM source_stats`)
 	if err != nil {
 		return nil, db.wrap(op, err)
 	}
 	defer rows.Close()
-	out := map[string]SourceStats{}
+	out := map[string]collect.SourceStats{}
 	for rows.Next() {
 		var id string
-		var s SourceStats
+		var s collect.SourceStats
 		var last sql.NullTime
 		if err := rows.Scan(&id, &s.Accepted, &s.Duplicates, &s.Rejected, &last); err != nil {
 			return nil, db.wrap(op, err)
