@@ -1,0 +1,227 @@
+package collect
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// snippetSourceHash computes the hash of the snippet's build inputs exactly as snippet/build.mjs does: for
+// each input, sorted by name, name + "\x00" + hex(sha256(bytes)) + "\n"; the hex sha256 of the whole.
+func snippetSourceHash(t *testing.T) string {
+	t.Helper()
+	var list bytes.Buffer
+	for _, name := range []string{"build.mjs", "hearth.js", "package-lock.json", "package.json"} { // sorted
+		data, err := os.ReadFile(filepath.Join("snippet", name))
+		if err != nil {
+			t.Fatalf("read the snippet's source: %v", err)
+		}
+		sum := sha256.Sum256(data)
+		list.WriteString(name + "\x00" + hex.EncodeToString(sum[:]) + "\n")
+	}
+	sum := sha256.Sum256(list.Bytes())
+	return hex.EncodeToString(sum[:])
+}
+
+func TestSnippetBuiltFromSource(t *testing.T) {
+	recorded, err := os.ReadFile(filepath.Join("snippet", ".source-hash"))
+	if err != nil {
+		t.Fatalf("read snippet/.source-hash: %v", err)
+	}
+	if got, want := snippetSourceHash(t), strings.TrimSpace(string(recorded)); got != want {
+		t.Fatalf("the snippet's source changed without a rebuild: run scripts/build-snippet\n"+
+			"(its inputs hash to %s, snippet/.source-hash says %s)", got, want)
+	}
+	onDisk, err := os.ReadFile(filepath.Join("snippet", "hearth.min.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(onDisk, snippetJS) {
+		t.Fatal("the embedded snippet differs from snippet/hearth.min.js")
+	}
+}
+
+// The snippet is loaded on every page of customers' sites: it stays under 8 KiB gzipped.
+func TestSnippetSize(t *testing.T) {
+	const budget = 8 << 10
+	var gz bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+	zw.Write(snippetJS)
+	zw.Close()
+	t.Logf("hearth.min.js: %d bytes, %d gzipped", len(snippetJS), gz.Len())
+	if gz.Len() > budget {
+		t.Fatalf("hearth.min.js is %d bytes gzipped, over the budget of %d", gz.Len(), budget)
+	}
+}
+
+func TestSnippetHandler(t *testing.T) {
+	tests := []struct {
+		name           string
+		method         string
+		acceptEncoding string
+		wantStatus     int
+		wantGzip       bool
+	}{
+		{name: "get", wantStatus: 200},
+		{name: "get gzip", acceptEncoding: "gzip, deflate, br, zstd", wantStatus: 200, wantGzip: true},
+		{name: "gzip with quality", acceptEncoding: "br;q=1.0, GZIP;q=0.5", wantStatus: 200, wantGzip: true},
+		{name: "gzip refused", acceptEncoding: "gzip;q=0, identity", wantStatus: 200},
+		{name: "other encodings only", acceptEncoding: "br, zstd", wantStatus: 200},
+		{name: "head", method: http.MethodHead, wantStatus: 200},
+		{name: "head gzip", method: http.MethodHead, acceptEncoding: "gzip", wantStatus: 200, wantGzip: true},
+		{name: "post", method: http.MethodPost, wantStatus: 405},
+	}
+	h := SnippetHandler()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			method := tt.method
+			if method == "" {
+				method = http.MethodGet
+			}
+			req := httptest.NewRequest(method, "/hearth.js", nil)
+			if tt.acceptEncoding != "" {
+				req.Header.Set("Accept-Encoding", tt.acceptEncoding)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			res := rec.Result()
+			if res.StatusCode != tt.wantStatus {
+				t.Fatalf("status = %d, want %d", res.StatusCode, tt.wantStatus)
+			}
+			if tt.wantStatus == 405 {
+				if got := res.Header.Get("Allow"); got != "GET, HEAD" {
+					t.Errorf("Allow = %q, want GET, HEAD", got)
+				}
+				return
+			}
+			for name, want := range map[string]string{
+				"Content-Type":                 "application/javascript; charset=utf-8",
+				"Cache-Control":                "public, max-age=300",
+				"Vary":                         "Accept-Encoding",
+				"X-Content-Type-Options":       "nosniff",
+				"Access-Control-Allow-Origin":  "*",
+				"Cross-Origin-Resource-Policy": "cross-origin",
+			} {
+				if got := res.Header.Get(name); got != want {
+					t.Errorf("%s = %q, want %q", name, got, want)
+				}
+			}
+			if res.Header.Get("ETag") == "" {
+				t.Error("no ETag")
+			}
+			gzipped := res.Header.Get("Content-Encoding") == "gzip"
+			if gzipped != tt.wantGzip {
+				t.Fatalf("Content-Encoding = %q, want gzip %v", res.Header.Get("Content-Encoding"), tt.wantGzip)
+			}
+			if method == http.MethodHead {
+				if rec.Body.Len() != 0 {
+					t.Errorf("HEAD has a body of %d bytes", rec.Body.Len())
+				}
+				if res.Header.Get("Content-Length") == "" {
+					t.Error("HEAD has no Content-Length")
+				}
+				return
+			}
+			body := rec.Body.Bytes()
+			if gzipped {
+				zr, err := gzip.NewReader(bytes.NewReader(body))
+				if err != nil {
+					t.Fatalf("body is not gzip: %v", err)
+				}
+				if body, err = io.ReadAll(zr); err != nil {
+					t.Fatalf("gunzip: %v", err)
+				}
+			}
+			if !bytes.Equal(body, snippetJS) {
+				t.Errorf("body is not hearth.min.js: %.100q", body)
+			}
+		})
+	}
+}
+
+func TestSnippetHandlerConditionalGet(t *testing.T) {
+	h := SnippetHandler()
+	get := func(acceptEncoding, ifNoneMatch string) *http.Response {
+		req := httptest.NewRequest(http.MethodGet, "/hearth.js", nil)
+		if acceptEncoding != "" {
+			req.Header.Set("Accept-Encoding", acceptEncoding)
+		}
+		if ifNoneMatch != "" {
+			req.Header.Set("If-None-Match", ifNoneMatch)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Result()
+	}
+	plainTag, gzipTag := get("", "").Header.Get("ETag"), get("gzip", "").Header.Get("ETag")
+	if plainTag == "" || gzipTag == "" || plainTag == gzipTag {
+		t.Fatalf("ETags: plain %q, gzip %q; want two different ones", plainTag, gzipTag)
+	}
+	tests := []struct {
+		name           string
+		acceptEncoding string
+		ifNoneMatch    string
+		wantStatus     int
+	}{
+		{name: "plain, same", ifNoneMatch: plainTag, wantStatus: 304},
+		{name: "gzip, same", acceptEncoding: "gzip", ifNoneMatch: gzipTag, wantStatus: 304},
+		{name: "gzip, weakened by a proxy", acceptEncoding: "gzip", ifNoneMatch: "W/" + gzipTag, wantStatus: 304},
+		{name: "one of several", ifNoneMatch: `"old", ` + plainTag, wantStatus: 304},
+		{name: "the other encoding's", acceptEncoding: "gzip", ifNoneMatch: plainTag, wantStatus: 200},
+		{name: "an old snippet", ifNoneMatch: `"0123456789abcdef01234567"`, wantStatus: 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := get(tt.acceptEncoding, tt.ifNoneMatch)
+			if res.StatusCode != tt.wantStatus {
+				t.Fatalf("status = %d, want %d", res.StatusCode, tt.wantStatus)
+			}
+			if tt.wantStatus == 304 && res.Header.Get("Cache-Control") != snippetCache {
+				t.Errorf("304 without Cache-Control %q: %q", snippetCache, res.Header.Get("Cache-Control"))
+			}
+		})
+	}
+}
+
+func TestAcceptsGzip(t *testing.T) {
+	tests := []struct {
+		header string
+		want   bool
+	}{
+		{"", false},
+		{"gzip", true},
+		{"x-gzip", true},
+		{"deflate, gzip;q=1.0, *;q=0.5", true},
+		{"gzip ; q=0.001", true},
+		{"gzip;q=0", false},
+		{"gzip;q=0.000", false},
+		{"identity", false},
+		{"gzipped", false},
+		{"br", false},
+	}
+	for _, tt := range tests {
+		if got := acceptsGzip(tt.header); got != tt.want {
+			t.Errorf("acceptsGzip(%q) = %v, want %v", tt.header, got, tt.want)
+		}
+	}
+}
+
+// A range of the gzipped snippet has the range's length, not the whole file's.
+func TestSnippetHandlerRange(t *testing.T) {
+	req := httptest.NewRequest(http.MethodGet, "/hearth.js", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	req.Header.Set("Range", "bytes=0-9")
+	rec := httptest.NewRecorder()
+	SnippetHandler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusPartialContent || rec.Header().Get("Content-Length") != "10" || rec.Body.Len() != 10 {
+		t.Fatalf("status %d, Content-Length %q, %d bytes; want 206 with 10 bytes", rec.Code, rec.Header().Get("Content-Length"), rec.Body.Len())
+	}
+}
