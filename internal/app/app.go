@@ -80,13 +80,20 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 
 // Start creates the first admin or prints the setup link, listens, and serves in the background.
 func (a *App) Start(ctx context.Context, stderr io.Writer) error {
+	ln, err := net.Listen("tcp", a.cfg.Addr)
+	if err != nil {
+		return &hearth.Error{Kind: hearth.Unavailable, Op: "app.listen", Msg: fmt.Sprintf("Cannot listen on %s: %v.", a.cfg.Addr, err), Err: err}
+	}
+	a.listener = ln
 	if err := a.firstStart(ctx, stderr); err != nil {
+		ln.Close()
 		return err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	bots, err := collect.NewBotDetector()
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	a.events = store.NewEventWriter(a.db, store.EventWriterOptions{DedupeWindow: a.cfg.Ingest.Dedupe, Observe: newLogMetrics(reg)})
@@ -108,14 +115,10 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 		SecureCookies: strings.HasPrefix(a.cfg.PublicURL, "https://"),
 		System:        httpapi.System{Version: hearth.Version, Engine: string(a.db.Engine()), StartedAt: a.clock.Now()},
 	})
+	srv.Handle("GET /hearth.js", collect.SnippetHandler())
 	for pattern, h := range ingest.Routes() {
 		srv.Handle(pattern, h)
 	}
-	ln, err := net.Listen("tcp", a.cfg.Addr)
-	if err != nil {
-		return &hearth.Error{Kind: hearth.Unavailable, Op: "app.listen", Msg: fmt.Sprintf("Cannot listen on %s: %v.", a.cfg.Addr, err), Err: err}
-	}
-	a.listener = ln
 	a.http = &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -139,7 +142,7 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 		defer a.workers.Done()
 		a.every(workerCtx, time.Hour, "retention", a.applyRetention)
 	}()
-	a.logger.Info("serving", "addr", ln.Addr().String(), "engine", a.db.Engine(), "console", a.cfg.BaseURL()+"/console/")
+	a.logger.Info("serving", "addr", ln.Addr().String(), "engine", a.db.Engine(), "console", a.baseURL()+"/console/")
 	return nil
 }
 
@@ -197,8 +200,21 @@ func (a *App) firstStart(ctx context.Context, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "\n  Hearth has no admin yet. Open this one-time link to create one (valid 24 hours):\n\n    %s/console/setup?token=%s\n\n", a.cfg.BaseURL(), token)
+	fmt.Fprintf(stderr, "\n  Hearth has no admin yet. Open this one-time link to create one (valid 24 hours):\n\n    %s/console/setup?token=%s\n\n", a.baseURL(), token)
 	return nil
+}
+
+// baseURL is the URL people reach this server at: the configured public URL, or else the address it listens
+// on (whose port is the real one when the configured port is 0).
+func (a *App) baseURL() string {
+	if a.cfg.PublicURL != "" || a.listener == nil {
+		return a.cfg.BaseURL()
+	}
+	c := a.cfg
+	_, port, _ := net.SplitHostPort(a.listener.Addr().String())
+	host, _, _ := net.SplitHostPort(c.Addr)
+	c.Addr = net.JoinHostPort(host, port)
+	return c.BaseURL()
 }
 
 // Addr is the address the server listens on (useful with port 0).

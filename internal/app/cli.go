@@ -23,6 +23,8 @@ Usage:
   hearth apikey create --name NAME [--role ROLE] [--data DIR] [--db URL]
                                                                   print a new admin API key on stdout
   hearth config        [serve's flags]                            print the effective configuration
+  hearth bench ingest  --url URL (--write-key KEY | --api-key KEY) [--batch N] [--concurrency N] [--rate N] [--duration D]
+                                                                  measure a running server's ingestion
   hearth version                                                  print the version
 
 Every flag can also be set in the environment: HEARTH_ADDR, HEARTH_DATA, HEARTH_DB, HEARTH_PUBLIC_URL,
@@ -47,6 +49,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		err = runAPIKey(ctx, rest, getenv, stdout, stderr)
 	case "config":
 		err = runConfig(rest, getenv, stdout, stderr)
+	case "bench":
+		err = runBench(ctx, rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "hearth %s (%s, %s/%s)\n", hearth.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	case "help", "-h", "--help":

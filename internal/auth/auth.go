@@ -62,6 +62,8 @@ type Store interface {
 	UserByID(ctx context.Context, id string) (User, error)
 	UserByEmail(ctx context.Context, email string) (User, error)
 	ListUsers(ctx context.Context) ([]User, error)
+	// UpdateUser saves a user's name, role and disabled flag. It fails with Conflict, changing nothing, when
+	// the change would leave no enabled admin; the check and the change are one transaction.
 	UpdateUser(ctx context.Context, u User) error
 	SetPasswordHash(ctx context.Context, userID, hash string) error
 	RecordLogin(ctx context.Context, userID string, at time.Time) error

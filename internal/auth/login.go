@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hearth-cdp/hearth"
@@ -14,7 +15,16 @@ import (
 func (s *Service) Login(ctx context.Context, email, password, clientAddr string) (string, Session, User, error) {
 	const op = "auth.login"
 	now := s.clock.Now()
-	emailKey := hashToken("email:" + email)
+	norm, err := NormalizeEmail(op, email)
+	if err != nil {
+		norm = ""
+	}
+	// Throttle by the address as it will be looked up, so that "OPS@example.com " is the same account.
+	throttleEmail := norm
+	if throttleEmail == "" {
+		throttleEmail = strings.ToLower(strings.TrimSpace(email))
+	}
+	emailKey := hashToken("email:" + throttleEmail)
 	clientKey := hashToken("client:" + clientAddr)
 	if err := s.throttle(ctx, op, now, emailKey, s.opts.MaxFailuresPerEmail); err != nil {
 		return "", Session{}, User{}, err
@@ -23,10 +33,6 @@ func (s *Service) Login(ctx context.Context, email, password, clientAddr string)
 		return "", Session{}, User{}, err
 	}
 	badCredentials := &hearth.Error{Kind: hearth.Unauthenticated, Op: op, Code: "invalid_credentials", Msg: "The email or password is not right."}
-	norm, err := NormalizeEmail(op, email)
-	if err != nil {
-		norm = ""
-	}
 	u, err := s.store.UserByEmail(ctx, norm)
 	if err != nil && hearth.KindOf(err) != hearth.NotFound {
 		return "", Session{}, User{}, err

@@ -18,6 +18,11 @@ const (
 	argonThreads = 1
 	argonKeyLen  = 32
 	argonSaltLen = 16
+	// The most a stored hash may ask for: room to raise today's cost, but a corrupt or planted hash cannot
+	// make one sign-in allocate gigabytes.
+	maxArgonMemory  = 64 * 1024 // KiB
+	maxArgonTime    = 16
+	maxArgonThreads = 16
 )
 
 var b64 = base64.RawStdEncoding
@@ -48,7 +53,7 @@ func CheckPassword(hash, password string) bool {
 	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &memory, &time, &threads); err != nil {
 		return false
 	}
-	if memory == 0 || memory > 1<<21 || time == 0 || time > 16 || threads == 0 {
+	if memory == 0 || memory > maxArgonMemory || time == 0 || time > maxArgonTime || threads == 0 || threads > maxArgonThreads {
 		return false
 	}
 	salt, err := b64.DecodeString(parts[4])

@@ -107,6 +107,9 @@ func (s *Service) UpdateUser(ctx context.Context, actor Principal, id string, ch
 		u.Disabled = *ch.Disabled
 	}
 	if err := s.store.UpdateUser(ctx, u); err != nil {
+		if hearth.KindOf(err) == hearth.Conflict {
+			return User{}, &hearth.Error{Kind: hearth.Invalid, Op: op, Msg: "Hearth needs at least one enabled admin: make someone else an admin first.", Err: err}
+		}
 		return User{}, err
 	}
 	if u.Disabled {

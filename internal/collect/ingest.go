@@ -78,6 +78,7 @@ func (h *Ingest) Routes() map[string]http.Handler {
 
 func setCORS(w http.ResponseWriter) {
 	w.Header().Set("Access-Control-Allow-Origin", "*")
+	w.Header().Set("Access-Control-Expose-Headers", "Retry-After") // so that the snippet can honour it
 }
 
 func preflight(w http.ResponseWriter, r *http.Request) {

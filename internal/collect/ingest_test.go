@@ -361,5 +361,5 @@ func TestSegmentGoSDK(t *testing.T) {
 
 type callback struct{ failure func(error) }
 
-func (callback) Success(analytics.Message)               {}
+func (callback) Success(analytics.Message)                {}
 func (c callback) Failure(_ analytics.Message, err error) { c.failure(err) }

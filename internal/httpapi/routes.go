@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"net/http/pprof"
 
 	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/auth"
@@ -40,6 +41,20 @@ func (s *Server) routes() {
 	s.api("GET /api/v1/api-keys", admins, s.listAPIKeys)
 	s.api("POST /api/v1/api-keys", admins, s.createAPIKey)
 	s.api("DELETE /api/v1/api-keys/{id}", admins, s.revokeAPIKey)
+
+	// Go's profiler, for operators chasing a slow server: admins only.
+	s.api("GET /debug/pprof/{name...}", admins, func(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+		switch r.PathValue("name") {
+		case "profile":
+			pprof.Profile(w, r)
+		case "trace":
+			pprof.Trace(w, r)
+		case "":
+			pprof.Index(w, r)
+		default:
+			pprof.Handler(r.PathValue("name")).ServeHTTP(w, r)
+		}
+	})
 
 	// Anything else under /api/ answers a JSON 404 (or 401 without credentials), never the console.
 	s.api("/api/", readers, func(w http.ResponseWriter, r *http.Request, _ auth.Principal) {

@@ -81,14 +81,48 @@ func (db *DB) ListUsers(ctx context.Context) ([]auth.User, error) {
 	return users, db.wrap("store.list_users", rows.Err())
 }
 
-// UpdateUser saves a user's name, role and disabled flag.
+// UpdateUser saves a user's name, role and disabled flag, unless that would leave no enabled admin (Conflict).
 func (db *DB) UpdateUser(ctx context.Context, u auth.User) error {
-	res, err := db.write.ExecContext(ctx, `UPDATE users SET name = $2, role = $3, disabled = $4, updated_at = $5 WHERE id = $1`,
-		u.ID, u.Name, u.Role, u.Disabled, db.clock.Now())
-	if err != nil {
-		return db.wrap("store.update_user", err)
-	}
-	return oneRow(res, "store.update_user", "User")
+	const op = "store.update_user"
+	return db.inTx(ctx, op, func(tx *sql.Tx) error {
+		// Lock the enabled admins (PostgreSQL; SQLite's writer is alone already), so that two admins who demote
+		// each other at once cannot both succeed.
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM users WHERE role = 'admin' AND NOT disabled`+db.dialect.forUpdate)
+		if err != nil {
+			return db.wrap(op, err)
+		}
+		others := 0
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return db.wrap(op, err)
+			}
+			if id != u.ID {
+				others++
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return db.wrap(op, err)
+		}
+		if others == 0 && (u.Role != hearth.RoleAdmin || u.Disabled) {
+			var wasAdmin bool
+			err := tx.QueryRowContext(ctx, `SELECT role = 'admin' AND NOT disabled FROM users WHERE id = $1`, u.ID).Scan(&wasAdmin)
+			if err != nil && err != sql.ErrNoRows {
+				return db.wrap(op, err)
+			}
+			if wasAdmin {
+				return &hearth.Error{Kind: hearth.Conflict, Op: op, Msg: "The last enabled admin must stay one."}
+			}
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE users SET name = $2, role = $3, disabled = $4, updated_at = $5 WHERE id = $1`,
+			u.ID, u.Name, u.Role, u.Disabled, db.clock.Now())
+		if err != nil {
+			return db.wrap(op, err)
+		}
+		return oneRow(res, op, "User")
+	})
 }
 
 // SetPasswordHash replaces a user's password hash.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/hearth-cdp/hearth"
 )
@@ -38,6 +39,8 @@ type DB struct {
 	clock  hearth.Clock
 	// dialect is what this engine does differently.
 	dialect dialect
+	// stmts holds prepared statements of hot paths, by query text.
+	stmts sync.Map
 	// mapErr turns an engine's driver error into a *hearth.Error where it has a meaning (unique violation).
 	mapErr func(error) error
 }
@@ -75,6 +78,7 @@ func (db *DB) Engine() Engine { return db.engine }
 
 // Close closes the connection pools.
 func (db *DB) Close() error {
+	db.stmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
 	err := db.write.Close()
 	if db.read != db.write {
 		err = errors.Join(err, db.read.Close())

@@ -10,6 +10,11 @@ import (
 
 // dialect holds what the engines do differently, side by side. Everything else is one SQL text for both.
 type dialect struct {
+	// param writes the nth (1-based) query parameter. SQLite reads "$N" as a name and looks every name up
+	// in a list, which costs a quadratic time on the many-row statements of the event log; "?" costs none.
+	param func(n int) string
+	// forUpdate locks the rows a SELECT reads until the transaction ends; SQLite needs no lock (one writer).
+	forUpdate string
 	// lockEventLog serialises appends to the event log for the rest of the transaction.
 	lockEventLog func(ctx context.Context, tx *sql.Tx) error
 	// existingMessages calls found for each event already in the log with one of the dedupe keys, received
@@ -18,6 +23,7 @@ type dialect struct {
 }
 
 var sqliteDialect = dialect{
+	param: func(int) string { return "?" },
 	// SQLite has one writer at a time already: the write connection, in a BEGIN IMMEDIATE transaction.
 	lockEventLog: func(context.Context, *sql.Tx) error { return nil },
 	existingMessages: func(ctx context.Context, tx *sql.Tx, keys []int64, since time.Time, found func(source, id string)) error {
@@ -29,7 +35,7 @@ var sqliteDialect = dialect{
 			for _, k := range keys[:n] {
 				args = append(args, k)
 			}
-			q := `SELECT source_id, message_id FROM events WHERE received_at > $1 AND dedupe_key IN (` + placeholders(2, n) + `)`
+			q := `SELECT source_id, message_id FROM events WHERE received_at > ? AND dedupe_key IN (` + strings.TrimSuffix(strings.Repeat("?,", n), ",") + `)`
 			if err := scanPairs(ctx, tx, q, args, found); err != nil {
 				return err
 			}
@@ -43,6 +49,8 @@ var sqliteDialect = dialect{
 const eventLogLock = 7_263_871_002
 
 var postgresDialect = dialect{
+	param:     func(n int) string { return "$" + strconv.Itoa(n) },
+	forUpdate: " FOR UPDATE",
 	lockEventLog: func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, eventLogLock)
 		return err
@@ -69,17 +77,4 @@ func scanPairs(ctx context.Context, tx *sql.Tx, q string, args []any, found func
 		found(a, b)
 	}
 	return rows.Err()
-}
-
-// placeholders returns "$from, $from+1, …" for n parameters.
-func placeholders(from, n int) string {
-	var b strings.Builder
-	for i := 0; i < n; i++ {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('$')
-		b.WriteString(strconv.Itoa(from + i))
-	}
-	return b.String()
 }

@@ -3,10 +3,8 @@ package store
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"hash/fnv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hearth-cdp/hearth/internal/collect"
@@ -26,13 +24,8 @@ const eventColumns = `seq, source_id, message_id, type, name, user_id, anonymous
 
 const insertEventColumns = `dedupe_key, source_id, message_id, type, name, user_id, anonymous_id, timestamp, received_at, bot, payload`
 
-// insertStatements caches multi-row INSERT texts by row count.
-var insertStatements sync.Map
-
-func insertEventsSQL(rows int) string {
-	if s, ok := insertStatements.Load(rows); ok {
-		return s.(string)
-	}
+// insertEventsSQL is a multi-row INSERT of rows events in the engine's parameter style.
+func (db *DB) insertEventsSQL(rows int) string {
 	var b strings.Builder
 	b.WriteString(`INSERT INTO events (` + insertEventColumns + `) VALUES `)
 	const cols = 11
@@ -45,13 +38,28 @@ func insertEventsSQL(rows int) string {
 			if c > 0 {
 				b.WriteByte(',')
 			}
-			fmt.Fprintf(&b, "$%d", r*cols+c+1)
+			b.WriteString(db.dialect.param(r*cols + c + 1))
 		}
 		b.WriteByte(')')
 	}
-	s := b.String()
-	insertStatements.Store(rows, s)
-	return s
+	return b.String()
+}
+
+// prepared returns a statement prepared once on the write pool and kept: parsing a statement of hundreds
+// of parameters costs more than running it.
+func (db *DB) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := db.stmts.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := db.write.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := db.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
 }
 
 // rowsPerInsert bounds a multi-row INSERT: few statements per batch, well under both engines' parameter limits.
@@ -64,7 +72,16 @@ const rowsPerInsert = 64
 func (db *DB) appendBatches(ctx context.Context, batches []*collect.Batch, dedupeSince time.Time) ([]collect.AppendResult, error) {
 	const op = "store.append_events"
 	results := make([]collect.AppendResult, len(batches))
-	err := db.inTx(ctx, op, func(tx *sql.Tx) error {
+	// Prepared before the transaction: on SQLite the transaction holds the one write connection.
+	chunkStmt, err := db.prepared(ctx, db.insertEventsSQL(rowsPerInsert))
+	if err != nil {
+		return nil, db.wrap(op, err)
+	}
+	rowStmt, err := db.prepared(ctx, db.insertEventsSQL(1))
+	if err != nil {
+		return nil, db.wrap(op, err)
+	}
+	err = db.inTx(ctx, op, func(tx *sql.Tx) error {
 		if err := db.dialect.lockEventLog(ctx, tx); err != nil {
 			return db.wrap(op, err)
 		}
@@ -81,13 +98,21 @@ func (db *DB) appendBatches(ctx context.Context, batches []*collect.Batch, dedup
 		}
 		args := make([]any, 0, rowsPerInsert*11)
 		rows := 0
+		chunk, row := tx.StmtContext(ctx, chunkStmt), tx.StmtContext(ctx, rowStmt)
+		// flush writes the rows gathered: a full chunk in one statement, a remainder row by row.
 		flush := func() error {
-			if rows == 0 {
-				return nil
+			if rows == rowsPerInsert {
+				_, err := chunk.ExecContext(ctx, args...)
+				args, rows = args[:0], 0
+				return err
 			}
-			_, err := tx.ExecContext(ctx, insertEventsSQL(rows), args...)
+			for r := 0; r < rows; r++ {
+				if _, err := row.ExecContext(ctx, args[r*11:(r+1)*11]...); err != nil {
+					return err
+				}
+			}
 			args, rows = args[:0], 0
-			return err
+			return nil
 		}
 		type counts struct {
 			accepted, duplicates, rejected int

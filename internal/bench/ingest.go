@@ -1,0 +1,356 @@
+// Package bench drives a running Hearth over HTTP and reports what it sustained: the load generators behind
+// "hearth bench …" and the figures in BENCHMARKS.md.
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// IngestOptions describe an ingestion load.
+type IngestOptions struct {
+	URL         string        // the server, such as http://127.0.0.1:8080
+	WriteKey    string        // a source's write key
+	Duration    time.Duration // how long to send
+	Concurrency int           // requests in flight at once
+	Batch       int           // events per request; 1 sends single events to /v1/track
+	Rate        float64       // events per second to offer; 0 sends as fast as the server takes them
+}
+
+// IngestReport is what a run measured.
+type IngestReport struct {
+	Options         IngestOptions
+	Elapsed         time.Duration
+	Requests        int64
+	Accepted        int64 // events the server acknowledged as stored
+	Failed          map[string]int64
+	EventBytes      int // average size of one event's JSON
+	P50, P90, P99   time.Duration
+	Max             time.Duration
+	ServerCPU       float64 // cores the server used on average (from its /metrics)
+	ServerRSSMax    float64 // bytes, the most seen while sampling
+	ServerRSSSample int
+}
+
+// EventsPerSecond is the acknowledged rate.
+func (r IngestReport) EventsPerSecond() float64 { return float64(r.Accepted) / r.Elapsed.Seconds() }
+
+func (r IngestReport) String() string {
+	var b strings.Builder
+	mode := fmt.Sprintf("batches of %d to /v1/batch", r.Options.Batch)
+	if r.Options.Batch == 1 {
+		mode = "single events to /v1/track"
+	}
+	offered := "as fast as accepted"
+	if r.Options.Rate > 0 {
+		offered = fmt.Sprintf("%.0f events/s offered", r.Options.Rate)
+	}
+	fmt.Fprintf(&b, "load:      %s, %d in flight, %s, %s, events of ~%d bytes\n", mode, r.Options.Concurrency, offered, r.Options.Duration, r.EventBytes)
+	fmt.Fprintf(&b, "accepted:  %d events in %.1fs = %.0f events/s (%d requests, %.0f req/s)\n",
+		r.Accepted, r.Elapsed.Seconds(), r.EventsPerSecond(), r.Requests, float64(r.Requests)/r.Elapsed.Seconds())
+	fmt.Fprintf(&b, "latency:   p50 %s  p90 %s  p99 %s  max %s\n", ms(r.P50), ms(r.P90), ms(r.P99), ms(r.Max))
+	if r.ServerRSSSample > 0 {
+		fmt.Fprintf(&b, "server:    %.2f cores CPU on average, RSS max %.0f MiB\n", r.ServerCPU, r.ServerRSSMax/(1<<20))
+	}
+	if len(r.Failed) > 0 {
+		keys := make([]string, 0, len(r.Failed))
+		for k := range r.Failed {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		fmt.Fprintf(&b, "failures: ")
+		for _, k := range keys {
+			fmt.Fprintf(&b, " %s×%d", k, r.Failed[k])
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
+
+// Ingest runs the load and reports.
+func Ingest(ctx context.Context, opts IngestOptions, progress io.Writer) (IngestReport, error) {
+	if opts.Concurrency < 1 || opts.Batch < 1 || opts.Duration <= 0 || opts.WriteKey == "" {
+		return IngestReport{}, errors.New("bench: need a write key, a duration, and at least 1 in flight and 1 event per request")
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: opts.Concurrency, MaxConnsPerHost: opts.Concurrency, DisableCompression: true}, Timeout: 30 * time.Second}
+	gen := newEventGen()
+	report := IngestReport{Options: opts, Failed: map[string]int64{}, EventBytes: gen.avgSize(200)}
+
+	path := "/v1/batch"
+	if opts.Batch == 1 {
+		path = "/v1/track"
+	}
+	// Open-loop pacing when a rate is given: requests are due at fixed times whether or not earlier ones
+	// have returned, so that a slow server shows as latency rather than as a slower offered rate.
+	var ticks <-chan time.Time
+	if opts.Rate > 0 {
+		interval := time.Duration(float64(time.Second) * float64(opts.Batch) / opts.Rate)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		ticks = t.C
+	}
+
+	runCtx, cancel := context.WithTimeout(ctx, opts.Duration)
+	defer cancel()
+	stopSampling := sampleServer(ctx, client, opts.URL, &report)
+
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+		requests  atomic.Int64
+		accepted  atomic.Int64
+	)
+	jobs := make(chan struct{}, opts.Concurrency)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := 0; i < opts.Concurrency; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var local []time.Duration
+			defer func() { mu.Lock(); latencies = append(latencies, local...); mu.Unlock() }()
+			for {
+				if ticks != nil {
+					select {
+					case <-runCtx.Done():
+						return
+					case <-jobs:
+					}
+				} else if runCtx.Err() != nil {
+					return
+				}
+				body := gen.body(opts.Batch)
+				t0 := time.Now()
+				n, failure := send(runCtx, client, opts.URL+path, opts.WriteKey, body)
+				if runCtx.Err() != nil && failure != "" {
+					return // cut off by the end of the run: not the server's failure
+				}
+				local = append(local, time.Since(t0))
+				requests.Add(1)
+				accepted.Add(int64(n))
+				if failure != "" {
+					mu.Lock()
+					report.Failed[failure]++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	if ticks != nil {
+		go func() {
+			for {
+				select {
+				case <-runCtx.Done():
+					return
+				case <-ticks:
+					select {
+					case jobs <- struct{}{}:
+					default:
+						mu.Lock()
+						report.Failed["generator-behind"]++ // every worker busy: the server cannot keep up
+						mu.Unlock()
+					}
+				}
+			}
+		}()
+	}
+	if progress != nil {
+		go func() {
+			t := time.NewTicker(5 * time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-runCtx.Done():
+					return
+				case <-t.C:
+					fmt.Fprintf(progress, "  %.0fs: %d events accepted\n", time.Since(start).Seconds(), accepted.Load())
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	report.Elapsed = time.Since(start)
+	stopSampling()
+	report.Requests, report.Accepted = requests.Load(), accepted.Load()
+	slices.Sort(latencies)
+	report.P50, report.P90, report.P99 = quantile(latencies, .5), quantile(latencies, .9), quantile(latencies, .99)
+	if len(latencies) > 0 {
+		report.Max = latencies[len(latencies)-1]
+	}
+	return report, nil
+}
+
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))]
+}
+
+// send posts one request and returns how many events the server accepted, or what failed.
+func send(ctx context.Context, client *http.Client, url, writeKey string, body []byte) (int, string) {
+	req, err := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
+	if err != nil {
+		return 0, "request"
+	}
+	req.SetBasicAuth(writeKey, "")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "network"
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		io.Copy(io.Discard, resp.Body)
+		return 0, strconv.Itoa(resp.StatusCode)
+	}
+	var r struct {
+		Accepted   int `json:"accepted"`
+		Duplicates int `json:"duplicates"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return 0, "bad-response"
+	}
+	return r.Accepted, ""
+}
+
+// sampleServer reads the server's CPU time and RSS from /metrics once a second until stopped.
+func sampleServer(ctx context.Context, client *http.Client, url string, report *IngestReport) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	cpu0, _, ok := readProcess(ctx, client, url)
+	t0 := time.Now()
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if _, rss, ok := readProcess(ctx, client, url); ok {
+					report.ServerRSSMax = max(report.ServerRSSMax, rss)
+					report.ServerRSSSample++
+				}
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		if cpu1, rss, ok2 := readProcess(context.Background(), client, url); ok && ok2 {
+			report.ServerCPU = (cpu1 - cpu0) / time.Since(t0).Seconds()
+			report.ServerRSSMax = max(report.ServerRSSMax, rss)
+			report.ServerRSSSample++
+		}
+	}
+}
+
+func readProcess(ctx context.Context, client *http.Client, url string) (cpu, rss float64, ok bool) {
+	req, err := http.NewRequestWithContext(ctx, "GET", url+"/metrics", nil)
+	if err != nil {
+		return 0, 0, false
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, 0, false
+	}
+	defer resp.Body.Close()
+	found := 0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, value, _ := strings.Cut(sc.Text(), " ")
+		switch name {
+		case "process_cpu_seconds_total":
+			cpu, _ = strconv.ParseFloat(value, 64)
+			found++
+		case "process_resident_memory_bytes":
+			rss, _ = strconv.ParseFloat(value, 64)
+			found++
+		}
+	}
+	return cpu, rss, found == 2
+}
+
+// eventGen makes realistic events: a retail site's page views, product views, cart and order events and
+// identifies, from a pool of visitors, each of about 300 bytes.
+type eventGen struct {
+	mu  sync.Mutex
+	rng *mrand.Rand
+}
+
+func newEventGen() *eventGen {
+	var seed [32]byte
+	rand.Read(seed[:])
+	return &eventGen{rng: mrand.New(mrand.NewChaCha8(seed))}
+}
+
+var (
+	pages    = []string{"/", "/products/running-shoes", "/products/trail-jacket", "/cart", "/stores/shanghai-jingan", "/campaigns/singles-day"}
+	products = []string{"SKU-1001", "SKU-1002", "SKU-2040", "SKU-3300", "SKU-4711"}
+)
+
+func (g *eventGen) event(b *bytes.Buffer) {
+	g.mu.Lock()
+	visitor, kind, page, product, price := g.rng.IntN(200000), g.rng.IntN(10), pages[g.rng.IntN(len(pages))], products[g.rng.IntN(len(products))], 50+g.rng.IntN(950)
+	g.mu.Unlock()
+	id := make([]byte, 16)
+	rand.Read(id)
+	msg := hex.EncodeToString(id)
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	anon := fmt.Sprintf("anon-%08d", visitor)
+	switch {
+	case kind < 5:
+		fmt.Fprintf(b, `{"type":"page","messageId":"%s","anonymousId":"%s","name":"%s","properties":{"path":"%s","referrer":"https://www.baidu.com/","title":"Hearth Outdoor"},"context":{"locale":"zh-CN","campaign":{"source":"wechat","medium":"social"}},"timestamp":"%s"}`, msg, anon, page, page, now)
+	case kind < 8:
+		fmt.Fprintf(b, `{"type":"track","messageId":"%s","anonymousId":"%s","event":"Product Viewed","properties":{"product_id":"%s","price":%d,"currency":"CNY","category":"outdoor"},"context":{"locale":"zh-CN"},"timestamp":"%s"}`, msg, anon, product, price, now)
+	case kind < 9:
+		fmt.Fprintf(b, `{"type":"track","messageId":"%s","anonymousId":"%s","userId":"user-%d","event":"Order Completed","properties":{"order_id":"%s","revenue":%d,"currency":"CNY"},"timestamp":"%s"}`, msg, anon, visitor, msg[:12], price, now)
+	default:
+		fmt.Fprintf(b, `{"type":"identify","messageId":"%s","anonymousId":"%s","userId":"user-%d","traits":{"email":"member%d@example.com","phone":"+86138%08d","city":"上海"},"timestamp":"%s"}`, msg, anon, visitor, visitor, visitor, now)
+	}
+}
+
+// body is one request: a batch, or a single event.
+func (g *eventGen) body(n int) []byte {
+	var b bytes.Buffer
+	if n == 1 {
+		g.event(&b)
+		return b.Bytes()
+	}
+	b.WriteString(`{"sentAt":"` + time.Now().UTC().Format(time.RFC3339Nano) + `","batch":[`)
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		g.event(&b)
+	}
+	b.WriteString(`]}`)
+	return b.Bytes()
+}
+
+func (g *eventGen) avgSize(n int) int {
+	var b bytes.Buffer
+	for i := 0; i < n; i++ {
+		g.event(&b)
+	}
+	return b.Len() / n
+}
