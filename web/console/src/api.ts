@@ -36,6 +36,44 @@ export interface Source {
   enabled: boolean
   created_at: string
   updated_at: string
+  stats: SourceStats
+}
+
+/** What a source has sent: events stored, retries stored once, events refused, and when it last sent. */
+export interface SourceStats {
+  accepted: number
+  duplicates: number
+  rejected: number
+  last_event_at: string | null
+}
+
+export type EventType = 'identify' | 'track' | 'page' | 'screen' | 'group' | 'alias'
+
+/** A stored event as the live debugger shows it; payload is the event in Segment's shape. */
+export interface DebugEvent {
+  seq: number
+  message_id: string
+  type: EventType
+  name: string
+  user_id: string
+  anonymous_id: string
+  timestamp: string
+  received_at: string
+  bot: boolean
+  payload: Record<string, unknown>
+}
+
+/** An event refused at the door: why, and what was sent (at most 4 KiB, not necessarily JSON). */
+export interface RejectedEvent {
+  id: number
+  received_at: string
+  reason: string
+  payload: string
+}
+
+export interface EventPage {
+  items: DebugEvent[] | null
+  cursor: number
 }
 
 export interface APIKey {
@@ -146,6 +184,12 @@ export const api = {
   setSourceEnabled: (id: string, enabled: boolean) =>
     request<Source>('POST', `/sources/${enc(id)}/${enabled ? 'enable' : 'disable'}`),
   regenerateWriteKey: (id: string) => request<Source>('POST', `/sources/${enc(id)}/write-key`),
+  /** Without a cursor: the latest events, newest first. With one: what arrived since, oldest first. */
+  sourceEvents: (id: string, cursor: number, limit: number) =>
+    request<EventPage>('GET', `/sources/${enc(id)}/events?${cursor > 0 ? `cursor=${cursor}&` : ''}limit=${limit}`),
+  /** Refused events with an id above after (0: the latest), newest first. */
+  sourceRejections: (id: string, after: number, limit: number) =>
+    request<List<RejectedEvent>>('GET', `/sources/${enc(id)}/rejections?after=${after}&limit=${limit}`).then(items),
 
   users: () => request<List<User>>('GET', '/users').then(items),
   createUser: (u: { email: string; name: string; role: Role; password: string }) =>

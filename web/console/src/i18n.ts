@@ -85,3 +85,30 @@ export function formatRelative(iso: string | null | undefined, now = Date.now())
   if (abs < 320 * 86400) return rtf.format(Math.round(secs / (30 * 86400)), 'month')
   return rtf.format(Math.round(secs / (365 * 86400)), 'year')
 }
+
+export function formatNumber(n: number): string {
+  return new Intl.NumberFormat(locale.value).format(n)
+}
+
+/** "14:05:09" for a time today, "Nov 22, 14:05:09" / "11月22日 14:05:09" for an earlier day; 24-hour in both. */
+export function formatClock(iso: string | null | undefined, now = Date.now()): string {
+  if (!iso) return '—'
+  const d = new Date(iso)
+  if (Number.isNaN(d.getTime())) return '—'
+  const sameDay = new Date(now).toDateString() === d.toDateString()
+  return new Intl.DateTimeFormat(locale.value, {
+    ...(sameDay ? {} : { month: 'short', day: 'numeric' }),
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+    hourCycle: 'h23',
+  }).format(d)
+}
+
+/** Date and time to the second, for event timestamps. */
+export function formatTimestamp(iso: string | null | undefined): string {
+  if (!iso) return '—'
+  const d = new Date(iso)
+  if (Number.isNaN(d.getTime())) return '—'
+  return new Intl.DateTimeFormat(locale.value, { dateStyle: 'medium', timeStyle: 'medium' }).format(d)
+}
