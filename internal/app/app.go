@@ -101,7 +101,9 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 	a.stopWriter, a.writerDone = stopWriter, make(chan struct{})
 	go func() {
 		defer close(a.writerDone)
-		a.events.Run(writerCtx)
+		if err := a.events.Run(writerCtx); err != nil {
+			a.logger.Error("event writer stopped: ingestion answers 503 until restart", "err", err)
+		}
 	}()
 	ingest := collect.NewIngest(a.sources, a.events, a.clock, bots, collect.IngestOptions{
 		MaxEventBytes: a.cfg.Ingest.MaxEventBytes, MaxRequestBytes: a.cfg.Ingest.MaxRequestBytes, SourceRate: a.cfg.Ingest.SourceRateLimit,

@@ -39,6 +39,8 @@ type DB struct {
 	clock  hearth.Clock
 	// dialect is what this engine does differently.
 	dialect dialect
+	// dedupe finds events already in the log.
+	dedupe dedupeIndex
 	// stmts holds prepared statements of hot paths, by query text.
 	stmts sync.Map
 	// mapErr turns an engine's driver error into a *hearth.Error where it has a meaning (unique violation).

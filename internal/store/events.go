@@ -81,6 +81,11 @@ func (db *DB) appendBatches(ctx context.Context, batches []*collect.Batch, dedup
 	if err != nil {
 		return nil, db.wrap(op, err)
 	}
+	var (
+		newKeys  []int64
+		newTimes []time.Time
+		lastSeq  int64
+	)
 	err = db.inTx(ctx, op, func(tx *sql.Tx) error {
 		if err := db.dialect.lockEventLog(ctx, tx); err != nil {
 			return db.wrap(op, err)
@@ -93,7 +98,7 @@ func (db *DB) appendBatches(ctx context.Context, batches []*collect.Batch, dedup
 			}
 		}
 		seen := make(map[msg]bool)
-		if err := db.dialect.existingMessages(ctx, tx, keys, dedupeSince, func(source, id string) { seen[msg{source, id}] = true }); err != nil {
+		if err := db.dedupe.existing(ctx, tx, keys, dedupeSince, func(source, id string) { seen[msg{source, id}] = true }); err != nil {
 			return db.wrap(op, err)
 		}
 		args := make([]any, 0, rowsPerInsert*11)
@@ -119,6 +124,7 @@ func (db *DB) appendBatches(ctx context.Context, batches []*collect.Batch, dedup
 			last                           time.Time
 		}
 		stats := map[string]*counts{}
+		newKeys, newTimes = newKeys[:0], newTimes[:0]
 		for bi, b := range batches {
 			c := stats[b.SourceID]
 			if c == nil {
@@ -140,6 +146,7 @@ func (db *DB) appendBatches(ctx context.Context, batches []*collect.Batch, dedup
 				seen[m] = true
 				results[bi].Accepted++
 				c.accepted++
+				newKeys, newTimes = append(newKeys, dedupeKey(b.SourceID, e.MessageID)), append(newTimes, e.ReceivedAt)
 				args = append(args, dedupeKey(b.SourceID, e.MessageID), b.SourceID, e.MessageID, e.Type, e.Name,
 					e.UserID, e.AnonymousID, e.Timestamp, e.ReceivedAt, e.Bot, string(e.Payload))
 				if rows++; rows == rowsPerInsert {
@@ -158,6 +165,12 @@ func (db *DB) appendBatches(ctx context.Context, batches []*collect.Batch, dedup
 		if err := flush(); err != nil {
 			return db.wrap(op, err)
 		}
+		if len(newKeys) > 0 {
+			// Rows appended by one writer get consecutive seqs: the last one tells them all.
+			if err := tx.QueryRowContext(ctx, `SELECT max(seq) FROM events`).Scan(&lastSeq); err != nil {
+				return db.wrap(op, err)
+			}
+		}
 		for source, c := range stats {
 			if _, err := tx.ExecContext(ctx, upsertSourceStats, source, c.accepted, c.duplicates, c.rejected, c.last); err != nil {
 				return db.wrap(op, err)
@@ -165,7 +178,15 @@ func (db *DB) appendBatches(ctx context.Context, batches []*collect.Batch, dedup
 		}
 		return nil
 	})
+	if err == nil && len(newKeys) > 0 {
+		db.dedupe.added(newKeys, lastSeq-int64(len(newKeys))+1, newTimes)
+	}
 	return results, err
+}
+
+// LoadDedupe prepares deduplication from the log; the event writer calls it before its first append.
+func (db *DB) LoadDedupe(ctx context.Context, window time.Duration) error {
+	return db.dedupe.load(ctx, db, db.clock.Now().Add(-window))
 }
 
 const upsertSourceStats = `INSERT INTO source_stats (source_id, accepted, duplicates, rejected, last_event_at) VALUES ($1, $2, $3, $4, $5)

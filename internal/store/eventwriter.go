@@ -72,15 +72,19 @@ func (w *EventWriter) Append(ctx context.Context, b *collect.Batch) (collect.App
 }
 
 // Run writes batches until ctx ends, then finishes what it has taken and returns. Stop the HTTP server
-// first, so that no request is left waiting.
-func (w *EventWriter) Run(ctx context.Context) {
+// first, so that no request is left waiting. It first prepares deduplication from the log; appends that
+// arrive meanwhile wait.
+func (w *EventWriter) Run(ctx context.Context) error {
 	defer close(w.done)
+	if err := w.db.LoadDedupe(ctx, w.opts.DedupeWindow); err != nil {
+		return err
+	}
 	var pending []*appendReq
 	for {
 		select {
 		case <-ctx.Done():
 			w.drain()
-			return
+			return nil
 		case r := <-w.reqs:
 			pending = append(pending[:0], r)
 		}

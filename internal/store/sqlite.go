@@ -44,7 +44,7 @@ func openSQLite(ctx context.Context, dir string) (*DB, error) {
 		return nil, fmt.Errorf("store: open sqlite: %w", err)
 	}
 	read.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)*2))
-	db := &DB{engine: SQLite, write: write, read: read, mapErr: mapSQLiteError, dialect: sqliteDialect}
+	db := &DB{engine: SQLite, write: write, read: read, mapErr: mapSQLiteError, dialect: sqliteDialect, dedupe: &memoryDedupe{}}
 	if err := write.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, &hearth.Error{Kind: hearth.Unavailable, Op: "store.open", Msg: fmt.Sprintf("Cannot open the database in %s.", dir), Err: err}

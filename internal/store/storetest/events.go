@@ -24,7 +24,12 @@ func runWriter(t *testing.T, db *store.DB, opts store.EventWriterOptions) *store
 	w := store.NewEventWriter(db, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { w.Run(ctx); close(done) }()
+	go func() {
+		defer close(done)
+		if err := w.Run(ctx); err != nil {
+			t.Errorf("event writer: %v", err)
+		}
+	}()
 	t.Cleanup(func() { cancel(); <-done })
 	return w
 }
@@ -167,5 +172,50 @@ func testEventLogConcurrent(t *testing.T, db *store.DB, clock *Clock) {
 	must(t, err)
 	if len(evs) != writers*batches*per {
 		t.Errorf("log has %d events, want %d", len(evs), writers*batches*per)
+	}
+}
+
+// Deduplication survives a restart: what a new writer knows comes from the log itself.
+func testDedupeAfterRestart(t *testing.T, db *store.DB, clock *Clock) {
+	ctx1, stop := context.WithCancel(context.Background())
+	w := store.NewEventWriter(db, store.EventWriterOptions{DedupeWindow: 48 * time.Hour})
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx1) }()
+	var batch collect.Batch
+	batch.SourceID, batch.ReceivedAt = "src", clock.Now()
+	for i := 0; i < 3000; i++ {
+		batch.Events = append(batch.Events, event(clock, fmt.Sprintf("m%d", i), "u"))
+	}
+	if res, err := w.Append(ctx, &batch); err != nil || res.Accepted != 3000 {
+		t.Fatalf("first append: %+v, %v", res, err)
+	}
+	clock.Advance(30 * time.Hour) // another day: the index spans two days now
+	old := batch
+	old.ReceivedAt = clock.Now()
+	old.Events = []collect.Event{event(clock, "m7", "u"), event(clock, "new-1", "u")}
+	if res, err := w.Append(ctx, &old); err != nil || res.Accepted != 1 || res.Duplicates != 1 {
+		t.Fatalf("second append: %+v, %v", res, err)
+	}
+	stop()
+	must(t, <-done)
+
+	// A new writer, as after a restart.
+	w2 := runWriter(t, db, store.EventWriterOptions{DedupeWindow: 48 * time.Hour})
+	again := &collect.Batch{SourceID: "src", ReceivedAt: clock.Now()}
+	for _, id := range []string{"m0", "m2999", "new-1", "new-2"} {
+		again.Events = append(again.Events, event(clock, id, "u"))
+	}
+	res, err := w2.Append(ctx, again)
+	must(t, err)
+	if res.Accepted != 1 || res.Duplicates != 3 {
+		t.Errorf("after restart: %+v, want 1 accepted (new-2), 3 duplicates", res)
+	}
+	// Past the window, the first day's messages are new again.
+	clock.Advance(49 * time.Hour)
+	w3 := runWriter(t, db, store.EventWriterOptions{DedupeWindow: 48 * time.Hour})
+	res, err = w3.Append(ctx, &collect.Batch{SourceID: "src", ReceivedAt: clock.Now(), Events: []collect.Event{event(clock, "m0", "u")}})
+	must(t, err)
+	if res.Accepted != 1 {
+		t.Errorf("past the window: %+v, want accepted", res)
 	}
 }

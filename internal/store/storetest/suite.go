@@ -30,6 +30,7 @@ func Run(t *testing.T, open Opener) {
 		{"Sources", testSources},
 		{"EventLog", testEventLog},
 		{"EventLogConcurrent", testEventLogConcurrent},
+		{"DedupeAfterRestart", testDedupeAfterRestart},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,7 +1,7 @@
 -- The event log: every interaction, in the order it was durably appended. seq is the log's offset.
 CREATE TABLE events (
 	seq INTEGER PRIMARY KEY,
-	-- A 64-bit hash of (source_id, message_id): a compact index for deduplication. Rows with the same key are
+	-- A 64-bit hash of (source_id, message_id), for deduplication. Rows with the same key are
 	-- compared in full, so a hash collision never drops an event.
 	dedupe_key INTEGER NOT NULL,
 	source_id TEXT NOT NULL,
@@ -15,7 +15,7 @@ CREATE TABLE events (
 	bot BOOLEAN NOT NULL,
 	payload TEXT NOT NULL
 );
-CREATE INDEX events_dedupe ON events (dedupe_key);
+-- No index on dedupe_key: SQLite deduplicates with an index in memory, derived from this table (store/dedupe.go).
 
 -- Events refused at the door, with the reason, for the console's debugger. Kept for a short while only.
 CREATE TABLE rejected_events (
