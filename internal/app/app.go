@@ -247,7 +247,13 @@ func (a *App) Shutdown(ctx context.Context) error {
 	// The event writer stops after the HTTP server: requests in flight wait for their appends.
 	if a.stopWriter != nil {
 		a.stopWriter()
-		<-a.writerDone
+		select {
+		case <-a.writerDone:
+		case <-ctx.Done():
+			// A write stuck in the database must not make the server impossible to stop; an unfinished
+			// append was never acknowledged, so nothing acknowledged is lost.
+			errs = append(errs, fmt.Errorf("app: the event writer did not stop in time: %w", ctx.Err()))
+		}
 	}
 	if a.stopWorkers != nil {
 		a.stopWorkers()
