@@ -54,7 +54,7 @@ func (r IngestReport) String() string {
 	var b strings.Builder
 	mode := fmt.Sprintf("batches of %d to /v1/batch", r.Options.Batch)
 	if r.Options.Batch == 1 {
-		mode = "single events to /v1/track"
+		mode = "single events to /v1/{type}"
 	}
 	offered := "as fast as accepted"
 	if r.Options.Rate > 0 {
@@ -93,10 +93,6 @@ func Ingest(ctx context.Context, opts IngestOptions, progress io.Writer) (Ingest
 	gen := newEventGen()
 	report := IngestReport{Options: opts, Failed: map[string]int64{}, EventBytes: gen.avgSize(200)}
 
-	path := "/v1/batch"
-	if opts.Batch == 1 {
-		path = "/v1/track"
-	}
 	// Open-loop pacing when a rate is given: requests are due at fixed times whether or not earlier ones
 	// have returned, so that a slow server shows as latency rather than as a slower offered rate.
 	var ticks <-chan time.Time
@@ -136,7 +132,7 @@ func Ingest(ctx context.Context, opts IngestOptions, progress io.Writer) (Ingest
 				} else if runCtx.Err() != nil {
 					return
 				}
-				body := gen.body(opts.Batch)
+				body, path := gen.body(opts.Batch)
 				t0 := time.Now()
 				n, failure := send(runCtx, client, opts.URL+path, opts.WriteKey, body)
 				if runCtx.Err() != nil && failure != "" {
@@ -308,7 +304,8 @@ var (
 	products = []string{"SKU-1001", "SKU-1002", "SKU-2040", "SKU-3300", "SKU-4711"}
 )
 
-func (g *eventGen) event(b *bytes.Buffer) {
+// event writes one event and returns its type.
+func (g *eventGen) event(b *bytes.Buffer) string {
 	g.mu.Lock()
 	visitor, kind, page, product, price := g.rng.IntN(200000), g.rng.IntN(10), pages[g.rng.IntN(len(pages))], products[g.rng.IntN(len(products))], 50+g.rng.IntN(950)
 	g.mu.Unlock()
@@ -320,21 +317,25 @@ func (g *eventGen) event(b *bytes.Buffer) {
 	switch {
 	case kind < 5:
 		fmt.Fprintf(b, `{"type":"page","messageId":"%s","anonymousId":"%s","name":"%s","properties":{"path":"%s","referrer":"https://www.baidu.com/","title":"Hearth Outdoor"},"context":{"locale":"zh-CN","campaign":{"source":"wechat","medium":"social"}},"timestamp":"%s"}`, msg, anon, page, page, now)
+		return "page"
 	case kind < 8:
 		fmt.Fprintf(b, `{"type":"track","messageId":"%s","anonymousId":"%s","event":"Product Viewed","properties":{"product_id":"%s","price":%d,"currency":"CNY","category":"outdoor"},"context":{"locale":"zh-CN"},"timestamp":"%s"}`, msg, anon, product, price, now)
+		return "track"
 	case kind < 9:
 		fmt.Fprintf(b, `{"type":"track","messageId":"%s","anonymousId":"%s","userId":"user-%d","event":"Order Completed","properties":{"order_id":"%s","revenue":%d,"currency":"CNY"},"timestamp":"%s"}`, msg, anon, visitor, msg[:12], price, now)
+		return "track"
 	default:
 		fmt.Fprintf(b, `{"type":"identify","messageId":"%s","anonymousId":"%s","userId":"user-%d","traits":{"email":"member%d@example.com","phone":"+86138%08d","city":"上海"},"timestamp":"%s"}`, msg, anon, visitor, visitor, visitor, now)
+		return "identify"
 	}
 }
 
-// body is one request: a batch, or a single event.
-func (g *eventGen) body(n int) []byte {
+// body is one request and the path to post it to: a batch, or a single event to its type's endpoint.
+func (g *eventGen) body(n int) ([]byte, string) {
 	var b bytes.Buffer
 	if n == 1 {
-		g.event(&b)
-		return b.Bytes()
+		typ := g.event(&b)
+		return b.Bytes(), "/v1/" + typ
 	}
 	b.WriteString(`{"sentAt":"` + time.Now().UTC().Format(time.RFC3339Nano) + `","batch":[`)
 	for i := 0; i < n; i++ {
@@ -344,7 +345,7 @@ func (g *eventGen) body(n int) []byte {
 		g.event(&b)
 	}
 	b.WriteString(`]}`)
-	return b.Bytes()
+	return b.Bytes(), "/v1/batch"
 }
 
 func (g *eventGen) avgSize(n int) int {

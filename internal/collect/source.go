@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -62,11 +63,28 @@ type SourceStore interface {
 type Sources struct {
 	store SourceStore
 	clock hearth.Clock
+
+	// keys caches write key lookups briefly: a single-event SDK sends thousands of requests a second, each
+	// of which would otherwise read the database. A change on this node clears it at once; other nodes see
+	// it within keyCacheTTL.
+	mu   sync.Mutex
+	keys map[string]cachedKey
 }
+
+type cachedKey struct {
+	src   Source
+	found bool
+	until time.Time
+}
+
+const (
+	keyCacheTTL  = time.Second
+	keyCacheSize = 10000
+)
 
 // NewSources returns the source service.
 func NewSources(store SourceStore, clock hearth.Clock) *Sources {
-	return &Sources{store: store, clock: clock}
+	return &Sources{store: store, clock: clock, keys: map[string]cachedKey{}}
 }
 
 // newWriteKey returns a fresh write key: 24 random bytes, URL-safe, so it can sit in a page's HTML.
@@ -145,15 +163,35 @@ func (s *Sources) update(ctx context.Context, op, id string, change func(*Source
 	if err := s.store.UpdateSource(ctx, src); err != nil {
 		return Source{}, conflictName(op, err)
 	}
+	s.mu.Lock()
+	clear(s.keys)
+	s.mu.Unlock()
 	return src, nil
 }
 
-// Authenticate returns the enabled source whose write key is given.
+// Authenticate returns the enabled source whose write key is given. A key disabled or replaced stops working
+// within a second.
 func (s *Sources) Authenticate(ctx context.Context, writeKey string) (Source, error) {
 	const op = "collect.authenticate"
-	src, err := s.store.SourceByWriteKey(ctx, writeKey)
-	if hearth.KindOf(err) == hearth.NotFound || (err == nil && !src.Enabled) {
+	now := s.clock.Now()
+	s.mu.Lock()
+	c, ok := s.keys[writeKey]
+	s.mu.Unlock()
+	if !ok || now.After(c.until) {
+		src, err := s.store.SourceByWriteKey(ctx, writeKey)
+		if err != nil && hearth.KindOf(err) != hearth.NotFound {
+			return Source{}, err
+		}
+		c = cachedKey{src: src, found: err == nil, until: now.Add(keyCacheTTL)}
+		s.mu.Lock()
+		if len(s.keys) >= keyCacheSize { // wrong keys must not grow it without bound
+			clear(s.keys)
+		}
+		s.keys[writeKey] = c
+		s.mu.Unlock()
+	}
+	if !c.found || !c.src.Enabled {
 		return Source{}, hearth.Errorf(hearth.Unauthenticated, op, "The write key is missing, wrong or disabled.")
 	}
-	return src, err
+	return c.src, nil
 }
