@@ -100,24 +100,26 @@ func queryInt(r *http.Request, name string, def, maxValue int64) (int64, error) 
 	return min(n, maxValue), nil
 }
 
+// debuggerQuery reads what the debugger's reads share: the source, a position (named param) and a limit.
+func (s *Server) debuggerQuery(r *http.Request, param string) (src collect.Source, pos int64, limit int, err error) {
+	if src, err = s.Sources.Get(r.Context(), r.PathValue("id")); err != nil {
+		return src, 0, 0, err
+	}
+	if pos, err = queryInt(r, param, 0, math.MaxInt64); err != nil {
+		return src, 0, 0, err
+	}
+	n, err := queryInt(r, "limit", 50, 200)
+	return src, pos, int(max(n, 1)), err
+}
+
 // sourceEvents serves the live event debugger: a source's latest events, then those after a cursor.
 func (s *Server) sourceEvents(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
-	src, err := s.Sources.Get(r.Context(), r.PathValue("id"))
+	src, cursor, limit, err := s.debuggerQuery(r, "cursor")
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	cursor, err := queryInt(r, "cursor", 0, math.MaxInt64)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	limit, err := queryInt(r, "limit", 50, 200)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	evs, next, err := s.Events.SourceEvents(r.Context(), src.ID, cursor, int(max(limit, 1)))
+	evs, next, err := s.Events.SourceEvents(r.Context(), src.ID, cursor, limit)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -131,22 +133,12 @@ func (s *Server) sourceEvents(w http.ResponseWriter, r *http.Request, _ auth.Pri
 
 // sourceRejections lists a source's refused events with their reasons, newest first.
 func (s *Server) sourceRejections(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
-	src, err := s.Sources.Get(r.Context(), r.PathValue("id"))
+	src, after, limit, err := s.debuggerQuery(r, "after")
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	after, err := queryInt(r, "after", 0, math.MaxInt64)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	limit, err := queryInt(r, "limit", 50, 200)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	rej, err := s.Events.SourceRejections(r.Context(), src.ID, after, int(max(limit, 1)))
+	rej, err := s.Events.SourceRejections(r.Context(), src.ID, after, limit)
 	if err != nil {
 		s.fail(w, r, err)
 		return

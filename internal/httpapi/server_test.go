@@ -17,6 +17,7 @@ import (
 	"github.com/hearth-cdp/hearth/internal/auth"
 	"github.com/hearth-cdp/hearth/internal/collect"
 	"github.com/hearth-cdp/hearth/internal/httpapi"
+	"github.com/hearth-cdp/hearth/internal/store"
 	"github.com/hearth-cdp/hearth/internal/store/storetest"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -28,6 +29,7 @@ type env struct {
 	auth  *auth.Service
 	clock *storetest.Clock
 	keys  map[hearth.Role]string // an API key per role
+	db    *store.DB
 }
 
 const adminEmail, adminPassword = "admin@example.com", "correct horse battery"
@@ -50,7 +52,7 @@ func forEachEngine(t *testing.T, fn func(t *testing.T, e *env)) {
 			})
 			ts := httptest.NewServer(srv)
 			t.Cleanup(ts.Close)
-			e := &env{t: t, url: ts.URL, auth: authSvc, clock: clock, keys: map[hearth.Role]string{}}
+			e := &env{t: t, url: ts.URL, auth: authSvc, clock: clock, keys: map[hearth.Role]string{}, db: db}
 			ctx := context.Background()
 			if _, err := authSvc.CreateUser(ctx, auth.NewUser{Email: adminEmail, Name: "Admin", Role: hearth.RoleAdmin, Password: adminPassword}); err != nil {
 				t.Fatal(err)

@@ -1,11 +1,16 @@
 package httpapi_test
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/hearth-cdp/hearth"
+	"github.com/hearth-cdp/hearth/internal/collect"
+	"github.com/hearth-cdp/hearth/internal/store"
 )
 
 type sourceOut struct {
@@ -105,5 +110,71 @@ func TestSourceValidation(t *testing.T) {
 				}
 			})
 		}
+	})
+}
+
+func TestEventDebugger(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.as(hearth.RoleAnalyst)
+		src := createSource(t, e.as(hearth.RoleMarketer), "Website", "website")
+		w := store.NewEventWriter(e.db, store.EventWriterOptions{})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { w.Run(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
+		appendEvent := func(id string) {
+			now := e.clock.Now()
+			_, err := w.Append(ctx, &collect.Batch{SourceID: src.ID, ReceivedAt: now,
+				Events:   []collect.Event{{MessageID: id, Type: "track", Name: "Signed Up", UserID: "u1", Timestamp: now, ReceivedAt: now, Payload: []byte(`{"type":"track","event":"Signed Up"}`)}},
+				Rejected: []collect.Rejected{{Reason: "userId or anonymousId is required", Payload: []byte(`{"event":"x"}`)}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		appendEvent("m1")
+		appendEvent("m2")
+
+		var page struct {
+			Items []struct {
+				MessageID string          `json:"message_id"`
+				Payload   json.RawMessage `json:"payload"`
+			}
+			Cursor int64
+		}
+		r := c.do("GET", "/api/v1/sources/"+src.ID+"/events", nil)
+		wantStatus(t, r, http.StatusOK)
+		r.decode(t, &page)
+		if len(page.Items) != 2 || page.Items[0].MessageID != "m2" || string(page.Items[0].Payload) != `{"type":"track","event":"Signed Up"}` || page.Cursor == 0 {
+			t.Fatalf("latest = %+v", page)
+		}
+		appendEvent("m3")
+		cursor := page.Cursor
+		c.do("GET", fmt.Sprintf("/api/v1/sources/%s/events?cursor=%d", src.ID, cursor), nil).decode(t, &page)
+		if len(page.Items) != 1 || page.Items[0].MessageID != "m3" || page.Cursor <= cursor {
+			t.Errorf("after the cursor = %+v", page)
+		}
+		var rej struct {
+			Items []struct {
+				ID     int64
+				Reason string
+			}
+		}
+		c.do("GET", "/api/v1/sources/"+src.ID+"/rejections?limit=2", nil).decode(t, &rej)
+		if len(rej.Items) != 2 || rej.Items[0].Reason != "userId or anonymousId is required" {
+			t.Errorf("rejections = %+v", rej)
+		}
+		var s sourceOut
+		var stats struct {
+			Stats struct{ Accepted, Rejected int64 }
+		}
+		r = c.do("GET", "/api/v1/sources/"+src.ID, nil)
+		r.decode(t, &s)
+		r.decode(t, &stats)
+		if stats.Stats.Accepted != 3 || stats.Stats.Rejected != 3 {
+			t.Errorf("stats = %+v", stats)
+		}
+		wantStatus(t, c.do("GET", "/api/v1/sources/"+src.ID+"/events?limit=-1", nil), http.StatusBadRequest)
+		wantStatus(t, c.do("GET", "/api/v1/sources/"+src.ID+"/rejections?after=x", nil), http.StatusBadRequest)
+		wantStatus(t, c.do("GET", "/api/v1/sources/nope/events", nil), http.StatusNotFound)
 	})
 }
