@@ -1,9 +1,7 @@
 package app
 
 import (
-	"bytes"
 	"context"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -87,19 +85,10 @@ func screenshot(t *testing.T, ctx context.Context) {
 func tid(id string) chromedp.CSS { return chromedp.CSS(`[data-testid="` + id + `"]`) }
 
 // startForBrowser starts the whole app on port 0 and returns its base URL and what it printed.
-func startForBrowser(t *testing.T, cfg Config) (string, *bytes.Buffer) {
+func startForBrowser(t *testing.T, cfg Config) (string, string) {
 	t.Helper()
-	ctx := context.Background()
-	a, err := New(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	if err := a.Start(ctx, &out); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Shutdown(context.Background()) })
-	return "http://" + a.Addr(), &out
+	s := startApp(t, cfg)
+	return s.base, s.stderr
 }
 
 func browserConfig(t *testing.T, engine string) Config {
@@ -199,12 +188,10 @@ func TestBrowserSignInAndCreateSource(t *testing.T) {
 // On a store without users, the setup link printed at start creates the first admin and signs them in.
 func TestBrowserSetupLink(t *testing.T) {
 	base, out := startForBrowser(t, browserConfig(t, "sqlite"))
-	link := regexp.MustCompile(`http://\S+/console/setup\?token=\S+`).FindString(out.String())
-	if link == "" {
-		t.Fatalf("no setup link in %q", out.String())
+	link := regexp.MustCompile(`http://\S+/console/setup\?token=\S+`).FindString(out)
+	if !strings.HasPrefix(link, base+"/console/setup?token=") {
+		t.Fatalf("no setup link to %s in %q", base, out)
 	}
-	// The printed link names the configured address (port 0); the test server's real port is in base.
-	link = base + link[strings.Index(link, "/console/"):]
 	ctx := browser(t)
 	do(t, ctx, "create the first admin",
 		chromedp.Navigate(link),

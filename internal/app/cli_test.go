@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -219,15 +218,7 @@ func TestAPIKeyCreateBesideRunningServer(t *testing.T) {
 			if engine == "postgres" {
 				cfg.DB = storetest.PostgresURL(t)
 			}
-			ctx := context.Background()
-			a, err := New(ctx, cfg, slog.New(slog.DiscardHandler))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := a.Start(ctx, io.Discard); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { a.Shutdown(context.Background()) })
+			a := startApp(t, cfg).app
 
 			args := []string{"apikey", "create", "--name", "CRM sync", "--data", cfg.Data}
 			if cfg.DB != "" {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"html"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -29,15 +28,8 @@ func startSnippetApp(t *testing.T) (*App, string, collect.Source) {
 	ctx := context.Background()
 	cfg := browserConfig(t, "sqlite")
 	cfg.Admin = AdminConfig{Email: "admin@example.com", Password: "a long admin password"}
-	a, err := New(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(ctx, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Shutdown(context.Background()) })
-	base := "http://" + a.Addr()
+	started := startApp(t, cfg)
+	a, base := started.app, started.base
 	res, err := http.Get(base + "/hearth.js")
 	if err != nil {
 		t.Fatal(err)
