@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -92,15 +93,6 @@ func preflight(w http.ResponseWriter, r *http.Request) {
 // bodyBuffers recycles request buffers: at high rates, allocating half a megabyte per request shows.
 var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// batchBody is a /v1/batch request.
-type batchBody struct {
-	Batch        []json.RawMessage `json:"batch"`
-	Context      json.RawMessage   `json:"context"`
-	Integrations json.RawMessage   `json:"integrations"`
-	SentAt       json.RawMessage   `json:"sentAt"`
-	WriteKey     string            `json:"writeKey"`
-}
-
 // RejectedJSON is one refused event in a response.
 type RejectedJSON struct {
 	Index     int    `json:"index"`
@@ -175,69 +167,133 @@ func tooLargeOr(err, otherwise error) error {
 	return otherwise
 }
 
-func (h *Ingest) ingest(r *http.Request, typ string, body []byte) (responseBody, error) {
+func (h *Ingest) ingest(r *http.Request, typ string, data []byte) (responseBody, error) {
 	const op = "collect.ingest"
 	req := Request{ReceivedAt: h.clock.Now(), IP: clientIP(r), UserAgent: r.UserAgent()}
-	var raws []json.RawMessage
-	var bodyKey string
-	if typ == "batch" {
-		var b batchBody
-		if err := json.Unmarshal(body, &b); err != nil {
-			return responseBody{}, hearth.Errorf(hearth.Invalid, op, "The body is not a valid batch: %s.", describeJSONError(err))
-		}
-		raws, bodyKey = b.Batch, b.WriteKey
-		req.Context, req.Integrations, req.SentAt = b.Context, b.Integrations, b.SentAt
-		typ = ""
-	} else {
-		var k struct {
-			WriteKey string `json:"writeKey"`
-		}
-		if err := json.Unmarshal(body, &k); err != nil {
-			return responseBody{}, hearth.Errorf(hearth.Invalid, op, "The body is not a valid event: %s.", describeJSONError(err))
-		}
-		raws, bodyKey = []json.RawMessage{body}, k.WriteKey
+	body, err := decodeBody(data, typ)
+	if err != nil {
+		return responseBody{}, err
 	}
-	src, err := h.authenticate(r, bodyKey)
+	defer body.release()
+	src, err := h.authenticate(r, body.writeKey)
 	if err != nil {
 		return responseBody{}, err
 	}
 	req.Browser = src.Kind == KindWebsite
-	if err := h.allow(src.ID, len(raws)); err != nil {
+	if err := h.allow(src.ID, len(body.events)); err != nil {
 		return responseBody{}, err
 	}
-
-	batch := &Batch{SourceID: src.ID, ReceivedAt: req.ReceivedAt, Events: make([]Event, 0, len(raws))}
-	resp := responseBody{Success: true}
-	for i, raw := range raws {
-		var ev Event
-		var err error
-		if len(raw) > h.opts.MaxEventBytes {
-			err = hearth.Errorf(hearth.Invalid, op, "the event is larger than %d bytes", h.opts.MaxEventBytes)
-		} else {
-			ev, err = Normalize(raw, typ, req, h.newID, h.bots.IsBot)
-		}
-		if err != nil {
-			reason := hearth.MessageOf(err)
-			resp.Rejected = append(resp.Rejected, RejectedJSON{Index: i, MessageID: peekMessageID(raw), Reason: reason})
-			batch.Rejected = append(batch.Rejected, Rejected{Index: i, Reason: reason, Payload: clip(raw, 4096)})
-			continue
-		}
-		ev.SourceID = src.ID
-		batch.Events = append(batch.Events, ev)
+	if typ == "batch" {
+		typ = ""
 	}
+	batch, rejected := h.normalizeEvents(&body, typ, req, src.ID)
 	// A single call whose only event is refused is a bad request; a batch is answered event by event.
-	if typ != "" && len(resp.Rejected) == 1 {
+	if typ != "" && len(rejected) == 1 {
 		if _, err := h.log.Append(r.Context(), batch); err != nil { // keep the refusal for the debugger
 			return responseBody{}, err
 		}
-		return responseBody{}, hearth.Errorf(hearth.Invalid, op, "%s.", capitalize(resp.Rejected[0].Reason))
+		return responseBody{}, hearth.Errorf(hearth.Invalid, op, "%s.", capitalize(rejected[0].Reason))
 	}
 	res, err := h.log.Append(r.Context(), batch)
 	if err != nil {
 		return responseBody{}, err
 	}
-	resp.Accepted, resp.Duplicates = res.Accepted, res.Duplicates
-	return resp, nil
+	return responseBody{Success: true, Accepted: res.Accepted, Duplicates: res.Duplicates, Rejected: rejected}, nil
+}
+
+// requestBody is a request's body taken apart: its events, and what a batch says of them all. Its release
+// recycles what it holds once the events are normalised.
+type requestBody struct {
+	data     []byte
+	events   []rawEvent
+	writeKey string
+	batch    batchFields
+	dec      *decoder
+}
+
+// raw is an event as sent.
+func (b *requestBody) raw(i int) []byte { return b.events[i].raw.in(b.data) }
+
+func (b *requestBody) release() {
+	if b.dec == nil {
+		return
+	}
+	if cap(b.events) <= 1000 { // not the room for a batch of many tiny events
+		clear(b.events)
+		b.dec.events = b.events[:0]
+	}
+	b.dec.data, b.dec.buf = nil, bytes.Buffer{}
+	decoders.Put(b.dec)
+	*b = requestBody{}
+}
+
+// decodeBody takes apart the body of a call to /v1/{typ}, reading it once. The body must not change until
+// the requestBody is released.
+func decodeBody(data []byte, typ string) (requestBody, error) {
+	const op = "collect.ingest"
+	if len(data) > math.MaxInt32 {
+		return requestBody{}, tooLarge(math.MaxInt32)
+	}
+	d := decoders.Get().(*decoder)
+	b := requestBody{data: data, events: d.events[:0], dec: d}
+	if typ != "batch" {
+		var ev rawEvent
+		var reason string
+		switch {
+		case d.readEvent(data, &ev) != nil:
+			reason = describeInvalid(data)
+		case d.kind(ev.raw) != '{' && d.kind(ev.raw) != 'n':
+			reason = "an event must be a JSON object"
+		case ev.badWriteKey:
+			reason = "writeKey has the wrong type"
+		}
+		if reason != "" {
+			b.release()
+			return requestBody{}, hearth.Errorf(hearth.Invalid, op, "The body is not a valid event: %s.", reason)
+		}
+		ev.raw = span{0, int32(len(data))} // the size limit and the debugger see the body as sent
+		b.events = append(b.events, ev)
+		if ev.writeKey != (span{}) {
+			b.writeKey = unquote(ev.writeKey.in(data))
+		}
+		return b, nil
+	}
+	refused, err := d.readBatch(data, &b)
+	if err != nil {
+		b.release()
+		return requestBody{}, hearth.Errorf(hearth.Invalid, op, "The body is not a valid batch: %s.", describeInvalid(data))
+	}
+	if refused != "" {
+		b.release()
+		return requestBody{}, hearth.Errorf(hearth.Invalid, op, "The body is not a valid batch: %s.", refused)
+	}
+	return b, nil
+}
+
+// normalizeEvents normalises a body's events (typ is the endpoint's type, "" for a batch) into a batch for
+// the log, and words the refusals for the response.
+func (h *Ingest) normalizeEvents(body *requestBody, typ string, req Request, sourceID string) (*Batch, []RejectedJSON) {
+	batch := &Batch{SourceID: sourceID, ReceivedAt: req.ReceivedAt, Events: make([]Event, 0, len(body.events))}
+	var rejected []RejectedJSON
+	for i := range body.events {
+		raw := body.raw(i)
+		var ev Event
+		var err error
+		if len(raw) > h.opts.MaxEventBytes {
+			err = fmt.Errorf("the event is larger than %d bytes", h.opts.MaxEventBytes)
+		} else {
+			ev, err = normalize(&body.events[i], body.data, typ, req, &body.batch, h.newID, h.bots.IsBot)
+		}
+		if err != nil {
+			reason := err.Error()
+			rejected = append(rejected, RejectedJSON{Index: i, MessageID: peekMessageID(raw), Reason: reason})
+			batch.Rejected = append(batch.Rejected, Rejected{Index: i, Reason: reason, Payload: clip(raw, 4096)})
+			continue
+		}
+		ev.SourceID = sourceID
+		batch.Events = append(batch.Events, ev)
+	}
+	return batch, rejected
 }
 
 // authenticate finds the source from the Basic-auth user name, or else the body's writeKey.
