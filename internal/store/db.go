@@ -43,6 +43,8 @@ type DB struct {
 	dedupe dedupeIndex
 	// stmts holds prepared statements of hot paths, by query text.
 	stmts sync.Map
+	// checkpointer copies SQLite's WAL into the database; nil on PostgreSQL.
+	checkpointer *checkpointer
 	// mapErr turns an engine's driver error into a *hearth.Error where it has a meaning (unique violation).
 	mapErr func(error) error
 }
@@ -84,6 +86,9 @@ func (db *DB) Close() error {
 	err := db.write.Close()
 	if db.read != db.write {
 		err = errors.Join(err, db.read.Close())
+	}
+	if db.checkpointer != nil { // last: with the writer closed, the final checkpoint can copy everything
+		err = errors.Join(err, db.checkpointer.close())
 	}
 	return err
 }

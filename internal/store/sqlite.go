@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"time"
 
 	"github.com/hearth-cdp/hearth"
 	"modernc.org/sqlite"
@@ -18,6 +19,11 @@ import (
 // openSQLite opens dir/hearth.db: WAL so that readers never block the writer, a busy timeout so that a second
 // process (hearth apikey create beside a running server) waits rather than fails, foreign keys on.
 func openSQLite(ctx context.Context, dir string) (*DB, error) {
+	return openSQLiteWAL(ctx, dir, walRestartFrames)
+}
+
+// openSQLiteWAL is openSQLite with the WAL's restart size in pages (tests make it small).
+func openSQLiteWAL(ctx context.Context, dir string, restartFrames int) (*DB, error) {
 	if dir == "" {
 		return nil, hearth.Errorf(hearth.Invalid, "store.open", "no data folder given for the embedded database")
 	}
@@ -32,7 +38,9 @@ func openSQLite(ctx context.Context, dir string) (*DB, error) {
 	dsn := "file:" + path + "?" + q.Encode()
 	// BEGIN IMMEDIATE on the writer: a write transaction takes the lock at its start, never by upgrading a read
 	// lock later, which could fail with SQLITE_BUSY in the middle of the work.
-	write, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	// The writer never checkpoints (wal_autocheckpoint 0): copying the WAL into the database would stall every
+	// commit behind it. A checkpointer on its own connection does it beside the writer (see checkpoints).
+	write, err := sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma=wal_autocheckpoint(0)&_pragma=journal_size_limit(67108864)")
 	if err != nil {
 		return nil, fmt.Errorf("store: open sqlite: %w", err)
 	}
@@ -44,12 +52,80 @@ func openSQLite(ctx context.Context, dir string) (*DB, error) {
 		return nil, fmt.Errorf("store: open sqlite: %w", err)
 	}
 	read.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)*2))
+	checkpoint, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		write.Close()
+		read.Close()
+		return nil, fmt.Errorf("store: open sqlite: %w", err)
+	}
+	checkpoint.SetMaxOpenConns(1)
 	db := &DB{engine: SQLite, write: write, read: read, mapErr: mapSQLiteError, dialect: sqliteDialect, dedupe: &memoryDedupe{}}
 	if err := write.PingContext(ctx); err != nil {
+		checkpoint.Close()
 		db.Close()
 		return nil, &hearth.Error{Kind: hearth.Unavailable, Op: "store.open", Msg: fmt.Sprintf("Cannot open the database in %s.", dir), Err: err}
 	}
+	db.checkpointer = newCheckpointer(checkpoint, write, restartFrames)
 	return db, nil
+}
+
+// checkpointer copies the WAL into the database file in the background, on its own connection, so that the
+// writer's commits never wait for it: PASSIVE checkpoints neither wait for nor block readers and the writer.
+// Under a constant stream of commits, though, a PASSIVE checkpoint never finds the WAL all copied, and the
+// WAL would grow without end; so once it is large, a RESTART on the writer's own connection, between two of
+// its transactions, copies the last few frames and makes the next commit write from the WAL's start.
+type checkpointer struct {
+	conn          *sql.DB // its own connection, for the PASSIVE copying
+	writer        *sql.DB
+	restartFrames int
+	stop          chan struct{}
+	done          chan struct{}
+}
+
+const (
+	// checkpointEvery is how often the WAL is copied: often enough that little is left for a RESTART.
+	checkpointEvery = 100 * time.Millisecond
+	// walRestartFrames is the WAL's size, in pages, past which it is started over.
+	walRestartFrames = 8192 // 32 MiB of 4 KiB pages
+)
+
+func newCheckpointer(conn, writer *sql.DB, restartFrames int) *checkpointer {
+	c := &checkpointer{conn: conn, writer: writer, restartFrames: restartFrames, stop: make(chan struct{}), done: make(chan struct{})}
+	go c.run()
+	return c
+}
+
+func (c *checkpointer) run() {
+	defer close(c.done)
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+			c.checkpoint()
+		}
+	}
+}
+
+func (c *checkpointer) checkpoint() {
+	// An error (the disk is full, the file is gone) shows in the writer's next commit as well; here it only
+	// means the WAL grows until the next try.
+	var busy, frames, copied int
+	if c.conn.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied) != nil || frames < c.restartFrames {
+		return
+	}
+	c.writer.Exec(`PRAGMA wal_checkpoint(RESTART)`)
+}
+
+// close stops the checkpointer and copies what is left, so that a clean shutdown leaves a small WAL. The writer
+// is closed by then.
+func (c *checkpointer) close() error {
+	close(c.stop)
+	<-c.done
+	_, err := c.conn.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+	return errors.Join(err, c.conn.Close())
 }
 
 func mapSQLiteError(err error) error {

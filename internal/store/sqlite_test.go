@@ -1,0 +1,66 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hearth-cdp/hearth"
+)
+
+// A constant stream of commits must not grow the WAL without end: the checkpointer starts it over once it
+// passes its restart size, and a clean close leaves it empty, with every row in the database.
+func TestWALStaysBounded(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	const restartFrames = 64 // 256 KiB
+	db, err := openSQLiteWAL(ctx, dir, restartFrames)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.clock = hearth.SystemClock{}
+	if _, err := db.write.ExecContext(ctx, `CREATE TABLE t (v TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	row := strings.Repeat("x", 4000)
+	wal := filepath.Join(dir, "hearth.db-wal")
+	var largest int64
+	commits := 0
+	// Commits one after another, as under load: PASSIVE checkpoints alone never find the WAL all copied.
+	for end := time.Now().Add(30 * checkpointEvery); time.Now().Before(end); commits++ {
+		if err := db.inTx(ctx, "test", func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO t VALUES (?)`, row)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Stat(wal); err == nil {
+			largest = max(largest, fi.Size())
+		}
+	}
+	t.Logf("%d commits, the WAL at most %d bytes", commits, largest)
+	// The WAL file keeps the size of the most written between two restarts: about a checkpoint interval's
+	// commits, a fraction of all. Without the restarts it would hold more than all the rows.
+	if written := int64(commits * len(row)); largest > written/2 {
+		t.Errorf("the WAL grew to %d bytes, over half the %d bytes of rows written", largest, written)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(wal); err == nil && fi.Size() > 0 {
+		t.Errorf("after a clean close the WAL holds %d bytes", fi.Size())
+	}
+	db, err = openSQLite(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.read.QueryRowContext(ctx, `SELECT count(*) FROM t`).Scan(&n); err != nil || n != commits {
+		t.Fatalf("%d rows (%v), want %d", n, err, commits)
+	}
+}
