@@ -31,6 +31,11 @@ func Run(t *testing.T, open Opener) {
 		{"EventLog", testEventLog},
 		{"EventLogConcurrent", testEventLogConcurrent},
 		{"DedupeAfterRestart", testDedupeAfterRestart},
+		{"Campaigns", testCampaigns},
+		{"Touchpoints", testTouchpoints},
+		{"ReserveSerials", testReserveSerials},
+		{"Revocations", testRevocations},
+		{"SigningKeys", testSigningKeys},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,173 @@
+package storetest
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/hearth-cdp/hearth"
+	"github.com/hearth-cdp/hearth/internal/store"
+	"github.com/hearth-cdp/hearth/internal/touchpoint"
+)
+
+func testCampaigns(t *testing.T, db *store.DB, clock *Clock) {
+	now := clock.Now()
+	ends := now.AddDate(0, 1, 0)
+	c := touchpoint.Campaign{ID: hearth.NewID(), Name: "Singles' Day", Goal: "Members", EndsAt: &ends, Status: touchpoint.StatusActive,
+		UTMSource: "poster", UTMCampaign: "1111", CreatedAt: now, UpdatedAt: now}
+	must(t, db.CreateCampaign(ctx, c))
+	got, err := db.Campaign(ctx, c.ID)
+	must(t, err)
+	if diff := cmp.Diff(c, got); diff != "" {
+		t.Errorf("campaign (-want +got):\n%s", diff)
+	}
+	c.Status, c.EndsAt, c.UpdatedAt = touchpoint.StatusPaused, nil, now.Add(time.Minute)
+	must(t, db.UpdateCampaign(ctx, c))
+	list, err := db.ListCampaigns(ctx)
+	must(t, err)
+	if len(list) != 1 || list[0].Status != touchpoint.StatusPaused || list[0].EndsAt != nil {
+		t.Errorf("campaigns after update: %+v", list)
+	}
+	_, err = db.Campaign(ctx, hearth.NewID())
+	wantKind(t, err, hearth.NotFound)
+	wantKind(t, db.UpdateCampaign(ctx, touchpoint.Campaign{ID: hearth.NewID()}), hearth.NotFound)
+}
+
+func newTouchpoint(clock *Clock, name string, channel touchpoint.Channel, campaign string) touchpoint.Touchpoint {
+	now := clock.Now()
+	return touchpoint.Touchpoint{ID: hearth.NewID(), Name: name, Channel: channel, DestinationURL: "https://shop.example/" + name,
+		CampaignID: campaign, Location: "Shanghai Jing'an", Owner: "Li Lei", Status: touchpoint.StatusActive, CreatedAt: now, UpdatedAt: now}
+}
+
+func testTouchpoints(t *testing.T, db *store.DB, clock *Clock) {
+	now := clock.Now()
+	c := touchpoint.Campaign{ID: hearth.NewID(), Name: "Spring", Status: touchpoint.StatusActive, CreatedAt: now, UpdatedAt: now}
+	must(t, db.CreateCampaign(ctx, c))
+	poster := newTouchpoint(clock, "poster", touchpoint.ChannelPoster, c.ID)
+	card := newTouchpoint(clock, "card_100%", touchpoint.ChannelCard, "")
+	var err error
+	poster.Number, err = db.CreateTouchpoint(ctx, poster)
+	must(t, err)
+	card.Number, err = db.CreateTouchpoint(ctx, card)
+	must(t, err)
+	if poster.Number < 1 || card.Number <= poster.Number {
+		t.Fatalf("numbers %d then %d: want increasing from 1", poster.Number, card.Number)
+	}
+	got, err := db.TouchpointByNumber(ctx, card.Number)
+	must(t, err)
+	if diff := cmp.Diff(card, got); diff != "" {
+		t.Errorf("touchpoint by number (-want +got):\n%s", diff)
+	}
+	_, err = db.TouchpointByNumber(ctx, card.Number+100)
+	wantKind(t, err, hearth.NotFound)
+
+	for _, tc := range []struct {
+		name   string
+		filter touchpoint.TouchpointFilter
+		want   []string
+	}{
+		{"all, newest first", touchpoint.TouchpointFilter{}, []string{card.ID, poster.ID}},
+		{"campaign", touchpoint.TouchpointFilter{CampaignID: c.ID}, []string{poster.ID}},
+		{"channel", touchpoint.TouchpointFilter{Channel: touchpoint.ChannelCard}, []string{card.ID}},
+		{"query in name, any case", touchpoint.TouchpointFilter{Query: "POST"}, []string{poster.ID}},
+		{"query in location", touchpoint.TouchpointFilter{Query: "jing'an"}, []string{card.ID, poster.ID}},
+		{"percent is literal", touchpoint.TouchpointFilter{Query: "100%"}, []string{card.ID}},
+		{"underscore is literal", touchpoint.TouchpointFilter{Query: "d_1"}, []string{card.ID}},
+		{"nothing", touchpoint.TouchpointFilter{Query: "%x_"}, nil},
+	} {
+		list, err := db.ListTouchpoints(ctx, tc.filter)
+		must(t, err)
+		var ids []string
+		for _, tp := range list {
+			ids = append(ids, tp.ID)
+		}
+		if diff := cmp.Diff(tc.want, ids); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tc.name, diff)
+		}
+	}
+
+	poster.Status, poster.CampaignID, poster.UpdatedAt = touchpoint.StatusPaused, "", now.Add(time.Hour)
+	must(t, db.UpdateTouchpoint(ctx, poster))
+	got, err = db.Touchpoint(ctx, poster.ID)
+	must(t, err)
+	if diff := cmp.Diff(poster, got); diff != "" {
+		t.Errorf("updated touchpoint (-want +got):\n%s", diff)
+	}
+	bad := newTouchpoint(clock, "bad", touchpoint.ChannelAd, hearth.NewID())
+	if _, err := db.CreateTouchpoint(ctx, bad); err == nil {
+		t.Error("a touchpoint of a campaign that does not exist was stored")
+	}
+}
+
+// Serial ranges reserved at once never overlap.
+func testReserveSerials(t *testing.T, db *store.DB, clock *Clock) {
+	tp := newTouchpoint(clock, "pack", touchpoint.ChannelPack, "")
+	_, err := db.CreateTouchpoint(ctx, tp)
+	must(t, err)
+	const workers, each = 8, 250
+	firsts := make(chan int64, workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			first, err := db.ReserveSerials(ctx, tp.ID, each)
+			if err != nil {
+				t.Error(err)
+			}
+			firsts <- first
+		})
+	}
+	wg.Wait()
+	close(firsts)
+	seen := map[int64]bool{}
+	for f := range firsts {
+		if f < 1 || (f-1)%each != 0 || seen[f] {
+			t.Errorf("range starting at %d overlaps another or is misaligned", f)
+		}
+		seen[f] = true
+	}
+	got, err := db.Touchpoint(ctx, tp.ID)
+	must(t, err)
+	if got.LastSerial != workers*each {
+		t.Errorf("last serial %d, want %d", got.LastSerial, workers*each)
+	}
+	_, err = db.ReserveSerials(ctx, hearth.NewID(), 1)
+	wantKind(t, err, hearth.NotFound)
+}
+
+func testRevocations(t *testing.T, db *store.DB, clock *Clock) {
+	tp := newTouchpoint(clock, "card", touchpoint.ChannelCard, "")
+	_, err := db.CreateTouchpoint(ctx, tp)
+	must(t, err)
+	rs := []touchpoint.Revocation{
+		{ID: hearth.NewID(), TouchpointID: tp.ID, Kind: touchpoint.RevokeSerials, SerialFrom: 10, SerialTo: 20, Reason: "box lost", CreatedAt: clock.Now()},
+		{ID: hearth.NewID(), TouchpointID: tp.ID, Kind: touchpoint.RevokeToken, Token: "EAIBLh3q7_LerIc", CreatedAt: clock.Now()},
+	}
+	for _, r := range rs {
+		must(t, db.CreateRevocation(ctx, r))
+	}
+	got, err := db.Revocations(ctx, tp.ID)
+	must(t, err)
+	if diff := cmp.Diff(rs, got); diff != "" {
+		t.Errorf("revocations (-want +got):\n%s", diff)
+	}
+}
+
+func testSigningKeys(t *testing.T, db *store.DB, clock *Clock) {
+	first, err := db.CreateSigningKey(ctx, []byte{1, 2, 3}, clock.Now())
+	must(t, err)
+	second, err := db.CreateSigningKey(ctx, []byte{4, 5, 6}, clock.Now())
+	must(t, err)
+	if first == 0 || second <= first {
+		t.Fatalf("key ids %d then %d", first, second)
+	}
+	must(t, db.RetireSigningKey(ctx, first, clock.Now()))
+	wantKind(t, db.RetireSigningKey(ctx, first, clock.Now()), hearth.NotFound)
+	keys, err := db.SigningKeys(ctx)
+	must(t, err)
+	at := clock.Now()
+	want := []touchpoint.StoredKey{{ID: first, Sealed: []byte{1, 2, 3}, CreatedAt: at, RetiredAt: &at}, {ID: second, Sealed: []byte{4, 5, 6}, CreatedAt: at}}
+	if diff := cmp.Diff(want, keys); diff != "" {
+		t.Errorf("keys (-want +got):\n%s", diff)
+	}
+}

@@ -1,0 +1,243 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hearth-cdp/hearth/internal/touchpoint"
+)
+
+// Campaigns.
+
+const campaignColumns = `id, name, goal, starts_at, ends_at, status, fallback_url, utm_source, utm_medium, utm_campaign, created_at, updated_at`
+
+func scanCampaign(row interface{ Scan(...any) error }) (touchpoint.Campaign, error) {
+	var c touchpoint.Campaign
+	var starts, ends sql.NullTime
+	err := row.Scan(&c.ID, &c.Name, &c.Goal, &starts, &ends, &c.Status, &c.FallbackURL, &c.UTMSource, &c.UTMMedium, &c.UTMCampaign, &c.CreatedAt, &c.UpdatedAt)
+	c.StartsAt, c.EndsAt = nullTime(starts), nullTime(ends)
+	c.CreatedAt, c.UpdatedAt = c.CreatedAt.UTC(), c.UpdatedAt.UTC()
+	return c, err
+}
+
+// nullable turns an optional time into a parameter.
+func nullable(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return t.UTC()
+}
+
+// CreateCampaign stores a new campaign.
+func (db *DB) CreateCampaign(ctx context.Context, c touchpoint.Campaign) error {
+	_, err := db.write.ExecContext(ctx, `INSERT INTO campaigns (`+campaignColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		c.ID, c.Name, c.Goal, nullable(c.StartsAt), nullable(c.EndsAt), c.Status, c.FallbackURL, c.UTMSource, c.UTMMedium, c.UTMCampaign, c.CreatedAt, c.UpdatedAt)
+	return db.wrap("store.create_campaign", err)
+}
+
+// Campaign returns a campaign by id.
+func (db *DB) Campaign(ctx context.Context, id string) (touchpoint.Campaign, error) {
+	c, err := scanCampaign(db.read.QueryRowContext(ctx, `SELECT `+campaignColumns+` FROM campaigns WHERE id = $1`, id))
+	if err == sql.ErrNoRows {
+		return c, notFound("store.campaign", "Campaign")
+	}
+	return c, db.wrap("store.campaign", err)
+}
+
+// ListCampaigns lists campaigns, newest first.
+func (db *DB) ListCampaigns(ctx context.Context) ([]touchpoint.Campaign, error) {
+	return queryAll(ctx, db, "store.list_campaigns", scanCampaign, `SELECT `+campaignColumns+` FROM campaigns ORDER BY id DESC`)
+}
+
+// UpdateCampaign saves a campaign's fields.
+func (db *DB) UpdateCampaign(ctx context.Context, c touchpoint.Campaign) error {
+	res, err := db.write.ExecContext(ctx, `UPDATE campaigns SET name = $2, goal = $3, starts_at = $4, ends_at = $5, status = $6, fallback_url = $7,
+		utm_source = $8, utm_medium = $9, utm_campaign = $10, updated_at = $11 WHERE id = $1`,
+		c.ID, c.Name, c.Goal, nullable(c.StartsAt), nullable(c.EndsAt), c.Status, c.FallbackURL, c.UTMSource, c.UTMMedium, c.UTMCampaign, c.UpdatedAt)
+	if err != nil {
+		return db.wrap("store.update_campaign", err)
+	}
+	return oneRow(res, "store.update_campaign", "Campaign")
+}
+
+// Touchpoints.
+
+const touchpointColumns = `number, id, name, channel, destination_url, campaign_id, location, owner, status, last_serial, created_at, updated_at`
+
+func scanTouchpoint(row interface{ Scan(...any) error }) (touchpoint.Touchpoint, error) {
+	var t touchpoint.Touchpoint
+	var campaign sql.NullString
+	err := row.Scan(&t.Number, &t.ID, &t.Name, &t.Channel, &t.DestinationURL, &campaign, &t.Location, &t.Owner, &t.Status, &t.LastSerial, &t.CreatedAt, &t.UpdatedAt)
+	t.CampaignID = campaign.String
+	t.CreatedAt, t.UpdatedAt = t.CreatedAt.UTC(), t.UpdatedAt.UTC()
+	return t, err
+}
+
+// nullString turns an optional reference into a parameter.
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// CreateTouchpoint stores a new touchpoint and returns its number.
+func (db *DB) CreateTouchpoint(ctx context.Context, t touchpoint.Touchpoint) (int64, error) {
+	var n int64
+	err := db.write.QueryRowContext(ctx, `INSERT INTO touchpoints (id, name, channel, destination_url, campaign_id, location, owner, status, last_serial, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING number`,
+		t.ID, t.Name, t.Channel, t.DestinationURL, nullString(t.CampaignID), t.Location, t.Owner, t.Status, t.LastSerial, t.CreatedAt, t.UpdatedAt).Scan(&n)
+	return n, db.wrap("store.create_touchpoint", err)
+}
+
+// Touchpoint returns a touchpoint by id.
+func (db *DB) Touchpoint(ctx context.Context, id string) (touchpoint.Touchpoint, error) {
+	t, err := scanTouchpoint(db.read.QueryRowContext(ctx, `SELECT `+touchpointColumns+` FROM touchpoints WHERE id = $1`, id))
+	if err == sql.ErrNoRows {
+		return t, notFound("store.touchpoint", "Touchpoint")
+	}
+	return t, db.wrap("store.touchpoint", err)
+}
+
+// TouchpointByNumber returns the touchpoint a token names.
+func (db *DB) TouchpointByNumber(ctx context.Context, number int64) (touchpoint.Touchpoint, error) {
+	t, err := scanTouchpoint(db.read.QueryRowContext(ctx, `SELECT `+touchpointColumns+` FROM touchpoints WHERE number = $1`, number))
+	if err == sql.ErrNoRows {
+		return t, notFound("store.touchpoint_by_number", "Touchpoint")
+	}
+	return t, db.wrap("store.touchpoint_by_number", err)
+}
+
+// ListTouchpoints lists the touchpoints a filter selects, newest first.
+func (db *DB) ListTouchpoints(ctx context.Context, f touchpoint.TouchpointFilter) ([]touchpoint.Touchpoint, error) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+	}
+	if f.CampaignID != "" {
+		add(`campaign_id = ?`, f.CampaignID)
+	}
+	if f.Channel != "" {
+		add(`channel = ?`, f.Channel)
+	}
+	if f.Status != "" {
+		add(`status = ?`, f.Status)
+	}
+	if q := strings.TrimSpace(f.Query); q != "" {
+		add(`(lower(name) LIKE ? ESCAPE '\' OR lower(location) LIKE ? ESCAPE '\' OR lower(owner) LIKE ? ESCAPE '\')`, "%"+escapeLike(strings.ToLower(q))+"%")
+	}
+	query := `SELECT ` + touchpointColumns + ` FROM touchpoints`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	return queryAll(ctx, db, "store.list_touchpoints", scanTouchpoint, query+` ORDER BY number DESC`, args...)
+}
+
+// escapeLike makes s match itself in a LIKE pattern.
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// UpdateTouchpoint saves a touchpoint's fields; its number and serials do not change.
+func (db *DB) UpdateTouchpoint(ctx context.Context, t touchpoint.Touchpoint) error {
+	res, err := db.write.ExecContext(ctx, `UPDATE touchpoints SET name = $2, channel = $3, destination_url = $4, campaign_id = $5, location = $6,
+		owner = $7, status = $8, updated_at = $9 WHERE id = $1`,
+		t.ID, t.Name, t.Channel, t.DestinationURL, nullString(t.CampaignID), t.Location, t.Owner, t.Status, t.UpdatedAt)
+	if err != nil {
+		return db.wrap("store.update_touchpoint", err)
+	}
+	return oneRow(res, "store.update_touchpoint", "Touchpoint")
+}
+
+// ReserveSerials raises a touchpoint's last serial by n and returns the first new one. Two nodes issuing at
+// once get ranges that do not overlap.
+func (db *DB) ReserveSerials(ctx context.Context, touchpointID string, n int64) (int64, error) {
+	var last int64
+	err := db.write.QueryRowContext(ctx, `UPDATE touchpoints SET last_serial = last_serial + $2 WHERE id = $1 RETURNING last_serial`, touchpointID, n).Scan(&last)
+	if err == sql.ErrNoRows {
+		return 0, notFound("store.reserve_serials", "Touchpoint")
+	}
+	return last - n + 1, db.wrap("store.reserve_serials", err)
+}
+
+// TouchStats returns the touch counts of every touched touchpoint.
+func (db *DB) TouchStats(ctx context.Context) ([]touchpoint.TouchStats, error) {
+	return queryAll(ctx, db, "store.touch_stats", func(row interface{ Scan(...any) error }) (touchpoint.TouchStats, error) {
+		var s touchpoint.TouchStats
+		var last sql.NullTime
+		err := row.Scan(&s.TouchpointID, &s.Touches, &s.BotTouches, &last)
+		s.LastTouchAt = nullTime(last)
+		return s, err
+	}, `SELECT touchpoint_id, touches, bot_touches, last_touch_at FROM touch_stats`)
+}
+
+// Revocations.
+
+// CreateRevocation stores a revocation.
+func (db *DB) CreateRevocation(ctx context.Context, r touchpoint.Revocation) error {
+	_, err := db.write.ExecContext(ctx, `INSERT INTO token_revocations (id, touchpoint_id, kind, token, serial_from, serial_to, reason, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, r.ID, r.TouchpointID, r.Kind, r.Token, r.SerialFrom, r.SerialTo, r.Reason, r.CreatedAt)
+	return db.wrap("store.create_revocation", err)
+}
+
+// Revocations lists a touchpoint's revocations, oldest first.
+func (db *DB) Revocations(ctx context.Context, touchpointID string) ([]touchpoint.Revocation, error) {
+	return queryAll(ctx, db, "store.revocations", func(row interface{ Scan(...any) error }) (touchpoint.Revocation, error) {
+		var r touchpoint.Revocation
+		err := row.Scan(&r.ID, &r.TouchpointID, &r.Kind, &r.Token, &r.SerialFrom, &r.SerialTo, &r.Reason, &r.CreatedAt)
+		r.CreatedAt = r.CreatedAt.UTC()
+		return r, err
+	}, `SELECT id, touchpoint_id, kind, token, serial_from, serial_to, reason, created_at FROM token_revocations WHERE touchpoint_id = $1 ORDER BY id`, touchpointID)
+}
+
+// Signing keys.
+
+// SigningKeys lists every signing key, retired ones too, oldest first.
+func (db *DB) SigningKeys(ctx context.Context) ([]touchpoint.StoredKey, error) {
+	return queryAll(ctx, db, "store.signing_keys", func(row interface{ Scan(...any) error }) (touchpoint.StoredKey, error) {
+		var k touchpoint.StoredKey
+		var retired sql.NullTime
+		err := row.Scan(&k.ID, &k.Sealed, &k.CreatedAt, &retired)
+		k.CreatedAt, k.RetiredAt = k.CreatedAt.UTC(), nullTime(retired)
+		return k, err
+	}, `SELECT id, sealed, created_at, retired_at FROM signing_keys ORDER BY id`)
+}
+
+// CreateSigningKey stores a sealed key and returns its id.
+func (db *DB) CreateSigningKey(ctx context.Context, sealed []byte, at time.Time) (uint32, error) {
+	var id uint32
+	err := db.write.QueryRowContext(ctx, `INSERT INTO signing_keys (sealed, created_at) VALUES ($1, $2) RETURNING id`, sealed, at).Scan(&id)
+	return id, db.wrap("store.create_signing_key", err)
+}
+
+// RetireSigningKey retires a key for good.
+func (db *DB) RetireSigningKey(ctx context.Context, id uint32, at time.Time) error {
+	res, err := db.write.ExecContext(ctx, `UPDATE signing_keys SET retired_at = $2 WHERE id = $1 AND retired_at IS NULL`, id, at)
+	if err != nil {
+		return db.wrap("store.retire_signing_key", err)
+	}
+	return oneRow(res, "store.retire_signing_key", "Signing key")
+}
+
+// queryAll runs a query on the read pool and scans every row.
+func queryAll[T any](ctx context.Context, db *DB, op string, scan func(interface{ Scan(...any) error }) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := db.read.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, db.wrap(op, err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, db.wrap(op, err)
+		}
+		out = append(out, v)
+	}
+	return out, db.wrap(op, rows.Err())
+}
