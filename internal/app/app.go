@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/hearth-cdp/hearth/internal/console"
 	"github.com/hearth-cdp/hearth/internal/httpapi"
 	"github.com/hearth-cdp/hearth/internal/store"
+	"github.com/hearth-cdp/hearth/internal/touchpoint"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -32,6 +34,7 @@ type App struct {
 	db       *store.DB
 	auth     *auth.Service
 	sources  *collect.Sources
+	touch    *touchpoint.Service
 	events   *store.EventWriter
 	http     *http.Server
 	listener net.Listener
@@ -70,12 +73,38 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 	if applied > 0 {
 		logger.Info("database migrated", "engine", db.Engine(), "applied", applied)
 	}
+	master, err := loadMasterKey(cfg, db, logger)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	a := &App{
 		cfg: cfg, logger: logger, clock: clock, db: db,
 		auth:    auth.NewService(db, clock, logger.With("component", "auth"), auth.Options{}),
 		sources: collect.NewSources(db, clock),
+		touch:   touchpoint.NewService(db, master, clock, touchpoint.Options{PublicURL: cfg.BaseURL()}),
 	}
 	return a, nil
+}
+
+// loadMasterKey reads the master key from the configuration, or else from the data folder (making it there
+// at first start).
+func loadMasterKey(cfg Config, db *store.DB, logger *slog.Logger) (touchpoint.MasterKey, error) {
+	if cfg.MasterKey != "" {
+		return touchpoint.ParseMasterKey(cfg.MasterKey)
+	}
+	key, created, err := touchpoint.LoadMasterKey(cfg.Data)
+	if err != nil {
+		return key, err
+	}
+	if created {
+		logger.Info("master key created: back it up with the database", "file", filepath.Join(cfg.Data, touchpoint.MasterKeyFile))
+	}
+	if db.Engine() == store.Postgres {
+		// Every node must seal and open with the same key; a file in one node's data folder is not shared.
+		logger.Warn("the master key comes from the data folder: with several nodes on one database, set HEARTH_MASTER_KEY on each instead")
+	}
+	return key, nil
 }
 
 // Start creates the first admin or prints the setup link, listens, and serves in the background.
@@ -86,6 +115,10 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 	}
 	a.listener = ln
 	if err := a.firstStart(ctx, stderr); err != nil {
+		ln.Close()
+		return err
+	}
+	if err := a.touch.LoadKeys(ctx); err != nil {
 		ln.Close()
 		return err
 	}
@@ -111,7 +144,7 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 		a.logger.ErrorContext(r.Context(), "ingest failed", "route", r.Pattern, "err", err)
 	})
 	srv := httpapi.New(httpapi.Options{
-		Auth: a.auth, Sources: a.sources, Events: a.db, Pinger: a.db,
+		Auth: a.auth, Sources: a.sources, Events: a.db, Pinger: a.db, Touchpoints: a.touch,
 		Logger: a.logger, Metrics: httpapi.NewMetrics(reg), Gatherer: reg,
 		Console:       console.Handler(),
 		SecureCookies: strings.HasPrefix(a.cfg.PublicURL, "https://"),

@@ -11,8 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/auth"
 	"github.com/hearth-cdp/hearth/internal/store"
+	"github.com/hearth-cdp/hearth/internal/touchpoint"
 )
 
 // Config is Hearth's whole configuration. It is read from defaults, then HEARTH_* environment variables, then
@@ -25,6 +27,12 @@ type Config struct {
 	Log       LogConfig
 	Admin     AdminConfig
 	Ingest    IngestConfig
+	// MasterKey seals the secrets kept in the store (token signing keys, providers' app secrets): 32 bytes in
+	// base64 or hex. Empty: master.key in the data folder, made at first start.
+	MasterKey string
+	// TouchCookieDomain is the domain of the anonymous-id cookie that touch links set, such as brand.example,
+	// so that the brand's sites share it; empty sets it for the host serving the link only.
+	TouchCookieDomain string
 
 	// origin tells, per setting, where its value came from ("default", "HEARTH_ADDR", "--addr").
 	origin map[string]string
@@ -72,6 +80,8 @@ var settings = []setting{
 	{"ingest.source_rate", "HEARTH_SOURCE_RATE", "source-rate", "events per second one source may send to this node; 0 for no limit", false, func(c *Config) *string { return &c.Ingest.SourceRate }},
 	{"ingest.dedupe_window", "HEARTH_DEDUPE_WINDOW", "dedupe-window", "an event whose messageId its source sent within this window is stored once, such as 7d", false, func(c *Config) *string { return &c.Ingest.DedupeWindow }},
 	{"ingest.retention", "HEARTH_EVENT_RETENTION", "event-retention", "how long the event log keeps events, such as 400d; 0 keeps them forever", false, func(c *Config) *string { return &c.Ingest.Retention }},
+	{"master_key", "HEARTH_MASTER_KEY", "", "", true, func(c *Config) *string { return &c.MasterKey }},
+	{"touch.cookie_domain", "HEARTH_TOUCH_COOKIE_DOMAIN", "touch-cookie-domain", "the domain of the cookie touch links set, such as brand.example (default: the link's host)", false, func(c *Config) *string { return &c.TouchCookieDomain }},
 	{"admin.email", "HEARTH_ADMIN_EMAIL", "", "", false, func(c *Config) *string { return &c.Admin.Email }},
 	{"admin.password", "HEARTH_ADMIN_PASSWORD", "", "", true, func(c *Config) *string { return &c.Admin.Password }},
 }
@@ -186,6 +196,14 @@ func (c *Config) Validate() error {
 		problems = append(problems, c.problem("ingest.retention", "%q is not a duration such as 400d (0 keeps events forever)", c.Ingest.Retention))
 	} else if c.Ingest.RetentionPeriod > 0 && c.Ingest.RetentionPeriod < c.Ingest.Dedupe {
 		problems = append(problems, c.problem("ingest.retention", "keeps events for less than the deduplication window (%s)", c.Ingest.DedupeWindow))
+	}
+	if c.MasterKey != "" {
+		if _, err := touchpoint.ParseMasterKey(c.MasterKey); err != nil {
+			problems = append(problems, c.problem("master_key", "%s", hearth.MessageOf(err)))
+		}
+	}
+	if d := c.TouchCookieDomain; d != "" && (strings.ContainsAny(d, " /:;,=") || !strings.Contains(strings.Trim(d, "."), ".")) {
+		problems = append(problems, c.problem("touch.cookie_domain", "%q is not a domain such as brand.example", d))
 	}
 	if (c.Admin.Email == "") != (c.Admin.Password == "") {
 		problems = append(problems, "HEARTH_ADMIN_EMAIL and HEARTH_ADMIN_PASSWORD must be set together, or neither")

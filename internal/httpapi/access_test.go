@@ -18,6 +18,10 @@ func TestAccessControl(t *testing.T) {
 		if err := e.auth.RevokeAPIKey(t.Context(), k.ID); err != nil {
 			t.Fatal(err)
 		}
+		var tp struct{ ID string }
+		e.as(hearth.RoleAdmin).do("POST", "/api/v1/touchpoints", map[string]string{"name": "Poster", "channel": "qr_poster", "destination_url": "https://shop.example/"}).decode(t, &tp)
+		var cp struct{ ID string }
+		e.as(hearth.RoleAdmin).do("POST", "/api/v1/campaigns", map[string]string{"name": "Spring"}).decode(t, &cp)
 		// Who may call each route: "read" any role, "write" admin and marketer, "admin" admin only.
 		routes := []struct {
 			method, path string
@@ -31,6 +35,26 @@ func TestAccessControl(t *testing.T) {
 			{"PATCH", "/api/v1/sources/" + src.ID, map[string]string{"name": "Website"}, "write"},
 			{"POST", "/api/v1/sources/" + src.ID + "/enable", nil, "write"},
 			{"POST", "/api/v1/sources/" + src.ID + "/write-key", nil, "write"},
+			{"GET", "/api/v1/campaigns", nil, "read"},
+			{"POST", "/api/v1/campaigns", map[string]string{"name": "x"}, "write"},
+			{"GET", "/api/v1/campaigns/" + cp.ID, nil, "read"},
+			{"PATCH", "/api/v1/campaigns/" + cp.ID, map[string]string{"goal": "x"}, "write"},
+			{"POST", "/api/v1/campaigns/" + cp.ID + "/pause", nil, "write"},
+			{"POST", "/api/v1/campaigns/" + cp.ID + "/resume", nil, "write"},
+			{"GET", "/api/v1/touchpoints", nil, "read"},
+			{"POST", "/api/v1/touchpoints", map[string]string{"name": "x", "channel": "ad", "destination_url": "https://shop.example/"}, "write"},
+			{"GET", "/api/v1/touchpoints/" + tp.ID, nil, "read"},
+			{"PATCH", "/api/v1/touchpoints/" + tp.ID, map[string]string{"owner": "x"}, "write"},
+			{"POST", "/api/v1/touchpoints/" + tp.ID + "/pause", nil, "write"},
+			{"POST", "/api/v1/touchpoints/" + tp.ID + "/resume", nil, "write"},
+			{"POST", "/api/v1/touchpoints/" + tp.ID + "/tokens", map[string]int{"serial": 0}, "write"},
+			{"GET", "/api/v1/touchpoints/" + tp.ID + "/qr.png", nil, "read"},
+			{"GET", "/api/v1/touchpoints/" + tp.ID + "/qr.svg", nil, "read"},
+			{"GET", "/api/v1/touchpoints/" + tp.ID + "/revocations", nil, "read"},
+			{"POST", "/api/v1/touchpoints/" + tp.ID + "/revocations", map[string]any{"kind": "serials", "serial_from": 5, "serial_to": 6}, "write"},
+			{"GET", "/api/v1/signing-keys", nil, "admin"},
+			{"POST", "/api/v1/signing-keys", nil, "admin"},
+			{"POST", "/api/v1/signing-keys/999/retire", nil, "admin"},
 			{"GET", "/api/v1/users", nil, "admin"},
 			{"POST", "/api/v1/users", map[string]string{"email": "x@example.com", "role": "analyst", "password": "0123456789"}, "admin"},
 			{"PATCH", "/api/v1/users/nope", map[string]string{"name": "x"}, "admin"},

@@ -7,6 +7,7 @@ import (
 	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/auth"
 	"github.com/hearth-cdp/hearth/internal/collect"
+	"github.com/hearth-cdp/hearth/internal/touchpoint"
 )
 
 // The admin API's JSON shapes, kept here rather than as tags on domain types.
@@ -107,4 +108,97 @@ func listOf[S, T any](items []S, conv func(S) T) list[T] {
 		out.Items = append(out.Items, conv(it))
 	}
 	return out
+}
+
+type campaignTotals struct {
+	Touchpoints int   `json:"touchpoints"`
+	Touches     int64 `json:"touches"`
+}
+
+type campaignJSON struct {
+	ID          string            `json:"id"`
+	Name        string            `json:"name"`
+	Goal        string            `json:"goal"`
+	StartsAt    *time.Time        `json:"starts_at"`
+	EndsAt      *time.Time        `json:"ends_at"`
+	Status      touchpoint.Status `json:"status"`
+	FallbackURL string            `json:"fallback_url"`
+	UTMSource   string            `json:"utm_source"`
+	UTMMedium   string            `json:"utm_medium"`
+	UTMCampaign string            `json:"utm_campaign"`
+	CreatedAt   time.Time         `json:"created_at"`
+	UpdatedAt   time.Time         `json:"updated_at"`
+	Totals      campaignTotals    `json:"totals"`
+}
+
+func toCampaign(c touchpoint.Campaign, totals campaignTotals) campaignJSON {
+	return campaignJSON{ID: c.ID, Name: c.Name, Goal: c.Goal, StartsAt: c.StartsAt, EndsAt: c.EndsAt, Status: c.Status, FallbackURL: c.FallbackURL,
+		UTMSource: c.UTMSource, UTMMedium: c.UTMMedium, UTMCampaign: c.UTMCampaign, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, Totals: totals}
+}
+
+type touchpointJSON struct {
+	ID             string             `json:"id"`
+	Number         int64              `json:"number"`
+	Name           string             `json:"name"`
+	Channel        touchpoint.Channel `json:"channel"`
+	DestinationURL string             `json:"destination_url"`
+	CampaignID     *string            `json:"campaign_id"`
+	Location       string             `json:"location"`
+	Owner          string             `json:"owner"`
+	Status         touchpoint.Status  `json:"status"`
+	Token          string             `json:"token"`
+	URL            string             `json:"url"`
+	LastSerial     int64              `json:"last_serial"`
+	CreatedAt      time.Time          `json:"created_at"`
+	UpdatedAt      time.Time          `json:"updated_at"`
+	Stats          touchStatsJSON     `json:"stats"`
+}
+
+type touchStatsJSON struct {
+	Touches     int64      `json:"touches"`
+	BotTouches  int64      `json:"bot_touches"`
+	LastTouchAt *time.Time `json:"last_touch_at"`
+}
+
+// toTouchpoint shows a touchpoint with its own token and touch link, signed with the current key.
+func (s *Server) toTouchpoint(t touchpoint.Touchpoint, st touchpoint.TouchStats) (touchpointJSON, error) {
+	tok, err := s.Touchpoints.Token(t, 0, time.Time{})
+	if err != nil {
+		return touchpointJSON{}, err
+	}
+	var campaign *string
+	if t.CampaignID != "" {
+		campaign = &t.CampaignID
+	}
+	return touchpointJSON{ID: t.ID, Number: t.Number, Name: t.Name, Channel: t.Channel, DestinationURL: t.DestinationURL, CampaignID: campaign,
+		Location: t.Location, Owner: t.Owner, Status: t.Status, Token: tok, URL: s.Touchpoints.Link(tok), LastSerial: t.LastSerial,
+		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, Stats: touchStatsJSON{Touches: st.Touches, BotTouches: st.BotTouches, LastTouchAt: st.LastTouchAt}}, nil
+}
+
+type tokenJSON struct {
+	Token     string     `json:"token"`
+	URL       string     `json:"url"`
+	Serial    int64      `json:"serial"`
+	ExpiresAt *time.Time `json:"expires_at"`
+}
+
+type revocationJSON struct {
+	ID         string                    `json:"id"`
+	Kind       touchpoint.RevocationKind `json:"kind"`
+	Token      string                    `json:"token,omitempty"`
+	SerialFrom int64                     `json:"serial_from,omitempty"`
+	SerialTo   int64                     `json:"serial_to,omitempty"`
+	Reason     string                    `json:"reason"`
+	CreatedAt  time.Time                 `json:"created_at"`
+}
+
+func toRevocation(r touchpoint.Revocation) revocationJSON {
+	return revocationJSON{ID: r.ID, Kind: r.Kind, Token: r.Token, SerialFrom: r.SerialFrom, SerialTo: r.SerialTo, Reason: r.Reason, CreatedAt: r.CreatedAt}
+}
+
+type signingKeyJSON struct {
+	ID        uint32     `json:"id"`
+	CreatedAt time.Time  `json:"created_at"`
+	RetiredAt *time.Time `json:"retired_at"`
+	Signing   bool       `json:"signing"` // the key that signs new tokens
 }

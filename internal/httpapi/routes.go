@@ -6,6 +6,7 @@ import (
 
 	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/auth"
+	"github.com/hearth-cdp/hearth/internal/touchpoint"
 )
 
 // routes is the whole HTTP surface of this package. Every /api/v1 route names who may call it.
@@ -33,6 +34,29 @@ func (s *Server) routes() {
 	s.api("POST /api/v1/sources/{id}/write-key", writers, s.regenerateWriteKey)
 	s.api("GET /api/v1/sources/{id}/events", readers, s.sourceEvents)
 	s.api("GET /api/v1/sources/{id}/rejections", readers, s.sourceRejections)
+
+	s.api("GET /api/v1/campaigns", readers, s.listCampaigns)
+	s.api("POST /api/v1/campaigns", writers, s.createCampaign)
+	s.api("GET /api/v1/campaigns/{id}", readers, s.getCampaign)
+	s.api("PATCH /api/v1/campaigns/{id}", writers, s.updateCampaign)
+	s.api("POST /api/v1/campaigns/{id}/pause", writers, s.pauseCampaign)
+	s.api("POST /api/v1/campaigns/{id}/resume", writers, s.resumeCampaign)
+
+	s.api("GET /api/v1/touchpoints", readers, s.listTouchpoints)
+	s.api("POST /api/v1/touchpoints", writers, s.createTouchpoint)
+	s.api("GET /api/v1/touchpoints/{id}", readers, s.getTouchpoint)
+	s.api("PATCH /api/v1/touchpoints/{id}", writers, s.updateTouchpoint)
+	s.api("POST /api/v1/touchpoints/{id}/pause", writers, s.pauseTouchpoint)
+	s.api("POST /api/v1/touchpoints/{id}/resume", writers, s.resumeTouchpoint)
+	s.api("POST /api/v1/touchpoints/{id}/tokens", writers, s.issueToken)
+	s.api("GET /api/v1/touchpoints/{id}/qr.png", readers, s.touchpointQR(touchpoint.QRPNG))
+	s.api("GET /api/v1/touchpoints/{id}/qr.svg", readers, s.touchpointQR(touchpoint.QRSVG))
+	s.api("GET /api/v1/touchpoints/{id}/revocations", readers, s.listRevocations)
+	s.api("POST /api/v1/touchpoints/{id}/revocations", writers, s.revoke)
+
+	s.api("GET /api/v1/signing-keys", admins, s.listSigningKeys)
+	s.api("POST /api/v1/signing-keys", admins, s.rotateSigningKey)
+	s.api("POST /api/v1/signing-keys/{id}/retire", admins, s.retireSigningKey)
 
 	s.api("GET /api/v1/users", admins, s.listUsers)
 	s.api("POST /api/v1/users", admins, s.createUser)

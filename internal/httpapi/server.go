@@ -13,6 +13,7 @@ import (
 	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/auth"
 	"github.com/hearth-cdp/hearth/internal/collect"
+	"github.com/hearth-cdp/hearth/internal/touchpoint"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -22,6 +23,8 @@ type Options struct {
 	Auth    *auth.Service
 	Sources *collect.Sources
 	Events  collect.EventViewer
+	// Touchpoints manages campaigns, touchpoints, tokens and their keys.
+	Touchpoints *touchpoint.Service
 	// Pinger checks the database for /healthz.
 	Pinger interface {
 		Ping(ctx context.Context) error

@@ -19,6 +19,7 @@ import (
 	"github.com/hearth-cdp/hearth/internal/httpapi"
 	"github.com/hearth-cdp/hearth/internal/store"
 	"github.com/hearth-cdp/hearth/internal/store/storetest"
+	"github.com/hearth-cdp/hearth/internal/touchpoint"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -44,8 +45,16 @@ func forEachEngine(t *testing.T, fn func(t *testing.T, e *env)) {
 			logger := slog.New(slog.DiscardHandler)
 			authSvc := auth.NewService(db, clock, logger, auth.Options{})
 			reg := prometheus.NewRegistry()
+			master, err := touchpoint.ParseMasterKey(strings.Repeat("k", 43) + "=")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tps := touchpoint.NewService(db, master, clock, touchpoint.Options{PublicURL: "https://go.example"})
+			if err := tps.LoadKeys(context.Background()); err != nil {
+				t.Fatal(err)
+			}
 			srv := httpapi.New(httpapi.Options{
-				Auth: authSvc, Sources: collect.NewSources(db, clock), Events: db, Pinger: db,
+				Auth: authSvc, Sources: collect.NewSources(db, clock), Events: db, Pinger: db, Touchpoints: tps,
 				Logger: logger, Metrics: httpapi.NewMetrics(reg), Gatherer: reg,
 				Console: http.NotFoundHandler(),
 				System:  httpapi.System{Version: "test", Engine: string(db.Engine())},

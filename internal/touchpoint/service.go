@@ -265,6 +265,19 @@ func (s *Service) Token(t Touchpoint, serial int64, expires time.Time) (string, 
 	return s.keys.Sign(Token{Number: t.Number, Serial: serial, Expires: expires.UTC().Truncate(time.Minute)})
 }
 
+// IssueToken signs a token of a touchpoint for a serial it has issued (0 for its own) and an optional expiry
+// in the future (zero for none), checking both.
+func (s *Service) IssueToken(t Touchpoint, serial int64, expires time.Time) (string, error) {
+	const op = "touchpoint.issue_token"
+	if serial < 0 || serial > t.LastSerial {
+		return "", hearth.Errorf(hearth.Invalid, op, "serial must be one this touchpoint has issued (1 to %d), or 0 for none.", t.LastSerial)
+	}
+	if !expires.IsZero() && !expires.After(s.clock.Now()) {
+		return "", hearth.Errorf(hearth.Invalid, op, "expires_at must be in the future.")
+	}
+	return s.Token(t, serial, expires)
+}
+
 // Link is the touch link of a token.
 func (s *Service) Link(token string) string { return s.opts.PublicURL + "/t/" + token }
 
