@@ -122,6 +122,10 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 		ln.Close()
 		return err
 	}
+	if _, err := a.sources.EnsureTouchSource(ctx); err != nil {
+		ln.Close()
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	bots, err := collect.NewBotDetector()
@@ -151,6 +155,11 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 		System:        httpapi.System{Version: hearth.Version, Engine: string(a.db.Engine()), StartedAt: a.clock.Now()},
 	})
 	srv.Handle("GET /hearth.js", collect.SnippetHandler())
+	srv.Handle("GET /t/{token}", collect.NewTouchHandler(touchResolver{a.touch}, a.events, bots, a.clock, collect.TouchOptions{
+		CookieDomain: a.cfg.TouchCookieDomain, SecureCookie: strings.HasPrefix(a.cfg.PublicURL, "https://"),
+	}, func(r *http.Request, err error) {
+		a.logger.ErrorContext(r.Context(), "touch failed", "err", err)
+	}))
 	for pattern, h := range ingest.Routes() {
 		srv.Handle(pattern, h)
 	}
@@ -176,6 +185,14 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 	go func() {
 		defer a.workers.Done()
 		a.every(workerCtx, time.Hour, "retention", a.applyRetention)
+	}()
+	a.workers.Add(1)
+	go func() {
+		defer a.workers.Done()
+		a.every(workerCtx, time.Second, "touch_stats", func(ctx context.Context) error {
+			_, err := a.touch.CountTouches(ctx, a.db, a.db)
+			return err
+		})
 	}()
 	a.logger.Info("serving", "addr", ln.Addr().String(), "engine", a.db.Engine(), "console", a.baseURL()+"/console/")
 	return nil

@@ -25,6 +25,13 @@ const (
 	KindOffline SourceKind = "offline"
 )
 
+// KindTouch is the kind of the built-in source that Hearth records touches under (touch links, QR scans,
+// offline touches). Nobody creates a source of this kind.
+const KindTouch SourceKind = "touch"
+
+// TouchSourceID is the id of the built-in touch source.
+const TouchSourceID = "touch"
+
 // SourceKinds lists the kinds in the order the console shows them.
 var SourceKinds = []SourceKind{KindWebsite, KindApp, KindServer, KindWeChat, KindOffline}
 
@@ -125,6 +132,25 @@ func (s *Sources) Create(ctx context.Context, name string, kind SourceKind) (Sou
 		return Source{}, conflictName(op, err)
 	}
 	return src, nil
+}
+
+// EnsureTouchSource makes the built-in source that touches are recorded under, unless it exists.
+func (s *Sources) EnsureTouchSource(ctx context.Context) (Source, error) {
+	src, err := s.store.Source(ctx, TouchSourceID)
+	if hearth.KindOf(err) != hearth.NotFound {
+		return src, err
+	}
+	now := s.clock.Now()
+	src = Source{ID: TouchSourceID, Name: "Touch links and codes", Kind: KindTouch, WriteKey: newWriteKey(), Enabled: true, CreatedAt: now, UpdatedAt: now}
+	err = s.store.CreateSource(ctx, src)
+	if hearth.KindOf(err) == hearth.Conflict { // another node made it first, or a source has the name
+		if existing, err := s.store.Source(ctx, TouchSourceID); hearth.KindOf(err) != hearth.NotFound {
+			return existing, err
+		}
+		src.Name += " (built in)"
+		err = s.store.CreateSource(ctx, src)
+	}
+	return src, err
 }
 
 // Get returns a source.

@@ -241,3 +241,24 @@ func queryAll[T any](ctx context.Context, db *DB, op string, scan func(interface
 	}
 	return out, db.wrap(op, rows.Err())
 }
+
+// AddTouchStats adds touch counts and records how far the counting consumer has read, in one transaction:
+// a consumer that stops between the two never counts an event twice.
+func (db *DB) AddTouchStats(ctx context.Context, consumer string, upto int64, deltas []touchpoint.TouchStats) error {
+	const op = "store.add_touch_stats"
+	return db.inTx(ctx, op, func(tx *sql.Tx) error {
+		for _, d := range deltas {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO touch_stats (touchpoint_id, touches, bot_touches, last_touch_at) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (touchpoint_id) DO UPDATE SET touches = touch_stats.touches + excluded.touches,
+					bot_touches = touch_stats.bot_touches + excluded.bot_touches,
+					last_touch_at = CASE WHEN touch_stats.last_touch_at IS NULL OR excluded.last_touch_at > touch_stats.last_touch_at
+						THEN excluded.last_touch_at ELSE touch_stats.last_touch_at END`,
+				d.TouchpointID, d.Touches, d.BotTouches, nullable(d.LastTouchAt)); err != nil {
+				return db.wrap(op, err)
+			}
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO consumer_offsets (name, position, updated_at) VALUES ($1, $2, $3)
+			ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`, consumer, upto, db.clock.Now())
+		return db.wrap(op, err)
+	})
+}

@@ -1,0 +1,32 @@
+package app
+
+import (
+	"context"
+
+	"github.com/hearth-cdp/hearth/internal/collect"
+	"github.com/hearth-cdp/hearth/internal/touchpoint"
+)
+
+// touchResolver lets the collector, which records touches, resolve tokens through the touchpoint part,
+// which issues them, without either importing the other's service.
+type touchResolver struct{ touch *touchpoint.Service }
+
+func (r touchResolver) ResolveTouch(ctx context.Context, token string) (collect.ResolvedTouch, error) {
+	res, err := r.touch.Resolve(ctx, token)
+	if err != nil {
+		return collect.ResolvedTouch{}, err
+	}
+	out := collect.ResolvedTouch{
+		TouchpointID: res.Touchpoint.ID, TouchpointName: res.Touchpoint.Name, Channel: string(res.Touchpoint.Channel),
+		Serial: res.Token.Serial, Destination: res.Destination, Refused: string(res.Refused), FallbackURL: res.FallbackURL,
+	}
+	if res.Campaign != nil {
+		out.CampaignID = res.Campaign.ID
+	}
+	switch res.Refused {
+	case touchpoint.RefusedMalformed, touchpoint.RefusedForged, touchpoint.RefusedUnknownKey:
+	default:
+		out.Known = true
+	}
+	return out, nil
+}
