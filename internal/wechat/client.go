@@ -34,8 +34,8 @@ const (
 	// A token fetch is shared by every waiting caller, so it runs without any one caller's deadline; this
 	// bounds it when the HTTP client has no timeout of its own.
 	tokenFetchTimeout = 30 * time.Second
-	// Refresh a token when less than this much, or a tenth of its life, remains: WeChat keeps the old token
-	// valid for five minutes after a new one is issued, so a refresh never breaks calls in flight.
+	// Refresh a token when this much of its life remains (a tenth of it, for a short-lived one): WeChat keeps
+	// the old token valid for five minutes after a new one is issued, so a refresh never breaks calls in flight.
 	refreshMargin = 5 * time.Minute
 )
 

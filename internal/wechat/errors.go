@@ -21,30 +21,30 @@ func (e *APIError) Error() string {
 
 // WeChat's error codes that Hearth meets or acts on. The full list is in WeChat's global return code page.
 const (
-	codeBusy                = -1
-	codeInvalidCredential   = 40001 // the access token is invalid or not the latest (or, on /token, a bad secret)
-	codeInvalidGrantType    = 40002
-	codeInvalidAppID        = 40013
-	codeInvalidAccessToken  = 40014
-	codeInvalidActionName   = 40052
-	codeInvalidActionInfo   = 40053
-	codeInvalidArgs         = 40097
-	codeInvalidAppSecret    = 40125
-	codeIPNotWhitelisted    = 40164
-	codeAccessTokenMissing  = 41001
-	codeAppIDMissing        = 41002
-	codeAppSecretMissing    = 41004
-	codeAccessTokenExpired  = 42001
-	codeRequirePOST         = 43002
-	codeEmptyPostData       = 44002
-	codeDailyQuota          = 45009
-	codeMinuteQuota         = 45011
-	codeQRCodeLimit         = 45029
-	codeDataFormat          = 47001
-	codeAPIUnauthorized     = 48001
-	codeUserLimited         = 50001
-	codeAPIForbidden        = 50002
-	codeAPIFreqLimitedShort = 45047
+	codeBusy               = -1
+	codeInvalidCredential  = 40001 // the access token is invalid or not the latest (or, on /token, a bad secret)
+	codeInvalidGrantType   = 40002
+	codeInvalidAppID       = 40013
+	codeInvalidAccessToken = 40014
+	codeInvalidActionName  = 40052
+	codeInvalidActionInfo  = 40053
+	codeInvalidArgs        = 40097
+	codeInvalidAppSecret   = 40125
+	codeIPNotWhitelisted   = 40164
+	codeAccessTokenMissing = 41001
+	codeAppIDMissing       = 41002
+	codeAppSecretMissing   = 41004
+	codeAccessTokenExpired = 42001
+	codeRequirePOST        = 43002
+	codeEmptyPostData      = 44002
+	codeDailyQuota         = 45009
+	codeMinuteQuota        = 45011
+	codeQRCodeLimit        = 45029
+	codeResponseLimit      = 45047 // customer-service replies per user
+	codeDataFormat         = 47001
+	codeAPIUnauthorized    = 48001
+	codeUserLimited        = 50001
+	codeAPIForbidden       = 50002
 )
 
 // tokenRejected reports whether the error says the access token itself is no good, so that a fresh one and
@@ -64,7 +64,7 @@ func classify(op string, e *APIError) error {
 	switch e.Code {
 	case codeBusy:
 		he.Kind, he.Msg = hearth.Unavailable, "WeChat is busy; try again in a moment."
-	case codeDailyQuota, codeMinuteQuota, codeAPIFreqLimitedShort:
+	case codeDailyQuota, codeMinuteQuota, codeResponseLimit:
 		he.Kind, he.Msg = hearth.RateLimited, "The WeChat account has used up its API quota for now; try again later."
 	case codeInvalidAppID, codeInvalidAppSecret:
 		he.Kind, he.Msg = hearth.Unauthenticated, "WeChat rejected the account's AppID or AppSecret."

@@ -13,8 +13,8 @@ import (
 	"github.com/hearth-cdp/hearth"
 )
 
-// DefaultReplayWindow is how far a callback's timestamp may be from now. WeChat retries within about 15 s,
-// and servers' clocks drift; five minutes is what WeChat's own SDKs accept.
+// DefaultReplayWindow is how far a callback's timestamp may be from now: WeChat's retries come within about
+// 15 s, and five minutes leaves room for servers' clocks to drift.
 const DefaultReplayWindow = 5 * time.Minute
 
 // Signature is what WeChat puts in a callback's signature parameter: the hex SHA-1 of the token, timestamp
