@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"html/template"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -49,7 +51,9 @@ type Touch struct {
 	Traits map[string]string
 	// ExternalIDs are typed identifiers such as a WeChat openid: {"type":"wechat_openid","id":"…"}.
 	ExternalIDs []ExternalID
-	MessageID   string // empty for a new one; set for touches that may be reported twice
+	// Properties are extra properties, a JSON object (valid, as read from a request), or nil.
+	Properties json.RawMessage
+	MessageID  string // empty for a new one; set for touches that may be reported twice
 	IP          string
 	UserAgent   string
 	Referrer    string
@@ -68,59 +72,96 @@ type ExternalID struct {
 // TouchEventName is the event name of touches.
 const TouchEventName = "Touch"
 
-// Event builds the touch's event for the log.
+// Event builds the touch's event for the log. The payload is written by hand: the redirect builds one per
+// request.
 func (t Touch) Event(sourceID string, newID func() string) (Event, error) {
 	if t.MessageID == "" {
 		t.MessageID = newID()
 	}
-	props := map[string]any{
-		"touchpoint_id": t.Resolved.TouchpointID, "touchpoint": t.Resolved.TouchpointName, "channel": t.Resolved.Channel,
-		"token": t.Token, "via": t.Via,
-	}
-	if t.Resolved.CampaignID != "" {
-		props["campaign_id"] = t.Resolved.CampaignID
-	}
-	if t.Resolved.Serial > 0 {
-		props["serial"] = t.Resolved.Serial
-	}
-	if t.Method != "" {
-		props["method"] = t.Method
-	}
-	ctx := map[string]any{"library": map[string]string{"name": "hearth", "version": hearth.Version}}
-	if t.IP != "" {
-		ctx["ip"] = t.IP
-	}
-	if t.UserAgent != "" {
-		ctx["userAgent"] = t.UserAgent
-	}
-	if t.Referrer != "" {
-		ctx["page"] = map[string]string{"referrer": t.Referrer}
-	}
-	if len(t.Traits) > 0 {
-		ctx["traits"] = t.Traits
-	}
-	if len(t.ExternalIDs) > 0 {
-		ctx["externalIds"] = t.ExternalIDs
-	}
-	payload := map[string]any{
-		"type": "track", "messageId": t.MessageID, "event": TouchEventName, "properties": props, "context": ctx,
-		"timestamp": t.At, "receivedAt": t.ReceivedAt,
-	}
+	p := make([]byte, 0, 512)
+	p = append(p, `{"type":"track","messageId":`...)
+	p = appendString(p, t.MessageID)
 	if t.AnonymousID != "" {
-		payload["anonymousId"] = t.AnonymousID
+		p = appendString(append(p, `,"anonymousId":`...), t.AnonymousID)
 	}
 	if t.UserID != "" {
-		payload["userId"] = t.UserID
+		p = appendString(append(p, `,"userId":`...), t.UserID)
 	}
-	if t.Bot {
-		payload["bot"] = true
+	p = append(p, `,"event":"Touch","properties":{`...)
+	// Extra properties first: where a name repeats, the last one counts.
+	if extra := appendCompact(nil, t.Properties); len(extra) > 2 {
+		p = append(append(p, extra[1:len(extra)-1]...), ',')
 	}
-	b, err := json.Marshal(payload)
-	if err != nil {
+	member := func(name, v string) {
+		p = appendString(append(appendString(p, name), ':'), v)
+		p = append(p, ',')
+	}
+	member("touchpoint_id", t.Resolved.TouchpointID)
+	member("touchpoint", t.Resolved.TouchpointName)
+	member("channel", t.Resolved.Channel)
+	member("token", t.Token)
+	member("via", t.Via)
+	if t.Resolved.CampaignID != "" {
+		member("campaign_id", t.Resolved.CampaignID)
+	}
+	if t.Method != "" {
+		member("method", t.Method)
+	}
+	if t.Resolved.Serial > 0 {
+		p = strconv.AppendInt(append(p, `"serial":`...), t.Resolved.Serial, 10)
+		p = append(p, ',')
+	}
+	p = append(p[:len(p)-1], `},"context":{"library":{"name":"hearth","version":`...)
+	p = appendString(p, hearth.Version)
+	p = append(p, '}')
+	if t.IP != "" {
+		p = appendString(append(p, `,"ip":`...), t.IP)
+	}
+	if t.UserAgent != "" {
+		p = appendString(append(p, `,"userAgent":`...), t.UserAgent)
+	}
+	if t.Referrer != "" {
+		p = append(appendString(append(p, `,"page":{"referrer":`...), t.Referrer), '}')
+	}
+	if len(t.Traits) > 0 {
+		names := make([]string, 0, len(t.Traits))
+		for k := range t.Traits {
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		p = append(p, `,"traits":{`...)
+		for i, k := range names {
+			if i > 0 {
+				p = append(p, ',')
+			}
+			p = appendString(append(appendString(p, k), ':'), t.Traits[k])
+		}
+		p = append(p, '}')
+	}
+	if len(t.ExternalIDs) > 0 {
+		p = append(p, `,"externalIds":[`...)
+		for i, x := range t.ExternalIDs {
+			if i > 0 {
+				p = append(p, ',')
+			}
+			p = append(appendString(append(appendString(append(p, `{"type":`...), x.Type), `,"id":`...), x.ID), '}')
+		}
+		p = append(p, ']')
+	}
+	p = append(p, '}')
+	var err error
+	if p, err = appendTime(p, "timestamp", t.At, false); err != nil {
 		return Event{}, err
 	}
+	if p, err = appendTime(p, "receivedAt", t.ReceivedAt, false); err != nil {
+		return Event{}, err
+	}
+	if t.Bot {
+		p = append(p, `,"bot":true`...)
+	}
+	p = append(p, '}')
 	return Event{SourceID: sourceID, MessageID: t.MessageID, Type: "track", Name: TouchEventName, UserID: t.UserID, AnonymousID: t.AnonymousID,
-		Timestamp: t.At, ReceivedAt: t.ReceivedAt, Bot: t.Bot, Payload: b}, nil
+		Timestamp: t.At, ReceivedAt: t.ReceivedAt, Bot: t.Bot, Payload: p}, nil
 }
 
 // TouchOptions configure the touch redirect.

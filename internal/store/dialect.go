@@ -15,12 +15,15 @@ type dialect struct {
 	forUpdate string
 	// lockEventLog serialises appends to the event log for the rest of the transaction.
 	lockEventLog func(ctx context.Context, tx *sql.Tx) error
+	// touchToken reads a touch event's token out of its payload, in the database.
+	touchToken string
 }
 
 var sqliteDialect = dialect{
 	param: func(int) string { return "?" },
 	// SQLite has one writer at a time already: the write connection, in a BEGIN IMMEDIATE transaction.
 	lockEventLog: func(context.Context, *sql.Tx) error { return nil },
+	touchToken:   `coalesce(json_extract(payload, '$.properties.token'), '')`,
 }
 
 // eventLogLock is the PostgreSQL advisory lock key that serialises event log appends across Hearth nodes.
@@ -33,6 +36,7 @@ var postgresDialect = dialect{
 		_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, eventLogLock)
 		return err
 	},
+	touchToken: `coalesce(payload->'properties'->>'token', '')`,
 }
 
 func scanPairs(ctx context.Context, tx *sql.Tx, q string, args []any, found func(a, b string)) error {

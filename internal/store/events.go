@@ -227,13 +227,6 @@ func (db *DB) ReadEvents(ctx context.Context, after int64, limit int) ([]collect
 	return db.queryEvents(ctx, "store.read_events", `SELECT `+eventColumns+` FROM events WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
 }
 
-// ReadEventsNamed returns up to limit events of one name in (after, upto], in log order: for a consumer that
-// wants one kind of event and need not carry the others' payloads out of the database.
-func (db *DB) ReadEventsNamed(ctx context.Context, name string, after, upto int64, limit int) ([]collect.Event, error) {
-	return db.queryEvents(ctx, "store.read_events_named", `SELECT `+eventColumns+` FROM events WHERE seq > $1 AND seq <= $2 AND name = $3 ORDER BY seq LIMIT $4`,
-		after, upto, name, limit)
-}
-
 // LogHead is the offset of the newest event, 0 for an empty log.
 func (db *DB) LogHead(ctx context.Context) (int64, error) {
 	var head sql.NullInt64

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hearth-cdp/hearth/internal/collect"
 	"github.com/hearth-cdp/hearth/internal/touchpoint"
 )
 
@@ -240,6 +241,18 @@ func queryAll[T any](ctx context.Context, db *DB, op string, scan func(interface
 		out = append(out, v)
 	}
 	return out, db.wrap(op, rows.Err())
+}
+
+// ReadTouches returns up to limit touch events in (after, upto], in log order, as far as counting them needs:
+// the token is read out of the payload in the database, so that the payloads stay there.
+func (db *DB) ReadTouches(ctx context.Context, after, upto int64, limit int) ([]touchpoint.TouchRecord, error) {
+	return queryAll(ctx, db, "store.read_touches", func(row interface{ Scan(...any) error }) (touchpoint.TouchRecord, error) {
+		var r touchpoint.TouchRecord
+		err := row.Scan(&r.Seq, &r.Token, &r.Bot, &r.At)
+		r.At = r.At.UTC()
+		return r, err
+	}, `SELECT seq, `+db.dialect.touchToken+`, bot, timestamp FROM events WHERE seq > $1 AND seq <= $2 AND name = $3 AND type = 'track' ORDER BY seq LIMIT $4`,
+		after, upto, collect.TouchEventName, limit)
 }
 
 // AddTouchStats adds touch counts and records how far the counting consumer has read, in one transaction:

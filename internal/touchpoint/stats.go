@@ -2,15 +2,21 @@ package touchpoint
 
 import (
 	"context"
-	"encoding/json"
-
-	"github.com/hearth-cdp/hearth/internal/collect"
+	"time"
 )
+
+// TouchRecord is what counting needs of a touch event in the log.
+type TouchRecord struct {
+	Seq   int64
+	Token string // properties.token
+	Bot   bool
+	At    time.Time
+}
 
 // EventLog is what counting touches reads: the event log's touch events, from an offset.
 type EventLog interface {
 	LogHead(ctx context.Context) (int64, error)
-	ReadEventsNamed(ctx context.Context, name string, after, upto int64, limit int) ([]collect.Event, error)
+	ReadTouches(ctx context.Context, after, upto int64, limit int) ([]TouchRecord, error)
 	ConsumerOffset(ctx context.Context, name string) (int64, error)
 }
 
@@ -39,13 +45,13 @@ func (s *Service) CountTouches(ctx context.Context, log EventLog, store StatsSto
 	}
 	read := 0
 	for {
-		evs, err := log.ReadEventsNamed(ctx, collect.TouchEventName, pos, head, statsBatch)
+		evs, err := log.ReadTouches(ctx, pos, head, statsBatch)
 		if err != nil {
 			return read, err
 		}
 		deltas := map[string]*TouchStats{}
 		for _, e := range evs {
-			id, ok, err := s.touchOf(ctx, e)
+			id, ok, err := s.touchOf(ctx, e.Token)
 			if err != nil {
 				return read, err
 			}
@@ -62,7 +68,7 @@ func (s *Service) CountTouches(ctx context.Context, log EventLog, store StatsSto
 			} else {
 				d.Touches++
 			}
-			if at := e.Timestamp; d.LastTouchAt == nil || at.After(*d.LastTouchAt) {
+			if at := e.At; d.LastTouchAt == nil || at.After(*d.LastTouchAt) {
 				d.LastTouchAt = &at
 			}
 		}
@@ -84,20 +90,9 @@ func (s *Service) CountTouches(ctx context.Context, log EventLog, store StatsSto
 	}
 }
 
-// touchOf returns the touchpoint a touch event is genuinely of.
-func (s *Service) touchOf(ctx context.Context, e collect.Event) (string, bool, error) {
-	if e.Type != "track" || e.Name != collect.TouchEventName {
-		return "", false, nil
-	}
-	var p struct {
-		Properties struct {
-			Token string `json:"token"`
-		} `json:"properties"`
-	}
-	if json.Unmarshal(e.Payload, &p) != nil {
-		return "", false, nil
-	}
-	tok, err := s.keys.Verify(p.Properties.Token)
+// touchOf returns the touchpoint a touch's token genuinely names.
+func (s *Service) touchOf(ctx context.Context, token string) (string, bool, error) {
+	tok, err := s.keys.Verify(token)
 	if err != nil { // the counter runs every second: it counts a touch long before its key could retire
 		return "", false, nil
 	}
