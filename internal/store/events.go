@@ -104,17 +104,22 @@ func (db *DB) appendBatches(ctx context.Context, batches []*collect.Batch, dedup
 		args := make([]any, 0, rowsPerInsert*11)
 		rows := 0
 		chunk, row := tx.StmtContext(ctx, chunkStmt), tx.StmtContext(ctx, rowStmt)
-		// flush writes the rows gathered: a full chunk in one statement, a remainder row by row.
+		// flush writes the rows gathered: a full chunk in one statement, a remainder row by row. lastInsert is
+		// the result of the latest insert.
+		var lastInsert sql.Result
 		flush := func() error {
 			if rows == rowsPerInsert {
-				_, err := chunk.ExecContext(ctx, args...)
+				var err error
+				lastInsert, err = chunk.ExecContext(ctx, args...)
 				args, rows = args[:0], 0
 				return err
 			}
 			for r := 0; r < rows; r++ {
-				if _, err := row.ExecContext(ctx, args[r*11:(r+1)*11]...); err != nil {
+				res, err := row.ExecContext(ctx, args[r*11:(r+1)*11]...)
+				if err != nil {
 					return err
 				}
+				lastInsert = res
 			}
 			args, rows = args[:0], 0
 			return nil
@@ -166,9 +171,13 @@ func (db *DB) appendBatches(ctx context.Context, batches []*collect.Batch, dedup
 			return db.wrap(op, err)
 		}
 		if len(newKeys) > 0 {
-			// Rows appended by one writer get consecutive seqs: the last one tells them all.
-			if err := tx.QueryRowContext(ctx, `SELECT max(seq) FROM events`).Scan(&lastSeq); err != nil {
-				return db.wrap(op, err)
+			// Rows appended by one writer get consecutive seqs: the last one tells them all. SQLite says it
+			// without a query; PostgreSQL's driver does not.
+			var err error
+			if lastSeq, err = lastInsert.LastInsertId(); err != nil || lastSeq == 0 {
+				if err := tx.QueryRowContext(ctx, `SELECT max(seq) FROM events`).Scan(&lastSeq); err != nil {
+					return db.wrap(op, err)
+				}
 			}
 		}
 		for source, c := range stats {
