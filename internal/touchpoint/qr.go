@@ -107,12 +107,12 @@ func checkQRFormat(format QRFormat) error {
 // qrRenderer draws QR codes one after another, reusing its buffers and compressor, so that a batch
 // allocates little per code. It is not safe for concurrent use.
 type qrRenderer struct {
-	zw     *zlib.Writer
-	idat   bytes.Buffer // the compressed pixels
-	row    []byte       // one packed pixel row, filter byte first
-	blank  []byte       // a white row
-	png    []byte
-	svg    []byte
+	zw    *zlib.Writer
+	idat  bytes.Buffer // the compressed pixels
+	row   []byte       // one packed pixel row, filter byte first
+	blank []byte       // a white row
+	png   []byte
+	svg   []byte
 }
 
 // qrLayout places a symbol of n modules in an image: whole pixels a module, centred.
