@@ -128,8 +128,21 @@ func (h *Ingest) handler(typ string) http.HandlerFunc {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(resp)
+		w.Write(resp.appendJSON(buf.Bytes()[:0])) // the body is read: its buffer serves again
 	}
+}
+
+// appendJSON encodes the response; most have no refusals, and are written without reflection.
+func (b responseBody) appendJSON(dst []byte) []byte {
+	if len(b.Rejected) > 0 {
+		out, _ := json.Marshal(b)
+		return append(append(dst, out...), '\n')
+	}
+	dst = strconv.AppendInt(append(dst, `{"success":`+strconv.FormatBool(b.Success)+`,"accepted":`...), int64(b.Accepted), 10)
+	if b.Duplicates > 0 {
+		dst = strconv.AppendInt(append(dst, `,"duplicates":`...), int64(b.Duplicates), 10)
+	}
+	return append(dst, "}\n"...)
 }
 
 // readBody reads the body, gunzipping it if needed, within the request size limit.
