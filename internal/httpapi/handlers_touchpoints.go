@@ -323,6 +323,9 @@ func (s *Server) touchpointQR(format touchpoint.QRFormat) apiHandler {
 				}
 			}
 		}
+		if q.Get("margin") != "" && opts.Margin == 0 { // asked for none, not for the default
+			opts.Margin = touchpoint.QRNoMargin
+		}
 		opts.Level = q.Get("level")
 		if opts, err = opts.Normalize(); err != nil {
 			s.fail(w, r, err)

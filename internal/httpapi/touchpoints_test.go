@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"image/color"
 	"image/png"
 	"net/http"
 	"strconv"
@@ -103,6 +104,14 @@ func TestCampaignsAndTouchpoints(t *testing.T) {
 		}
 		if got := decodeQR(t, r.body); got != tp.URL {
 			t.Errorf("the QR code holds %q, want %q", got, tp.URL)
+		}
+		r = m.do("GET", "/api/v1/touchpoints/"+tp.ID+"/qr.png?size=300&margin=0", nil)
+		// Without a margin the finder square's dark corner is at the image's corner (give or take the pixel
+		// or two that centring the modules leaves).
+		if img, err := png.Decode(bytes.NewReader(r.body)); err != nil {
+			t.Errorf("margin=0: %v", err)
+		} else if y, _, _, _ := color.GrayModel.Convert(img.At(2, 2)).RGBA(); y > 0x8000 {
+			t.Error("margin=0: the image's corner is light; want the code to start there")
 		}
 		if r := m.do("GET", "/api/v1/touchpoints/"+tp.ID+"/qr.png?size=10", nil); r.status != http.StatusBadRequest {
 			t.Errorf("a 10 px QR code: %d", r.status)
