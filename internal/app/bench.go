@@ -15,10 +15,19 @@ import (
 )
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "ingest" {
-		fmt.Fprint(stderr, "usage: hearth bench ingest --url URL (--write-key KEY | --api-key KEY) [flags]; see hearth bench ingest -h\n")
-		return errUsage
+	if len(args) > 0 {
+		switch args[0] {
+		case "ingest":
+			return benchIngest(ctx, args[1:], stdout, stderr)
+		case "touch":
+			return benchTouch(ctx, args[1:], stdout, stderr)
+		}
 	}
+	fmt.Fprint(stderr, "usage: hearth bench ingest|touch --url URL --api-key KEY [flags]; see hearth bench ingest -h, hearth bench touch -h\n")
+	return errUsage
+}
+
+func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("hearth bench ingest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var opts bench.IngestOptions
@@ -29,7 +38,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&opts.Concurrency, "concurrency", 32, "requests in flight at once")
 	fs.IntVar(&opts.Batch, "batch", 100, "events per request; 1 sends single events to /v1/track")
 	fs.Float64Var(&opts.Rate, "rate", 0, "events per second to offer (open loop); 0 sends as fast as the server takes them")
-	if err := parse(fs, args[1:], func() {}); err != nil {
+	if err := parse(fs, args, func() {}); err != nil {
 		return err
 	}
 	opts.URL = strings.TrimSuffix(opts.URL, "/")
@@ -38,11 +47,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			fmt.Fprint(stderr, "hearth bench ingest: give --write-key, or --api-key to create a source for the run\n")
 			return errUsage
 		}
-		key, err := createBenchSource(ctx, opts.URL, *apiKey)
-		if err != nil {
+		var src struct {
+			WriteKey string `json:"write_key"`
+		}
+		if err := benchCreate(ctx, opts.URL, *apiKey, "/api/v1/sources", map[string]string{"name": benchName(), "kind": "server"}, &src); err != nil {
 			return err
 		}
-		opts.WriteKey = key
+		opts.WriteKey = src.WriteKey
 	}
 	report, err := bench.Ingest(ctx, opts, stderr)
 	if err != nil {
@@ -52,24 +63,58 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// createBenchSource makes a server source for a benchmark run through the admin API.
-func createBenchSource(ctx context.Context, url, apiKey string) (string, error) {
-	body, _ := json.Marshal(map[string]string{"name": "bench " + time.Now().UTC().Format("2006-01-02 15:04:05.000"), "kind": "server"})
-	req, err := http.NewRequestWithContext(ctx, "POST", url+"/api/v1/sources", bytes.NewReader(body))
+func benchTouch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("hearth bench touch", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var opts bench.TouchOptions
+	fs.StringVar(&opts.URL, "url", "http://127.0.0.1:8080", "the running Hearth to measure")
+	fs.StringVar(&opts.Link, "link", "", "a touch link to follow; without it, a touchpoint is created for the run")
+	apiKey := fs.String("api-key", "", "an admin or marketer API key: creates a touchpoint for the run when no link is given")
+	fs.DurationVar(&opts.Duration, "duration", 20*time.Second, "how long to send")
+	fs.IntVar(&opts.Concurrency, "concurrency", 64, "requests in flight at once")
+	fs.Float64Var(&opts.Rate, "rate", 0, "requests per second to offer (open loop); 0 sends as fast as the server answers")
+	if err := parse(fs, args, func() {}); err != nil {
+		return err
+	}
+	opts.URL = strings.TrimSuffix(opts.URL, "/")
+	if opts.Link == "" {
+		if *apiKey == "" {
+			fmt.Fprint(stderr, "hearth bench touch: give --link, or --api-key to create a touchpoint for the run\n")
+			return errUsage
+		}
+		var tp struct{ Token string }
+		if err := benchCreate(ctx, opts.URL, *apiKey, "/api/v1/touchpoints",
+			map[string]string{"name": benchName(), "channel": "qr_poster", "destination_url": "https://shop.example/landing"}, &tp); err != nil {
+			return err
+		}
+		// The link on this server, whatever public URL it prints in links.
+		opts.Link = opts.URL + "/t/" + tp.Token
+	}
+	report, err := bench.Touch(ctx, opts, stderr)
 	if err != nil {
-		return "", err
+		return err
+	}
+	fmt.Fprint(stdout, report)
+	return nil
+}
+
+func benchName() string { return "bench " + time.Now().UTC().Format("2006-01-02 15:04:05.000") }
+
+// benchCreate creates what a benchmark run needs through the admin API.
+func benchCreate(ctx context.Context, url, apiKey, path string, body, out any) error {
+	b, _ := json.Marshal(body)
+	req, err := http.NewRequestWithContext(ctx, "POST", url+path, bytes.NewReader(b))
+	if err != nil {
+		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+apiKey)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("bench: create a source: %w", err)
+		return fmt.Errorf("bench: POST %s: %w", path, err)
 	}
 	defer resp.Body.Close()
-	var src struct {
-		WriteKey string `json:"write_key"`
+	if resp.StatusCode != http.StatusCreated || json.NewDecoder(resp.Body).Decode(out) != nil {
+		return fmt.Errorf("bench: POST %s: the server answered %s", path, resp.Status)
 	}
-	if resp.StatusCode != http.StatusCreated || json.NewDecoder(resp.Body).Decode(&src) != nil {
-		return "", fmt.Errorf("bench: create a source: the server answered %s", resp.Status)
-	}
-	return src.WriteKey, nil
+	return nil
 }

@@ -63,17 +63,22 @@ func (s *started) visit(t *testing.T, method, link string, header http.Header) (
 // touchEvents reads the touch events in the log.
 func touchEvents(t *testing.T, a *App) []collect.Event {
 	t.Helper()
-	evs, err := a.db.ReadEvents(context.Background(), 0, 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []collect.Event
-	for _, e := range evs {
-		if e.SourceID == collect.TouchSourceID {
-			out = append(out, e)
+	for after := int64(0); ; {
+		evs, err := a.db.ReadEvents(context.Background(), after, 1000)
+		if err != nil {
+			t.Fatal(err)
 		}
+		if len(evs) == 0 {
+			return out
+		}
+		for _, e := range evs {
+			if e.SourceID == collect.TouchSourceID {
+				out = append(out, e)
+			}
+		}
+		after = evs[len(evs)-1].Seq
 	}
-	return out
 }
 
 func TestTouchRedirect(t *testing.T) {

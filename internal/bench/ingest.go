@@ -34,15 +34,15 @@ type IngestOptions struct {
 
 // IngestReport is what a run measured.
 type IngestReport struct {
-	Options         IngestOptions
-	Elapsed         time.Duration
-	Requests        int64
-	Accepted        int64 // events the server acknowledged as stored
-	Failed          map[string]int64
-	EventBytes      int // average size of one event's JSON
-	P50, P90, P99   time.Duration
-	Max             time.Duration
-	ServerCPU       float64 // cores the server used on average (from its /metrics)
+	Options    IngestOptions
+	EventBytes int // average size of one event's JSON
+	load
+	server
+}
+
+// server is what the server said of itself, from its /metrics, during a run.
+type server struct {
+	ServerCPU       float64 // cores the server used on average
 	ServerRSSMax    float64 // bytes, the most seen while sampling
 	ServerRSSSample int
 }
@@ -63,23 +63,31 @@ func (r IngestReport) String() string {
 	fmt.Fprintf(&b, "load:      %s, %d in flight, %s, %s, events of ~%d bytes\n", mode, r.Options.Concurrency, offered, r.Options.Duration, r.EventBytes)
 	fmt.Fprintf(&b, "accepted:  %d events in %.1fs = %.0f events/s (%d requests, %.0f req/s)\n",
 		r.Accepted, r.Elapsed.Seconds(), r.EventsPerSecond(), r.Requests, float64(r.Requests)/r.Elapsed.Seconds())
-	fmt.Fprintf(&b, "latency:   p50 %s  p90 %s  p99 %s  max %s\n", ms(r.P50), ms(r.P90), ms(r.P99), ms(r.Max))
-	if r.ServerRSSSample > 0 {
-		fmt.Fprintf(&b, "server:    %.2f cores CPU on average, RSS max %.0f MiB\n", r.ServerCPU, r.ServerRSSMax/(1<<20))
-	}
-	if len(r.Failed) > 0 {
-		keys := make([]string, 0, len(r.Failed))
-		for k := range r.Failed {
+	r.load.write(&b)
+	r.server.write(&b)
+	return b.String()
+}
+
+func (l load) write(b *strings.Builder) {
+	fmt.Fprintf(b, "latency:   p50 %s  p90 %s  p99 %s  max %s\n", ms(l.P50), ms(l.P90), ms(l.P99), ms(l.Max))
+	if len(l.Failed) > 0 {
+		keys := make([]string, 0, len(l.Failed))
+		for k := range l.Failed {
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
-		fmt.Fprintf(&b, "failures: ")
+		fmt.Fprintf(b, "failures: ")
 		for _, k := range keys {
-			fmt.Fprintf(&b, " %s×%d", k, r.Failed[k])
+			fmt.Fprintf(b, " %s×%d", k, l.Failed[k])
 		}
 		b.WriteByte('\n')
 	}
-	return b.String()
+}
+
+func (s server) write(b *strings.Builder) {
+	if s.ServerRSSSample > 0 {
+		fmt.Fprintf(b, "server:    %.2f cores CPU on average, RSS max %.0f MiB\n", s.ServerCPU, s.ServerRSSMax/(1<<20))
+	}
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
@@ -89,34 +97,66 @@ func Ingest(ctx context.Context, opts IngestOptions, progress io.Writer) (Ingest
 	if opts.Concurrency < 1 || opts.Batch < 1 || opts.Duration <= 0 || opts.WriteKey == "" {
 		return IngestReport{}, errors.New("bench: need a write key, a duration, and at least 1 in flight and 1 event per request")
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: opts.Concurrency, MaxConnsPerHost: opts.Concurrency, DisableCompression: true}, Timeout: 30 * time.Second}
+	client := newClient(opts.Concurrency)
 	gen := newEventGen()
-	report := IngestReport{Options: opts, Failed: map[string]int64{}, EventBytes: gen.avgSize(200)}
+	report := IngestReport{Options: opts, EventBytes: gen.avgSize(200)}
+	stopSampling := sampleServer(ctx, client, opts.URL, &report.server)
+	l := drive(ctx, opts.Concurrency, opts.Duration, opts.Rate/float64(opts.Batch), "events accepted", progress, func(ctx context.Context) (int, string) {
+		body, path := gen.body(opts.Batch)
+		return send(ctx, client, opts.URL+path, opts.WriteKey, body)
+	})
+	stopSampling()
+	report.load = l
+	return report, nil
+}
 
+func newClient(concurrency int) *http.Client {
+	return &http.Client{
+		Transport:     &http.Transport{MaxIdleConnsPerHost: concurrency, MaxConnsPerHost: concurrency, DisableCompression: true},
+		Timeout:       30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// load is what driving a server measured.
+type load struct {
+	Elapsed       time.Duration
+	Requests      int64
+	Accepted      int64 // what the server acknowledged: events, or touches
+	Failed        map[string]int64
+	P50, P90, P99 time.Duration
+	Max           time.Duration
+}
+
+// drive calls do from concurrency workers for a while: as fast as answered, or at rate requests a second
+// when rate > 0. do returns how many items the server accepted, or what failed.
+func drive(ctx context.Context, concurrency int, duration time.Duration, rate float64, unit string, progress io.Writer, do func(context.Context) (int, string)) load {
+	l := load{Failed: map[string]int64{}}
 	// Open-loop pacing when a rate is given: requests are due at fixed times whether or not earlier ones
 	// have returned, so that a slow server shows as latency rather than as a slower offered rate.
 	var ticks <-chan time.Time
-	if opts.Rate > 0 {
-		interval := time.Duration(float64(time.Second) * float64(opts.Batch) / opts.Rate)
-		t := time.NewTicker(interval)
+	if rate > 0 {
+		t := time.NewTicker(time.Duration(float64(time.Second) / rate))
 		defer t.Stop()
 		ticks = t.C
 	}
-
-	runCtx, cancel := context.WithTimeout(ctx, opts.Duration)
+	runCtx, cancel := context.WithTimeout(ctx, duration)
 	defer cancel()
-	stopSampling := sampleServer(ctx, client, opts.URL, &report)
-
 	var (
 		mu        sync.Mutex
 		latencies []time.Duration
 		requests  atomic.Int64
 		accepted  atomic.Int64
 	)
-	jobs := make(chan struct{}, opts.Concurrency)
+	fail := func(what string) {
+		mu.Lock()
+		l.Failed[what]++
+		mu.Unlock()
+	}
+	jobs := make(chan struct{}, concurrency)
 	var wg sync.WaitGroup
 	start := time.Now()
-	for i := 0; i < opts.Concurrency; i++ {
+	for i := 0; i < concurrency; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -132,9 +172,8 @@ func Ingest(ctx context.Context, opts IngestOptions, progress io.Writer) (Ingest
 				} else if runCtx.Err() != nil {
 					return
 				}
-				body, path := gen.body(opts.Batch)
 				t0 := time.Now()
-				n, failure := send(runCtx, client, opts.URL+path, opts.WriteKey, body)
+				n, failure := do(runCtx)
 				if runCtx.Err() != nil && failure != "" {
 					return // cut off by the end of the run: not the server's failure
 				}
@@ -142,9 +181,7 @@ func Ingest(ctx context.Context, opts IngestOptions, progress io.Writer) (Ingest
 				requests.Add(1)
 				accepted.Add(int64(n))
 				if failure != "" {
-					mu.Lock()
-					report.Failed[failure]++
-					mu.Unlock()
+					fail(failure)
 				}
 			}
 		}()
@@ -159,9 +196,7 @@ func Ingest(ctx context.Context, opts IngestOptions, progress io.Writer) (Ingest
 					select {
 					case jobs <- struct{}{}:
 					default:
-						mu.Lock()
-						report.Failed["generator-behind"]++ // every worker busy: the server cannot keep up
-						mu.Unlock()
+						fail("generator-behind") // every worker busy: the server cannot keep up
 					}
 				}
 			}
@@ -176,21 +211,20 @@ func Ingest(ctx context.Context, opts IngestOptions, progress io.Writer) (Ingest
 				case <-runCtx.Done():
 					return
 				case <-t.C:
-					fmt.Fprintf(progress, "  %.0fs: %d events accepted\n", time.Since(start).Seconds(), accepted.Load())
+					fmt.Fprintf(progress, "  %.0fs: %d %s\n", time.Since(start).Seconds(), accepted.Load(), unit)
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	report.Elapsed = time.Since(start)
-	stopSampling()
-	report.Requests, report.Accepted = requests.Load(), accepted.Load()
+	l.Elapsed = time.Since(start)
+	l.Requests, l.Accepted = requests.Load(), accepted.Load()
 	slices.Sort(latencies)
-	report.P50, report.P90, report.P99 = quantile(latencies, .5), quantile(latencies, .9), quantile(latencies, .99)
+	l.P50, l.P90, l.P99 = quantile(latencies, .5), quantile(latencies, .9), quantile(latencies, .99)
 	if len(latencies) > 0 {
-		report.Max = latencies[len(latencies)-1]
+		l.Max = latencies[len(latencies)-1]
 	}
-	return report, nil
+	return l
 }
 
 func quantile(sorted []time.Duration, q float64) time.Duration {
@@ -228,7 +262,7 @@ func send(ctx context.Context, client *http.Client, url, writeKey string, body [
 }
 
 // sampleServer reads the server's CPU time and RSS from /metrics once a second until stopped.
-func sampleServer(ctx context.Context, client *http.Client, url string, report *IngestReport) (stop func()) {
+func sampleServer(ctx context.Context, client *http.Client, url string, report *server) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	cpu0, _, ok := readProcess(ctx, client, url)
