@@ -17,13 +17,16 @@ type dialect struct {
 	lockEventLog func(ctx context.Context, tx *sql.Tx) error
 	// touchToken reads a touch event's token out of its payload, in the database.
 	touchToken string
+	// eventInserter prepares what appending to the event log inserts with, outside a transaction.
+	eventInserter func(ctx context.Context, db *DB) (eventInserter, error)
 }
 
 var sqliteDialect = dialect{
 	param: func(int) string { return "?" },
 	// SQLite has one writer at a time already: the write connection, in a BEGIN IMMEDIATE transaction.
-	lockEventLog: func(context.Context, *sql.Tx) error { return nil },
-	touchToken:   `coalesce(json_extract(payload, '$.properties.token'), '')`,
+	lockEventLog:  func(context.Context, *sql.Tx) error { return nil },
+	touchToken:    `coalesce(json_extract(payload, '$.properties.token'), '')`,
+	eventInserter: sqliteEventInserter,
 }
 
 // eventLogLock is the PostgreSQL advisory lock key that serialises event log appends across Hearth nodes.
@@ -36,7 +39,8 @@ var postgresDialect = dialect{
 		_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, eventLogLock)
 		return err
 	},
-	touchToken: `coalesce(payload->'properties'->>'token', '')`,
+	touchToken:    `coalesce(payload->'properties'->>'token', '')`,
+	eventInserter: postgresEventInserter,
 }
 
 func scanPairs(ctx context.Context, tx *sql.Tx, q string, args []any, found func(a, b string)) error {

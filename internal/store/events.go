@@ -73,11 +73,7 @@ func (db *DB) appendBatches(ctx context.Context, batches []*collect.Batch, dedup
 	const op = "store.append_events"
 	results := make([]collect.AppendResult, len(batches))
 	// Prepared before the transaction: on SQLite the transaction holds the one write connection.
-	chunkStmt, err := db.prepared(ctx, db.insertEventsSQL(rowsPerInsert))
-	if err != nil {
-		return nil, db.wrap(op, err)
-	}
-	rowStmt, err := db.prepared(ctx, db.insertEventsSQL(1))
+	insert, err := db.dialect.eventInserter(ctx, db)
 	if err != nil {
 		return nil, db.wrap(op, err)
 	}
@@ -101,34 +97,12 @@ func (db *DB) appendBatches(ctx context.Context, batches []*collect.Batch, dedup
 		if err := db.dedupe.existing(ctx, tx, keys, dedupeSince, func(source, id string) { seen[msg{source, id}] = true }); err != nil {
 			return db.wrap(op, err)
 		}
-		args := make([]any, 0, rowsPerInsert*11)
-		rows := 0
-		chunk, row := tx.StmtContext(ctx, chunkStmt), tx.StmtContext(ctx, rowStmt)
-		// flush writes the rows gathered: a full chunk in one statement, a remainder row by row. lastInsert is
-		// the result of the latest insert.
-		var lastInsert sql.Result
-		flush := func() error {
-			if rows == rowsPerInsert {
-				var err error
-				lastInsert, err = chunk.ExecContext(ctx, args...)
-				args, rows = args[:0], 0
-				return err
-			}
-			for r := 0; r < rows; r++ {
-				res, err := row.ExecContext(ctx, args[r*11:(r+1)*11]...)
-				if err != nil {
-					return err
-				}
-				lastInsert = res
-			}
-			args, rows = args[:0], 0
-			return nil
-		}
 		type counts struct {
 			accepted, duplicates, rejected int
 			last                           time.Time
 		}
 		stats := map[string]*counts{}
+		rows := make([]eventRow, 0, len(keys))
 		newKeys, newTimes = newKeys[:0], newTimes[:0]
 		for bi, b := range batches {
 			c := stats[b.SourceID]
@@ -151,14 +125,9 @@ func (db *DB) appendBatches(ctx context.Context, batches []*collect.Batch, dedup
 				seen[m] = true
 				results[bi].Accepted++
 				c.accepted++
-				newKeys, newTimes = append(newKeys, dedupeKey(b.SourceID, e.MessageID)), append(newTimes, e.ReceivedAt)
-				args = append(args, dedupeKey(b.SourceID, e.MessageID), b.SourceID, e.MessageID, e.Type, e.Name,
-					e.UserID, e.AnonymousID, e.Timestamp, e.ReceivedAt, e.Bot, string(e.Payload))
-				if rows++; rows == rowsPerInsert {
-					if err := flush(); err != nil {
-						return db.wrap(op, err)
-					}
-				}
+				key := dedupeKey(b.SourceID, e.MessageID)
+				newKeys, newTimes = append(newKeys, key), append(newTimes, e.ReceivedAt)
+				rows = append(rows, eventRow{key: key, source: b.SourceID, event: e})
 			}
 			for _, r := range b.Rejected {
 				if _, err := tx.ExecContext(ctx, `INSERT INTO rejected_events (source_id, received_at, reason, payload) VALUES ($1, $2, $3, $4)`,
@@ -167,17 +136,10 @@ func (db *DB) appendBatches(ctx context.Context, batches []*collect.Batch, dedup
 				}
 			}
 		}
-		if err := flush(); err != nil {
-			return db.wrap(op, err)
-		}
-		if len(newKeys) > 0 {
-			// Rows appended by one writer get consecutive seqs: the last one tells them all. SQLite says it
-			// without a query; PostgreSQL's driver does not.
+		if len(rows) > 0 {
 			var err error
-			if lastSeq, err = lastInsert.LastInsertId(); err != nil || lastSeq == 0 {
-				if err := tx.QueryRowContext(ctx, `SELECT max(seq) FROM events`).Scan(&lastSeq); err != nil {
-					return db.wrap(op, err)
-				}
+			if lastSeq, err = insert(ctx, tx, rows); err != nil {
+				return db.wrap(op, err)
 			}
 		}
 		for source, c := range stats {
@@ -191,6 +153,79 @@ func (db *DB) appendBatches(ctx context.Context, batches []*collect.Batch, dedup
 		db.dedupe.added(newKeys, lastSeq-int64(len(newKeys))+1, newTimes)
 	}
 	return results, err
+}
+
+// eventRow is an event accepted for the log, with what its row adds.
+type eventRow struct {
+	key    int64
+	source string
+	event  *collect.Event
+}
+
+// eventInserter inserts rows into the event log in a transaction and returns the seq of the last, when the
+// engine tells it cheaply (0 when not: only SQLite's in-memory deduplication needs it).
+type eventInserter func(ctx context.Context, tx *sql.Tx, rows []eventRow) (lastSeq int64, err error)
+
+// sqliteEventInserter inserts with multi-row INSERTs prepared once: 64 rows a statement, the rest one by one.
+func sqliteEventInserter(ctx context.Context, db *DB) (eventInserter, error) {
+	chunkStmt, err := db.prepared(ctx, db.insertEventsSQL(rowsPerInsert))
+	if err != nil {
+		return nil, err
+	}
+	rowStmt, err := db.prepared(ctx, db.insertEventsSQL(1))
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, tx *sql.Tx, rows []eventRow) (int64, error) {
+		chunk, row := tx.StmtContext(ctx, chunkStmt), tx.StmtContext(ctx, rowStmt)
+		args := make([]any, 0, rowsPerInsert*11)
+		var last sql.Result
+		for len(rows) > 0 {
+			n := rowsPerInsert
+			stmt := chunk
+			if len(rows) < rowsPerInsert {
+				n, stmt = 1, row
+			}
+			args = args[:0]
+			for _, r := range rows[:n] {
+				e := r.event
+				args = append(args, r.key, r.source, e.MessageID, e.Type, e.Name, e.UserID, e.AnonymousID, e.Timestamp, e.ReceivedAt, e.Bot, string(e.Payload))
+			}
+			var err error
+			if last, err = stmt.ExecContext(ctx, args...); err != nil {
+				return 0, err
+			}
+			rows = rows[n:]
+		}
+		// Rows appended by one writer get consecutive seqs: the last one tells them all.
+		return last.LastInsertId()
+	}, nil
+}
+
+// postgresEventInserter inserts all rows in one statement, each column sent as one array: PostgreSQL
+// parses and plans one statement per commit, whatever its size.
+func postgresEventInserter(context.Context, *DB) (eventInserter, error) {
+	return func(ctx context.Context, tx *sql.Tx, rows []eventRow) (int64, error) {
+		n := len(rows)
+		var (
+			keys                                     = make([]int64, n)
+			sources, ids, types, names, users, anons = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+			stamps, received                         = make([]time.Time, n), make([]time.Time, n)
+			bots                                     = make([]bool, n)
+			payloads                                 = make([]string, n)
+		)
+		for i, r := range rows {
+			e := r.event
+			keys[i], sources[i], ids[i], types[i], names[i], users[i], anons[i] = r.key, r.source, e.MessageID, e.Type, e.Name, e.UserID, e.AnonymousID
+			stamps[i], received[i], bots[i], payloads[i] = e.Timestamp, e.ReceivedAt, e.Bot, string(e.Payload)
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO events (`+insertEventColumns+`)
+			SELECT k, s, m, t, n, u, a, ts, r, b, p::jsonb
+			FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[], $10::bool[], $11::text[])
+				AS x(k, s, m, t, n, u, a, ts, r, b, p)`,
+			keys, sources, ids, types, names, users, anons, stamps, received, bots, payloads)
+		return 0, err
+	}, nil
 }
 
 // LoadDedupe prepares deduplication from the log; the event writer calls it before its first append.
