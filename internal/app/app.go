@@ -147,8 +147,9 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 	}, func(r *http.Request, err error) {
 		a.logger.ErrorContext(r.Context(), "ingest failed", "route", r.Pattern, "err", err)
 	})
+	offline := collect.NewOfflineTouches(touchResolver{a.touch}, touchIssuer{a.touch}, a.events, a.clock, collect.OfflineOptions{})
 	srv := httpapi.New(httpapi.Options{
-		Auth: a.auth, Sources: a.sources, Events: a.db, Pinger: a.db, Touchpoints: a.touch,
+		Auth: a.auth, Sources: a.sources, Events: a.db, Pinger: a.db, Touchpoints: a.touch, Offline: offline,
 		Logger: a.logger, Metrics: httpapi.NewMetrics(reg), Gatherer: reg,
 		Console:       console.Handler(),
 		SecureCookies: strings.HasPrefix(a.cfg.PublicURL, "https://"),

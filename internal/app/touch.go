@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"time"
 
 	"github.com/hearth-cdp/hearth/internal/collect"
 	"github.com/hearth-cdp/hearth/internal/touchpoint"
@@ -29,4 +30,15 @@ func (r touchResolver) ResolveTouch(ctx context.Context, token string) (collect.
 		out.Known = true
 	}
 	return out, nil
+}
+
+// touchIssuer signs tokens for offline touches that name a touchpoint (and serial) rather than carry its code.
+type touchIssuer struct{ touch *touchpoint.Service }
+
+func (i touchIssuer) IssueTouchToken(ctx context.Context, touchpointID string, serial int64) (string, error) {
+	t, err := i.touch.Touchpoint(ctx, touchpointID)
+	if err != nil {
+		return "", err
+	}
+	return i.touch.IssueToken(t, serial, time.Time{})
 }

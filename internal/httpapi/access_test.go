@@ -52,6 +52,8 @@ func TestAccessControl(t *testing.T) {
 			{"GET", "/api/v1/touchpoints/" + tp.ID + "/qr.svg", nil, "read"},
 			{"GET", "/api/v1/touchpoints/" + tp.ID + "/revocations", nil, "read"},
 			{"POST", "/api/v1/touchpoints/" + tp.ID + "/revocations", map[string]any{"kind": "serials", "serial_from": 5, "serial_to": 6}, "write"},
+			{"POST", "/api/v1/touches", map[string]string{"touchpoint_id": tp.ID, "phone": "13800138000"}, "write"},
+			{"POST", "/api/v1/touches/import", "touchpoint_id,phone\n" + tp.ID + ",13800138000\n", "write"},
 			{"GET", "/api/v1/signing-keys", nil, "admin"},
 			{"POST", "/api/v1/signing-keys", nil, "admin"},
 			{"POST", "/api/v1/signing-keys/999/retire", nil, "admin"},

@@ -54,6 +54,9 @@ func (s *Server) routes() {
 	s.api("GET /api/v1/touchpoints/{id}/revocations", readers, s.listRevocations)
 	s.api("POST /api/v1/touchpoints/{id}/revocations", writers, s.revoke)
 
+	s.api("POST /api/v1/touches", writers, s.recordTouch)
+	s.api("POST /api/v1/touches/import", writers, s.importTouches)
+
 	s.api("GET /api/v1/signing-keys", admins, s.listSigningKeys)
 	s.api("POST /api/v1/signing-keys", admins, s.rotateSigningKey)
 	s.api("POST /api/v1/signing-keys/{id}/retire", admins, s.retireSigningKey)

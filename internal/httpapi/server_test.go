@@ -54,7 +54,7 @@ func forEachEngine(t *testing.T, fn func(t *testing.T, e *env)) {
 				t.Fatal(err)
 			}
 			srv := httpapi.New(httpapi.Options{
-				Auth: authSvc, Sources: collect.NewSources(db, clock), Events: db, Pinger: db, Touchpoints: tps,
+				Auth: authSvc, Sources: collect.NewSources(db, clock), Events: db, Pinger: db, Touchpoints: tps, Offline: offlineTouches(t, db, tps, clock),
 				Logger: logger, Metrics: httpapi.NewMetrics(reg), Gatherer: reg,
 				Console: http.NotFoundHandler(),
 				System:  httpapi.System{Version: "test", Engine: string(db.Engine())},
