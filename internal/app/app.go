@@ -195,6 +195,14 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 			return err
 		})
 	}()
+	a.workers.Add(1)
+	go func() {
+		defer a.workers.Done()
+		a.every(workerCtx, time.Second, "code_batches", func(ctx context.Context) error {
+			_, err := a.touch.RunCodeBatches(ctx)
+			return err
+		})
+	}()
 	a.logger.Info("serving", "addr", ln.Addr().String(), "engine", a.db.Engine(), "console", a.baseURL()+"/console/")
 	return nil
 }

@@ -22,6 +22,8 @@ func TestAccessControl(t *testing.T) {
 		e.as(hearth.RoleAdmin).do("POST", "/api/v1/touchpoints", map[string]string{"name": "Poster", "channel": "qr_poster", "destination_url": "https://shop.example/"}).decode(t, &tp)
 		var cp struct{ ID string }
 		e.as(hearth.RoleAdmin).do("POST", "/api/v1/campaigns", map[string]string{"name": "Spring"}).decode(t, &cp)
+		var cb struct{ ID string }
+		e.as(hearth.RoleAdmin).do("POST", "/api/v1/touchpoints/"+tp.ID+"/code-batches", map[string]int{"count": 1}).decode(t, &cb)
 		// Who may call each route: "read" any role, "write" admin and marketer, "admin" admin only.
 		routes := []struct {
 			method, path string
@@ -52,6 +54,10 @@ func TestAccessControl(t *testing.T) {
 			{"GET", "/api/v1/touchpoints/" + tp.ID + "/qr.svg", nil, "read"},
 			{"GET", "/api/v1/touchpoints/" + tp.ID + "/revocations", nil, "read"},
 			{"POST", "/api/v1/touchpoints/" + tp.ID + "/revocations", map[string]any{"kind": "serials", "serial_from": 5, "serial_to": 6}, "write"},
+			{"GET", "/api/v1/touchpoints/" + tp.ID + "/code-batches", nil, "read"},
+			{"POST", "/api/v1/touchpoints/" + tp.ID + "/code-batches", map[string]int{"count": 1}, "write"},
+			{"GET", "/api/v1/code-batches/" + cb.ID, nil, "read"},
+			{"GET", "/api/v1/code-batches/" + cb.ID + "/download", nil, "read"},
 			{"POST", "/api/v1/touches", map[string]string{"touchpoint_id": tp.ID, "phone": "13800138000"}, "write"},
 			{"POST", "/api/v1/touches/import", "touchpoint_id,phone\n" + tp.ID + ",13800138000\n", "write"},
 			{"GET", "/api/v1/signing-keys", nil, "admin"},

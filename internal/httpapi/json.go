@@ -202,3 +202,38 @@ type signingKeyJSON struct {
 	RetiredAt *time.Time `json:"retired_at"`
 	Signing   bool       `json:"signing"` // the key that signs new tokens
 }
+
+type codeBatchJSON struct {
+	ID           string                 `json:"id"`
+	TouchpointID string                 `json:"touchpoint_id"`
+	FirstSerial  int64                  `json:"first_serial"`
+	LastSerial   int64                  `json:"last_serial"`
+	Count        int64                  `json:"count"`
+	Format       touchpoint.QRFormat    `json:"format"`
+	Size         int                    `json:"size"`
+	Margin       int                    `json:"margin"` // 0 for none
+	Level        string                 `json:"level"`
+	ExpiresAt    *time.Time             `json:"expires_at"`
+	Status       touchpoint.BatchStatus `json:"status"`
+	Done         int64                  `json:"done"`      // codes drawn so far
+	ZIPBytes     int64                  `json:"zip_bytes"` // the download's size, once done
+	CreatedAt    time.Time              `json:"created_at"`
+	StartedAt    *time.Time             `json:"started_at"`
+	FinishedAt   *time.Time             `json:"finished_at"`
+	Error        *string                `json:"error"`        // why it failed
+	DownloadURL  *string                `json:"download_url"` // once done
+}
+
+func toCodeBatch(b touchpoint.CodeBatch) codeBatchJSON {
+	j := codeBatchJSON{ID: b.ID, TouchpointID: b.TouchpointID, FirstSerial: b.FirstSerial, LastSerial: b.LastSerial(), Count: b.Count,
+		Format: b.Format, Size: b.Options.Size, Margin: max(b.Options.Margin, 0), Level: b.Options.Level, ExpiresAt: b.ExpiresAt, Status: b.Status,
+		Done: b.Done, ZIPBytes: b.ZIPSize, CreatedAt: b.CreatedAt, StartedAt: b.StartedAt, FinishedAt: b.FinishedAt}
+	if b.Status == touchpoint.BatchFailed {
+		j.Error = &b.Error
+	}
+	if b.Status == touchpoint.BatchDone {
+		u := codeBatchPath(b.ID) + "/download"
+		j.DownloadURL = &u
+	}
+	return j
+}

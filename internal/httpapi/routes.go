@@ -53,6 +53,10 @@ func (s *Server) routes() {
 	s.api("GET /api/v1/touchpoints/{id}/qr.svg", readers, s.touchpointQR(touchpoint.QRSVG))
 	s.api("GET /api/v1/touchpoints/{id}/revocations", readers, s.listRevocations)
 	s.api("POST /api/v1/touchpoints/{id}/revocations", writers, s.revoke)
+	s.api("GET /api/v1/touchpoints/{id}/code-batches", readers, s.listCodeBatches)
+	s.api("POST /api/v1/touchpoints/{id}/code-batches", writers, s.createCodeBatch)
+	s.api("GET /api/v1/code-batches/{id}", readers, s.getCodeBatch)
+	s.api("GET /api/v1/code-batches/{id}/download", readers, s.downloadCodeBatch)
 
 	s.api("POST /api/v1/touches", writers, s.recordTouch)
 	s.api("POST /api/v1/touches/import", writers, s.importTouches)

@@ -36,6 +36,9 @@ func Run(t *testing.T, open Opener) {
 		{"ReserveSerials", testReserveSerials},
 		{"Revocations", testRevocations},
 		{"SigningKeys", testSigningKeys},
+		{"CodeBatches", testCodeBatches},
+		{"CodeBatchClaims", testCodeBatchClaims},
+		{"CodeBatchClaimsConcurrent", testCodeBatchClaimsConcurrent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
