@@ -184,6 +184,24 @@ func TestTouchRedirect(t *testing.T) {
 				t.Errorf("paused: %s to %s", resp.Status, resp.Header.Get("Location"))
 			}
 			s.call(t, key, "POST", "/api/v1/touchpoints/"+tp.ID+"/resume", nil, nil)
+			// Nobody sends events as the built-in touch source.
+			var sources struct{ Items []struct{ ID, WriteKey string } }
+			s.call(t, key, "GET", "/api/v1/sources", nil, &sources)
+			for _, src := range sources.Items {
+				if src.ID != collect.TouchSourceID {
+					continue
+				}
+				req, _ := http.NewRequest("POST", s.base+"/v1/track", strings.NewReader(`{"anonymousId":"a","event":"Touch","properties":{"token":"x"}}`))
+				req.SetBasicAuth(src.WriteKey, "")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusUnauthorized {
+					t.Errorf("an event sent with the touch source's write key: %s, want 401", resp.Status)
+				}
+			}
 			// Revoked: the same.
 			s.call(t, key, "POST", "/api/v1/touchpoints/"+tp.ID+"/revocations", map[string]any{"kind": "touchpoint", "reason": "poster taken down"}, nil)
 			if resp, _ := s.visit(t, "GET", link, nil); resp.Header.Get("Location") != "https://shop.example/spring-is-over" {

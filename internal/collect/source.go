@@ -216,7 +216,8 @@ func (s *Sources) Authenticate(ctx context.Context, writeKey string) (Source, er
 		s.keys[writeKey] = c
 		s.mu.Unlock()
 	}
-	if !c.found || !c.src.Enabled {
+	// The built-in touch source records what Hearth itself sees; nobody sends events as it.
+	if !c.found || !c.src.Enabled || c.src.Kind == KindTouch {
 		return Source{}, hearth.Errorf(hearth.Unauthenticated, op, "The write key is missing, wrong or disabled.")
 	}
 	return c.src, nil

@@ -41,9 +41,9 @@ func (db *DB) SourceByWriteKey(ctx context.Context, writeKey string) (collect.So
 	return s, db.wrap("store.source_by_write_key", err)
 }
 
-// ListSources lists sources, newest first.
+// ListSources lists sources, newest first, the built-in one last.
 func (db *DB) ListSources(ctx context.Context) ([]collect.Source, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT `+sourceColumns+` FROM sources ORDER BY id DESC`)
+	rows, err := db.read.QueryContext(ctx, `SELECT `+sourceColumns+` FROM sources ORDER BY kind = 'touch', id DESC`)
 	if err != nil {
 		return nil, db.wrap("store.list_sources", err)
 	}
