@@ -90,6 +90,150 @@ export interface NewAPIKey extends APIKey {
   key: string
 }
 
+export type Channel =
+  | 'web_link'
+  | 'qr_poster'
+  | 'business_card'
+  | 'product_pack'
+  | 'store'
+  | 'ad'
+  | 'wechat_qr'
+  | 'email'
+  | 'sms'
+  | 'other'
+/** In the order the console offers them. */
+export const channels: readonly Channel[] = [
+  'web_link',
+  'qr_poster',
+  'business_card',
+  'product_pack',
+  'store',
+  'ad',
+  'wechat_qr',
+  'email',
+  'sms',
+  'other',
+]
+
+/** Whether a campaign or touchpoint is in use; only campaigns end. */
+export type Status = 'active' | 'paused' | 'ended'
+
+export interface Campaign {
+  id: string
+  name: string
+  goal: string
+  starts_at: string | null
+  ends_at: string | null
+  status: Status
+  fallback_url: string
+  utm_source: string
+  utm_medium: string
+  utm_campaign: string
+  created_at: string
+  updated_at: string
+  totals: { touchpoints: number; touches: number }
+}
+
+/** A campaign's writable fields; on update, absent fields keep their value and clear_* empty a date. */
+export interface CampaignInput {
+  name?: string
+  goal?: string
+  starts_at?: string
+  ends_at?: string
+  clear_starts_at?: boolean
+  clear_ends_at?: boolean
+  fallback_url?: string
+  utm_source?: string
+  utm_medium?: string
+  utm_campaign?: string
+}
+
+export interface Touchpoint {
+  id: string
+  number: number
+  name: string
+  channel: Channel
+  destination_url: string
+  campaign_id: string | null
+  location: string
+  owner: string
+  status: Status
+  token: string
+  url: string
+  last_serial: number
+  created_at: string
+  updated_at: string
+  stats: TouchStats
+}
+
+/** Touches by people, and by bots and link scanners, counted apart. */
+export interface TouchStats {
+  touches: number
+  bot_touches: number
+  last_touch_at: string | null
+}
+
+/** A touchpoint's writable fields; campaign_id "" takes it out of its campaign. */
+export interface TouchpointInput {
+  name?: string
+  channel?: Channel
+  destination_url?: string
+  campaign_id?: string
+  location?: string
+  owner?: string
+}
+
+export interface TouchpointFilter {
+  campaign_id?: string
+  channel?: string
+  status?: string
+  q?: string
+}
+
+export interface IssuedToken {
+  token: string
+  url: string
+  serial: number
+  expires_at: string | null
+}
+
+export type RevocationKind = 'token' | 'serials' | 'touchpoint'
+
+export interface Revocation {
+  id: string
+  kind: RevocationKind
+  token?: string
+  serial_from?: number
+  serial_to?: number
+  reason: string
+  created_at: string
+}
+
+export interface RevocationInput {
+  kind: RevocationKind
+  token?: string
+  serial_from?: number
+  serial_to?: number
+  reason: string
+}
+
+export interface SigningKey {
+  id: number
+  created_at: string
+  retired_at: string | null
+  /** The key that signs new links and codes. */
+  signing: boolean
+}
+
+export type QRLevel = 'L' | 'M' | 'Q' | 'H'
+
+/** How to draw a QR code: size in pixels, margin in modules (-1 for none), error correction level. */
+export interface QROptions {
+  size: number
+  margin: number
+  level: QRLevel
+}
+
 interface List<T> {
   items: T[] | null
 }
@@ -165,6 +309,23 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
 
 const enc = encodeURIComponent
 
+function query(params: Record<string, string | number | undefined>): string {
+  const q = new URLSearchParams()
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== '') q.set(k, String(v))
+  const s = q.toString()
+  return s ? '?' + s : ''
+}
+
+/**
+ * The address of a touchpoint's QR code, for an <img> or a download link (the session cookie authorises it).
+ * token is the touchpoint's current token: the code changes with it (after a key rotation), so it keys the
+ * browser's cache.
+ */
+export function qrURL(id: string, token: string, format: 'png' | 'svg', o: QROptions, download = false): string {
+  const q = query({ size: o.size, margin: o.margin, level: o.level, download: download ? 1 : undefined, v: token })
+  return `/api/v1/touchpoints/${enc(id)}/qr.${format}${q}`
+}
+
 export const api = {
   login: (email: string, password: string) => request<SessionAnswer>('POST', '/auth/login', { email, password }),
   session: () => request<SessionAnswer>('GET', '/auth/session'),
@@ -196,6 +357,30 @@ export const api = {
     request<User>('POST', '/users', u),
   updateUser: (id: string, patch: { name?: string; role?: Role; disabled?: boolean }) =>
     request<User>('PATCH', '/users/' + enc(id), patch),
+
+  campaigns: () => request<List<Campaign>>('GET', '/campaigns').then(items),
+  campaign: (id: string) => request<Campaign>('GET', '/campaigns/' + enc(id)),
+  createCampaign: (c: CampaignInput) => request<Campaign>('POST', '/campaigns', c),
+  updateCampaign: (id: string, c: CampaignInput) => request<Campaign>('PATCH', '/campaigns/' + enc(id), c),
+  setCampaignPaused: (id: string, paused: boolean) =>
+    request<Campaign>('POST', `/campaigns/${enc(id)}/${paused ? 'pause' : 'resume'}`),
+
+  touchpoints: (f: TouchpointFilter = {}) =>
+    request<List<Touchpoint>>('GET', '/touchpoints' + query({ ...f })).then(items),
+  touchpoint: (id: string) => request<Touchpoint>('GET', '/touchpoints/' + enc(id)),
+  createTouchpoint: (tp: TouchpointInput) => request<Touchpoint>('POST', '/touchpoints', tp),
+  updateTouchpoint: (id: string, tp: TouchpointInput) => request<Touchpoint>('PATCH', '/touchpoints/' + enc(id), tp),
+  setTouchpointPaused: (id: string, paused: boolean) =>
+    request<Touchpoint>('POST', `/touchpoints/${enc(id)}/${paused ? 'pause' : 'resume'}`),
+  /** A link of the touchpoint that stops working at expiresAt. */
+  issueToken: (id: string, expiresAt: string) =>
+    request<IssuedToken>('POST', `/touchpoints/${enc(id)}/tokens`, { expires_at: expiresAt }),
+  revocations: (id: string) => request<List<Revocation>>('GET', `/touchpoints/${enc(id)}/revocations`).then(items),
+  revoke: (id: string, r: RevocationInput) => request<Revocation>('POST', `/touchpoints/${enc(id)}/revocations`, r),
+
+  signingKeys: () => request<List<SigningKey>>('GET', '/signing-keys').then(items),
+  rotateSigningKey: () => request<List<SigningKey>>('POST', '/signing-keys').then(items),
+  retireSigningKey: (id: number) => request<List<SigningKey>>('POST', `/signing-keys/${id}/retire`).then(items),
 
   apiKeys: () => request<List<APIKey>>('GET', '/api-keys').then(items),
   createAPIKey: (name: string, role: Role) => request<NewAPIKey>('POST', '/api-keys', { name, role }),

@@ -1,6 +1,6 @@
 // English and Simplified Chinese. The choice is kept in localStorage; the first visit follows the browser.
 import { ref, watchEffect } from 'vue'
-import type { Role, SourceKind } from './api'
+import type { Channel, Role, SourceKind } from './api'
 import en, { type MessageKey, type Messages } from './locales/en'
 import zhCN from './locales/zh-CN'
 
@@ -55,12 +55,19 @@ export const kindLabel = (k: SourceKind) => t(`kind.${k}`)
 export const kindHint = (k: SourceKind) => t(`kind.${k}.hint`)
 export const roleLabel = (r: Role) => t(`role.${r}`)
 export const roleHint = (r: Role) => t(`role.${r}.hint`)
+export const channelLabel = (c: Channel) => t(`channel.${c}`)
+export const channelHint = (c: Channel) => t(`channel.${c}.hint`)
 
 export function formatDate(iso: string | null | undefined): string {
   if (!iso) return '—'
   const d = new Date(iso)
   if (Number.isNaN(d.getTime())) return '—'
   return new Intl.DateTimeFormat(locale.value, { dateStyle: 'medium' }).format(d)
+}
+
+/** "Apr 1 – Jun 30, 2026", "2026年4月1日至6月30日": two dates as one range, the parts they share said once. */
+export function formatDateRange(from: Date, to: Date): string {
+  return new Intl.DateTimeFormat(locale.value, { dateStyle: 'medium' }).formatRange(from, to)
 }
 
 export function formatDateTime(iso: string | null | undefined): string {

@@ -4,13 +4,17 @@ import { t } from './i18n'
 import type { MessageKey } from './locales/en'
 import { allowed, loadSession } from './session'
 import ApiKeysView from './views/ApiKeysView.vue'
+import CampaignsView from './views/CampaignsView.vue'
 import HomeView from './views/HomeView.vue'
 import LoginView from './views/LoginView.vue'
 import NotFoundView from './views/NotFoundView.vue'
 import SetupView from './views/SetupView.vue'
+import SigningKeysView from './views/SigningKeysView.vue'
 import SourcesView from './views/SourcesView.vue'
 import SourceView from './views/SourceView.vue'
 import TeamView from './views/TeamView.vue'
+import TouchpointsView from './views/TouchpointsView.vue'
+import TouchpointView from './views/TouchpointView.vue'
 
 declare module 'vue-router' {
   interface RouteMeta {
@@ -28,10 +32,19 @@ export const router = createRouter({
     { path: '/login', name: 'login', component: LoginView, meta: { public: true, title: 'login.title' } },
     { path: '/setup', name: 'setup', component: SetupView, meta: { public: true, title: 'setup.title' } },
     { path: '/', name: 'home', component: HomeView, meta: { title: 'nav.home' } },
+    { path: '/campaigns', name: 'campaigns', component: CampaignsView, meta: { title: 'nav.campaigns' } },
+    { path: '/touchpoints', name: 'touchpoints', component: TouchpointsView, meta: { title: 'nav.touchpoints' } },
+    { path: '/touchpoints/:id', name: 'touchpoint', component: TouchpointView, meta: { title: 'nav.touchpoints' } },
     { path: '/sources', name: 'sources', component: SourcesView, meta: { title: 'nav.sources' } },
     { path: '/sources/:id', name: 'source', component: SourceView, meta: { title: 'nav.sources' } },
     { path: '/team', name: 'team', component: TeamView, meta: { title: 'nav.team', roles: ['admin'] } },
     { path: '/api-keys', name: 'api-keys', component: ApiKeysView, meta: { title: 'nav.apiKeys', roles: ['admin'] } },
+    {
+      path: '/signing-keys',
+      name: 'signing-keys',
+      component: SigningKeysView,
+      meta: { title: 'nav.signingKeys', roles: ['admin'] },
+    },
     { path: '/:rest(.*)*', name: 'not-found', component: NotFoundView, meta: { title: 'notFound.title' } },
   ],
   scrollBehavior: () => ({ top: 0 }),
