@@ -4,7 +4,8 @@
 export type Role = 'admin' | 'marketer' | 'analyst'
 export const roles: readonly Role[] = ['admin', 'marketer', 'analyst']
 
-export type SourceKind = 'website' | 'app' | 'server' | 'wechat' | 'offline'
+// 'touch' is the built-in source that Hearth records touches under; nobody creates one.
+export type SourceKind = 'website' | 'app' | 'server' | 'wechat' | 'offline' | 'touch'
 export const sourceKinds: readonly SourceKind[] = ['website', 'app', 'server', 'wechat', 'offline']
 
 export interface User {
@@ -117,6 +118,8 @@ export const channels: readonly Channel[] = [
 
 /** Whether a campaign or touchpoint is in use; only campaigns end. */
 export type Status = 'active' | 'paused' | 'ended'
+// A touchpoint revoked as a whole stays revoked.
+export type TouchpointStatus = 'active' | 'paused' | 'revoked'
 
 export interface Campaign {
   id: string
@@ -157,7 +160,7 @@ export interface Touchpoint {
   campaign_id: string | null
   location: string
   owner: string
-  status: Status
+  status: TouchpointStatus
   token: string
   url: string
   last_serial: number

@@ -140,6 +140,8 @@ const en = {
   'kind.wechat.hint': 'Events from a WeChat official account or mini program.',
   'kind.offline': 'Offline',
   'kind.offline.hint': 'Events from stores, events and other offline touchpoints.',
+  'kind.touch': 'Touch links and codes',
+  'kind.touch.hint': 'Built in: Hearth records here every touch of a touch link or QR code, and the offline touches staff report.',
 
   'sources.subtitle': 'Where customer events come from. Each source has its own write key.',
   'sources.new': 'New source',

@@ -142,6 +142,8 @@ export default {
   'kind.wechat.hint': '来自微信公众号或小程序的事件。',
   'kind.offline': '线下',
   'kind.offline.hint': '来自门店、活动等线下触点的事件。',
+  'kind.touch': '触点链接与二维码',
+  'kind.touch.hint': '内置来源：触点链接和二维码的每次访问、以及员工上报的线下触达，都由 Hearth 记录在这里。',
 
   'sources.subtitle': '客户事件的来源。每个数据源都有自己的写入密钥。',
   'sources.new': '新建数据源',
