@@ -35,6 +35,7 @@ type App struct {
 	auth     *auth.Service
 	sources  *collect.Sources
 	touch    *touchpoint.Service
+	wechat   *touchpoint.WeChatAccounts
 	events   *store.EventWriter
 	http     *http.Server
 	listener net.Listener
@@ -84,6 +85,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 		sources: collect.NewSources(db, clock),
 		touch:   touchpoint.NewService(db, master, clock, touchpoint.Options{PublicURL: cfg.BaseURL()}),
 	}
+	a.wechat = touchpoint.NewWeChatAccounts(db, a.touch, newWeChatPlatform(), wechatSources{a.sources}, touchpoint.WeChatOptions{})
 	return a, nil
 }
 
@@ -149,7 +151,7 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 	})
 	offline := collect.NewOfflineTouches(touchResolver{a.touch}, touchIssuer{a.touch}, a.events, a.clock, collect.OfflineOptions{})
 	srv := httpapi.New(httpapi.Options{
-		Auth: a.auth, Sources: a.sources, Events: a.db, Pinger: a.db, Touchpoints: a.touch, Offline: offline,
+		Auth: a.auth, Sources: a.sources, Events: a.db, Pinger: a.db, Touchpoints: a.touch, WeChat: a.wechat, Offline: offline,
 		Logger: a.logger, Metrics: httpapi.NewMetrics(reg), Gatherer: reg,
 		Console:       console.Handler(),
 		SecureCookies: strings.HasPrefix(a.cfg.PublicURL, "https://"),
@@ -162,6 +164,9 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 		a.logger.ErrorContext(r.Context(), "touch failed", "err", err)
 	}))
 	for pattern, h := range ingest.Routes() {
+		srv.Handle(pattern, h)
+	}
+	for pattern, h := range collect.NewWeChatHandler(wechatEndpoints{a.wechat}, touchResolver{a.touch}, a.events, a.clock, a.logger, collect.WeChatOptions{}).Routes() {
 		srv.Handle(pattern, h)
 	}
 	a.http = &http.Server{

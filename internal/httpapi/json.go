@@ -203,6 +203,41 @@ type signingKeyJSON struct {
 	Signing   bool       `json:"signing"` // the key that signs new tokens
 }
 
+type wechatAccountJSON struct {
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	Slug        string    `json:"slug"`
+	AppID       string    `json:"app_id"`
+	SourceID    string    `json:"source_id"`
+	SafeMode    bool      `json:"safe_mode"`
+	CallbackURL string    `json:"callback_url"`
+	APIBaseURL  string    `json:"api_base_url,omitempty"` // set by an admin for a stand-in or proxy; not a console field
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+func toWeChatAccount(a touchpoint.WeChatAccount) wechatAccountJSON {
+	return wechatAccountJSON{ID: a.ID, Name: a.Name, Slug: a.Slug, AppID: a.AppID, SourceID: a.SourceID, SafeMode: a.SafeMode,
+		CallbackURL: a.CallbackURL, APIBaseURL: a.APIBaseURL, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
+}
+
+type wechatQRJSON struct {
+	ID           string     `json:"id"`
+	AccountID    string     `json:"account_id"`
+	TouchpointID string     `json:"touchpoint_id"`
+	Ticket       string     `json:"ticket"`
+	URL          string     `json:"url"`
+	ImageURL     string     `json:"image_url"`
+	Permanent    bool       `json:"permanent"`
+	ExpiresAt    *time.Time `json:"expires_at"`
+	CreatedAt    time.Time  `json:"created_at"`
+}
+
+func toWeChatQR(c touchpoint.WeChatQRCode) wechatQRJSON {
+	return wechatQRJSON{ID: c.ID, AccountID: c.AccountID, TouchpointID: c.TouchpointID, Ticket: c.Ticket, URL: c.URL, ImageURL: c.ImageURL,
+		Permanent: c.Permanent, ExpiresAt: c.ExpiresAt, CreatedAt: c.CreatedAt}
+}
+
 type codeBatchJSON struct {
 	ID           string                 `json:"id"`
 	TouchpointID string                 `json:"touchpoint_id"`

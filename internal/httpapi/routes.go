@@ -57,6 +57,13 @@ func (s *Server) routes() {
 	s.api("POST /api/v1/touchpoints/{id}/code-batches", writers, s.createCodeBatch)
 	s.api("GET /api/v1/code-batches/{id}", readers, s.getCodeBatch)
 	s.api("GET /api/v1/code-batches/{id}/download", readers, s.downloadCodeBatch)
+	s.api("GET /api/v1/touchpoints/{id}/wechat-qr", readers, s.listWeChatQR)
+	s.api("POST /api/v1/touchpoints/{id}/wechat-qr", writers, s.createWeChatQR)
+
+	s.api("GET /api/v1/wechat-accounts", readers, s.listWeChatAccounts)
+	s.api("POST /api/v1/wechat-accounts", writers, s.createWeChatAccount)
+	s.api("GET /api/v1/wechat-accounts/{id}", readers, s.getWeChatAccount)
+	s.api("PATCH /api/v1/wechat-accounts/{id}", writers, s.updateWeChatAccount)
 
 	s.api("POST /api/v1/touches", writers, s.recordTouch)
 	s.api("POST /api/v1/touches/import", writers, s.importTouches)

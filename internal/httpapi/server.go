@@ -25,6 +25,8 @@ type Options struct {
 	Events  collect.EventViewer
 	// Touchpoints manages campaigns, touchpoints, tokens and their keys.
 	Touchpoints *touchpoint.Service
+	// WeChat connects official accounts and makes parametric QR codes for touchpoints.
+	WeChat *touchpoint.WeChatAccounts
 	// Offline records touches that staff, kiosks and apps report, one at a time or as CSV files.
 	Offline *collect.OfflineTouches
 	// Pinger checks the database for /healthz.

@@ -39,6 +39,8 @@ func Run(t *testing.T, open Opener) {
 		{"CodeBatches", testCodeBatches},
 		{"CodeBatchClaims", testCodeBatchClaims},
 		{"CodeBatchClaimsConcurrent", testCodeBatchClaimsConcurrent},
+		{"WeChatAccounts", testWeChatAccounts},
+		{"WeChatQRCodes", testWeChatQRCodes},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
