@@ -185,7 +185,9 @@ func TestTouchRedirect(t *testing.T) {
 			}
 			s.call(t, key, "POST", "/api/v1/touchpoints/"+tp.ID+"/resume", nil, nil)
 			// Nobody sends events as the built-in touch source.
-			var sources struct{ Items []struct{ ID, WriteKey string } }
+			var sources struct {
+				Items []struct{ ID, WriteKey string }
+			}
 			s.call(t, key, "GET", "/api/v1/sources", nil, &sources)
 			for _, src := range sources.Items {
 				if src.ID != collect.TouchSourceID {

@@ -54,13 +54,13 @@ type Touch struct {
 	// Properties are extra properties, a JSON object (valid, as read from a request), or nil.
 	Properties json.RawMessage
 	MessageID  string // empty for a new one; set for touches that may be reported twice
-	IP          string
-	UserAgent   string
-	Referrer    string
-	Method      string // the HTTP method of a link touch
-	Bot         bool
-	At          time.Time
-	ReceivedAt  time.Time
+	IP         string
+	UserAgent  string
+	Referrer   string
+	Method     string // the HTTP method of a link touch
+	Bot        bool
+	At         time.Time
+	ReceivedAt time.Time
 }
 
 // ExternalID is a typed identifier, as Segment's context.externalIds holds them.

@@ -251,8 +251,8 @@ func (db *DB) ReadTouches(ctx context.Context, after, upto int64, limit int) ([]
 		err := row.Scan(&r.Seq, &r.Token, &r.Bot, &r.At)
 		r.At = r.At.UTC()
 		return r, err
-	}, `SELECT seq, `+db.dialect.touchToken+`, bot, timestamp FROM events WHERE seq > $1 AND seq <= $2 AND name = $3 AND type = 'track' ORDER BY seq LIMIT $4`,
-		after, upto, collect.TouchEventName, limit)
+	}, `SELECT seq, `+db.dialect.touchToken+`, bot, timestamp FROM events WHERE name = '`+collect.TouchEventName+`' AND seq > $1 AND seq <= $2 AND type = 'track' ORDER BY seq LIMIT $3`,
+		after, upto, limit) // the name as a literal: so the planners see that the partial index events_touches applies
 }
 
 // AddTouchStats adds touch counts and records how far the counting consumer has read, in one transaction:

@@ -149,10 +149,14 @@ func (s *Service) CreateCampaign(ctx context.Context, c Campaign) (Campaign, err
 }
 
 // Campaign returns a campaign.
-func (s *Service) Campaign(ctx context.Context, id string) (Campaign, error) { return s.store.Campaign(ctx, id) }
+func (s *Service) Campaign(ctx context.Context, id string) (Campaign, error) {
+	return s.store.Campaign(ctx, id)
+}
 
 // Campaigns lists the campaigns, newest first.
-func (s *Service) Campaigns(ctx context.Context) ([]Campaign, error) { return s.store.ListCampaigns(ctx) }
+func (s *Service) Campaigns(ctx context.Context) ([]Campaign, error) {
+	return s.store.ListCampaigns(ctx)
+}
 
 // UpdateCampaign saves a changed campaign.
 func (s *Service) UpdateCampaign(ctx context.Context, c Campaign) (Campaign, error) {
