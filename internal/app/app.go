@@ -36,6 +36,7 @@ type App struct {
 	sources  *collect.Sources
 	touch    *touchpoint.Service
 	wechat   *touchpoint.WeChatAccounts
+	master   touchpoint.MasterKey
 	events   *store.EventWriter
 	http     *http.Server
 	listener net.Listener
@@ -80,12 +81,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	a := &App{
-		cfg: cfg, logger: logger, clock: clock, db: db,
+		cfg: cfg, logger: logger, clock: clock, db: db, master: master,
 		auth:    auth.NewService(db, clock, logger.With("component", "auth"), auth.Options{}),
 		sources: collect.NewSources(db, clock),
-		touch:   touchpoint.NewService(db, master, clock, touchpoint.Options{PublicURL: cfg.BaseURL()}),
 	}
-	a.wechat = touchpoint.NewWeChatAccounts(db, a.touch, newWeChatPlatform(), wechatSources{a.sources}, touchpoint.WeChatOptions{})
 	return a, nil
 }
 
@@ -120,6 +119,9 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 		ln.Close()
 		return err
 	}
+	// Built once listening, so that links name the port really listened on (port 0 picks one).
+	a.touch = touchpoint.NewService(a.db, a.master, a.clock, touchpoint.Options{PublicURL: a.baseURL()})
+	a.wechat = touchpoint.NewWeChatAccounts(a.db, a.touch, newWeChatPlatform(), wechatSources{a.sources}, touchpoint.WeChatOptions{})
 	if err := a.touch.LoadKeys(ctx); err != nil {
 		ln.Close()
 		return err

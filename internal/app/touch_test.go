@@ -106,6 +106,9 @@ func TestTouchRedirect(t *testing.T) {
 				t.Fatalf("create touchpoint: %d", st)
 			}
 			link := s.base + "/t/" + tp.Token
+			if tp.URL != link {
+				t.Errorf("the touchpoint's link is %s, want %s: on the port the server listens on", tp.URL, link)
+			}
 
 			// A person: redirected with the token and the campaign's UTM parameters (keeping the destination's
 			// own), given the anonymous-id cookie, and the touch is in the log before the answer.
