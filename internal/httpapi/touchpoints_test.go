@@ -154,6 +154,26 @@ func TestCampaignsAndTouchpoints(t *testing.T) {
 		if len(revs.Items) != 1 || revs.Items[0].Reason != "sent to the wrong list" {
 			t.Errorf("revocations: %+v", revs.Items)
 		}
+
+		// Revoked as a whole, a touchpoint says so, and stays so.
+		if r := m.do("POST", "/api/v1/touchpoints/"+tp.ID+"/revocations", map[string]any{"kind": "touchpoint", "reason": "poster taken down"}); r.status != http.StatusCreated {
+			t.Fatalf("revoke the touchpoint: %d %s", r.status, r.body)
+		}
+		m.do("GET", "/api/v1/touchpoints/"+tp.ID, nil).decode(t, &tp)
+		if tp.Status != "revoked" {
+			t.Errorf("status after revoking the touchpoint: %s", tp.Status)
+		}
+		for _, path := range []string{"/resume", "/pause"} {
+			if r := m.do("POST", "/api/v1/touchpoints/"+tp.ID+path, nil); r.status != http.StatusConflict {
+				t.Errorf("%s a revoked touchpoint: %d, want 409", path, r.status)
+			}
+		}
+		if r := m.do("PATCH", "/api/v1/touchpoints/"+tp.ID, map[string]any{"status": "active"}); r.status != http.StatusConflict {
+			t.Errorf("patch a revoked touchpoint active: %d, want 409", r.status)
+		}
+		if r := m.do("PATCH", "/api/v1/touchpoints/"+tp.ID, map[string]any{"name": "Old poster"}); r.status != http.StatusOK {
+			t.Errorf("rename a revoked touchpoint: %d %s", r.status, r.body)
+		}
 	})
 }
 

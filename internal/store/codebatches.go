@@ -84,12 +84,7 @@ func (db *DB) CodeBatchZIP(ctx context.Context, id string) (touchpoint.CodeBatch
 // (its worker died). The outer condition repeats the inner one, so that of two claims that picked the same row
 // only the first changes it. On PostgreSQL the inner SELECT also skips a row that another node is claiming at
 // this instant, rather than queueing behind it; SQLite has one writer, so there is nothing to skip.
-var claimCodeBatchSQL = map[Engine]string{
-	SQLite:   claimCodeBatchQuery(""),
-	Postgres: claimCodeBatchQuery(" FOR UPDATE SKIP LOCKED"),
-}
-
-func claimCodeBatchQuery(lock string) string {
+func claimCodeBatchSQL(lock string) string {
 	const waiting = `status IN ('pending', 'running') AND (status = 'pending' OR claimed_until < $1)`
 	return `UPDATE code_batches SET status = 'running', attempts = attempts + 1, done = 0, claimed_until = $2,
 		started_at = COALESCE(started_at, $1)
@@ -101,7 +96,7 @@ func claimCodeBatchQuery(lock string) string {
 // and counts the attempt (the returned batch's Attempts). ok is false when no batch waits.
 func (db *DB) ClaimCodeBatch(ctx context.Context, now, until time.Time) (b touchpoint.CodeBatch, ok bool, err error) {
 	const op = "store.claim_code_batch"
-	b, err = scanCodeBatch(db.write.QueryRowContext(ctx, claimCodeBatchSQL[db.engine], now.UTC(), until.UTC()))
+	b, err = scanCodeBatch(db.write.QueryRowContext(ctx, claimCodeBatchSQL(db.dialect.skipLocked), now.UTC(), until.UTC()))
 	if err == sql.ErrNoRows {
 		return b, false, nil
 	}

@@ -13,6 +13,9 @@ type dialect struct {
 	param func(n int) string
 	// forUpdate locks the rows a SELECT reads until the transaction ends; SQLite needs no lock (one writer).
 	forUpdate string
+	// skipLocked claims rows no other transaction holds, skipping those it does: how workers on several
+	// nodes share a queue table. SQLite has one writer: nothing to skip.
+	skipLocked string
 	// lockEventLog serialises appends to the event log for the rest of the transaction.
 	lockEventLog func(ctx context.Context, tx *sql.Tx) error
 	// touchToken reads a touch event's token out of its payload, in the database.
@@ -33,8 +36,9 @@ var sqliteDialect = dialect{
 const eventLogLock = 7_263_871_002
 
 var postgresDialect = dialect{
-	param:     func(n int) string { return "$" + strconv.Itoa(n) },
-	forUpdate: " FOR UPDATE",
+	param:      func(n int) string { return "$" + strconv.Itoa(n) },
+	forUpdate:  " FOR UPDATE",
+	skipLocked: " FOR UPDATE SKIP LOCKED",
 	lockEventLog: func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, eventLogLock)
 		return err

@@ -93,25 +93,12 @@ const (
 	maxBatchAttempts = 5
 )
 
-// batches is the store of code batches: the service's store, which must keep them.
-func (s *Service) batches() (BatchStore, error) {
-	bs, ok := s.store.(BatchStore)
-	if !ok {
-		return nil, errors.New("touchpoint: the store does not keep code batches")
-	}
-	return bs, nil
-}
-
 // CreateCodeBatch makes a batch of count per-item codes of a touchpoint, with QR codes in format drawn with o
 // and tokens that expire at expires (zero for never). The serial numbers are reserved at once; a worker draws
 // the codes (RunCodeBatches). The batch is checked before anything is reserved: every problem at once, as an
 // Invalid error, including a link too long for the options and a ZIP over MaxCodeBatchBytes.
 func (s *Service) CreateCodeBatch(ctx context.Context, touchpointID string, count int64, format QRFormat, o QROptions, expires time.Time) (CodeBatch, error) {
 	const op = "touchpoint.create_code_batch"
-	bs, err := s.batches()
-	if err != nil {
-		return CodeBatch{}, err
-	}
 	now := s.clock.Now()
 	if format == "" {
 		format = QRPNG
@@ -123,7 +110,7 @@ func (s *Service) CreateCodeBatch(ctx context.Context, touchpointID string, coun
 	if err := checkQRFormat(format); err != nil {
 		errs = append(errs, sentence(op, err))
 	}
-	o, err = o.Normalize()
+	o, err := o.Normalize()
 	if err != nil {
 		errs = append(errs, sentence(op, err))
 	}
@@ -147,7 +134,7 @@ func (s *Service) CreateCodeBatch(ctx context.Context, touchpointID string, coun
 	if err := s.checkBatchFits(t, b); err != nil {
 		return CodeBatch{}, err
 	}
-	if b.FirstSerial, err = bs.CreateCodeBatch(ctx, b); err != nil {
+	if b.FirstSerial, err = s.store.CreateCodeBatch(ctx, b); err != nil {
 		return CodeBatch{}, err
 	}
 	s.forget(t.Number) // its last serial changed
@@ -208,33 +195,21 @@ func (w *countingWriter) Write(p []byte) (int, error) { w.n += int64(len(p)); re
 
 // CodeBatch returns a code batch, without its ZIP.
 func (s *Service) CodeBatch(ctx context.Context, id string) (CodeBatch, error) {
-	bs, err := s.batches()
-	if err != nil {
-		return CodeBatch{}, err
-	}
-	return bs.CodeBatch(ctx, id)
+	return s.store.CodeBatch(ctx, id)
 }
 
 // CodeBatches lists a touchpoint's code batches, newest first; NotFound if there is no such touchpoint.
 func (s *Service) CodeBatches(ctx context.Context, touchpointID string) ([]CodeBatch, error) {
-	bs, err := s.batches()
-	if err != nil {
-		return nil, err
-	}
 	if _, err := s.store.Touchpoint(ctx, touchpointID); err != nil {
 		return nil, err
 	}
-	return bs.ListCodeBatches(ctx, touchpointID)
+	return s.store.ListCodeBatches(ctx, touchpointID)
 }
 
 // CodeBatchZIP returns a done batch and its ZIP; a Conflict error says why a batch that is not done has none.
 func (s *Service) CodeBatchZIP(ctx context.Context, id string) (CodeBatch, []byte, error) {
 	const op = "touchpoint.code_batch_zip"
-	bs, err := s.batches()
-	if err != nil {
-		return CodeBatch{}, nil, err
-	}
-	b, zip, err := bs.CodeBatchZIP(ctx, id)
+	b, zip, err := s.store.CodeBatchZIP(ctx, id)
 	if err != nil {
 		return CodeBatch{}, nil, err
 	}
@@ -255,20 +230,16 @@ func (s *Service) CodeBatchZIP(ctx context.Context, id string) (CodeBatch, []byt
 // store's errors, and those of a batch that failed on our side after marking it failed; a batch that fails for
 // a reason a marketer can fix (a retired key, a ZIP too large) is only marked failed.
 func (s *Service) RunCodeBatches(ctx context.Context) (int, error) {
-	bs, err := s.batches()
-	if err != nil {
-		return 0, err
-	}
 	for n := 0; ; n++ {
 		if ctx.Err() != nil {
 			return n, nil
 		}
 		now := s.clock.Now()
-		b, ok, err := bs.ClaimCodeBatch(ctx, now, now.Add(batchLease))
+		b, ok, err := s.store.ClaimCodeBatch(ctx, now, now.Add(batchLease))
 		if err != nil || !ok {
 			return n, err
 		}
-		if err := s.runCodeBatch(ctx, bs, b); err != nil {
+		if err := s.runCodeBatch(ctx, b); err != nil {
 			return n + 1, fmt.Errorf("touchpoint: code batch %s, attempt %d: %w", b.ID, b.Attempts, err)
 		}
 	}
@@ -281,17 +252,17 @@ func (e batchStoreError) Error() string { return e.err.Error() }
 func (e batchStoreError) Unwrap() error { return e.err }
 
 // runCodeBatch draws a claimed batch and stores its ZIP, or marks it failed, or gives it back to the queue.
-func (s *Service) runCodeBatch(ctx context.Context, bs BatchStore, b CodeBatch) error {
+func (s *Service) runCodeBatch(ctx context.Context, b CodeBatch) error {
 	if b.Attempts > maxBatchAttempts {
-		return s.failBatch(ctx, bs, b, hearth.Errorf(hearth.Invalid, "touchpoint.run_code_batch",
+		return s.failBatch(ctx, b, hearth.Errorf(hearth.Invalid, "touchpoint.run_code_batch",
 			"Making these codes stopped unexpectedly %d times, so Hearth gave up. Create the batch again, perhaps smaller; if that fails too, ask your administrator to look at the server log.",
 			maxBatchAttempts))
 	}
 	t, codes, err := s.batchCodes(ctx, b)
 	if err == nil {
 		var zip []byte
-		if zip, err = s.drawBatch(ctx, bs, b, t, codes); err == nil {
-			err = bs.FinishCodeBatch(ctx, b.ID, b.Attempts, zip, s.clock.Now())
+		if zip, err = s.drawBatch(ctx, b, t, codes); err == nil {
+			err = s.store.FinishCodeBatch(ctx, b.ID, b.Attempts, zip, s.clock.Now())
 			if err != nil && hearth.KindOf(err) != hearth.Conflict {
 				err = batchStoreError{err}
 			}
@@ -306,22 +277,22 @@ func (s *Service) runCodeBatch(ctx context.Context, bs BatchStore, b CodeBatch) 
 	case ctx.Err() != nil: // shutting down: give the batch back, for this node after its restart or another
 		release, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		return bs.ReleaseCodeBatch(release, b.ID, b.Attempts)
+		return s.store.ReleaseCodeBatch(release, b.ID, b.Attempts)
 	case errors.As(err, &storeErr):
-		return errors.Join(err, bs.ReleaseCodeBatch(ctx, b.ID, b.Attempts))
+		return errors.Join(err, s.store.ReleaseCodeBatch(ctx, b.ID, b.Attempts))
 	}
-	return s.failBatch(ctx, bs, b, err)
+	return s.failBatch(ctx, b, err)
 }
 
 // failBatch marks a batch failed with a message a marketer can read. An error of ours (not one the marketer
 // can do anything about) is returned as well, for the operator's log.
-func (s *Service) failBatch(ctx context.Context, bs BatchStore, b CodeBatch, cause error) error {
+func (s *Service) failBatch(ctx context.Context, b CodeBatch, cause error) error {
 	msg := hearth.MessageOf(cause)
 	kind := hearth.KindOf(cause)
 	if kind == hearth.Internal || kind == hearth.Unavailable {
 		msg = "Something went wrong on our side while making these codes. Create the batch again; if that fails too, ask your administrator to look at the server log."
 	}
-	err := bs.FailCodeBatch(ctx, b.ID, b.Attempts, msg, s.clock.Now())
+	err := s.store.FailCodeBatch(ctx, b.ID, b.Attempts, msg, s.clock.Now())
 	if kind == hearth.Internal || kind == hearth.Unavailable {
 		return errors.Join(cause, err)
 	}
@@ -361,7 +332,7 @@ func (s *Service) batchCodes(ctx context.Context, b CodeBatch) (Touchpoint, []Co
 
 // drawBatch writes the batch's ZIP to a temporary file, saving its progress and renewing its claim as it goes,
 // and returns its bytes.
-func (s *Service) drawBatch(ctx context.Context, bs BatchStore, b CodeBatch, t Touchpoint, codes []Code) ([]byte, error) {
+func (s *Service) drawBatch(ctx context.Context, b CodeBatch, t Touchpoint, codes []Code) ([]byte, error) {
 	f, err := os.CreateTemp("", "hearth-codes-*.zip")
 	if err != nil {
 		return nil, fmt.Errorf("touchpoint: code batch: %w", err)
@@ -373,7 +344,7 @@ func (s *Service) drawBatch(ctx context.Context, bs BatchStore, b CodeBatch, t T
 	defer stop(nil)
 	var done atomic.Int64
 	var wg sync.WaitGroup
-	wg.Go(func() { s.keepBatch(ctx, stop, bs, b, &done) })
+	wg.Go(func() { s.keepBatch(ctx, stop, b, &done) })
 	buf := bufio.NewWriterSize(f, 1<<20)
 	w := &limitWriter{w: buf, left: MaxCodeBatchBytes}
 	err = WriteCodeBatch(ctx, w, t.Name, codes, b.Format, b.Options, func(n int) { done.Store(int64(n)) })
@@ -397,7 +368,7 @@ func (s *Service) drawBatch(ctx context.Context, bs BatchStore, b CodeBatch, t T
 
 // keepBatch saves a running batch's progress at most every batchProgressEvery, and renews its lease at least
 // every batchRenewEvery, until ctx ends. It stops the drawing when the store fails or the claim is lost.
-func (s *Service) keepBatch(ctx context.Context, stop context.CancelCauseFunc, bs BatchStore, b CodeBatch, done *atomic.Int64) {
+func (s *Service) keepBatch(ctx context.Context, stop context.CancelCauseFunc, b CodeBatch, done *atomic.Int64) {
 	tick := time.NewTicker(batchProgressEvery)
 	defer tick.Stop()
 	var saved int64
@@ -412,7 +383,7 @@ func (s *Service) keepBatch(ctx context.Context, stop context.CancelCauseFunc, b
 		if n == saved && time.Since(renewed) < batchRenewEvery {
 			continue
 		}
-		if err := bs.SaveCodeBatchProgress(ctx, b.ID, b.Attempts, n, s.clock.Now().Add(batchLease)); err != nil {
+		if err := s.store.SaveCodeBatchProgress(ctx, b.ID, b.Attempts, n, s.clock.Now().Add(batchLease)); err != nil {
 			if ctx.Err() == nil {
 				if hearth.KindOf(err) != hearth.Conflict {
 					err = batchStoreError{err}
@@ -438,33 +409,4 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 	}
 	l.left -= int64(len(p))
 	return l.w.Write(p)
-}
-
-// has reports whether the keyring holds the key id.
-func (r *Keyring) has(id uint32) bool {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.keys[id] != nil
-}
-
-// signWith encodes t signed with the key id rather than the newest key: a code batch's tokens are fixed when
-// the batch is created, whatever keys were made since.
-func (r *Keyring) signWith(id uint32, t Token) (string, error) {
-	r.mu.RLock()
-	k := r.keys[id]
-	r.mu.RUnlock()
-	if k == nil {
-		return "", fmt.Errorf("touchpoint: sign with key %d: %w", id, ErrUnknownKey)
-	}
-	t.KeyID = id
-	var buf [32]byte
-	b, err := t.appendBody(buf[:0])
-	if err != nil {
-		return "", err
-	}
-	s := encoding.EncodeToString(k.mac(b, b))
-	if len(s) > MaxTokenLength {
-		return "", fmt.Errorf("touchpoint: token of %d characters, over %d: number %d, serial %d", len(s), MaxTokenLength, t.Number, t.Serial)
-	}
-	return s, nil
 }

@@ -180,7 +180,7 @@ func (s *Service) validateTouchpoint(ctx context.Context, t Touchpoint) error {
 	if !t.Channel.Valid() {
 		errs = append(errs, hearth.Errorf(hearth.Invalid, op, "channel must be one of %s", channelList()))
 	}
-	if t.Status != StatusActive && t.Status != StatusPaused {
+	if t.Status != StatusActive && t.Status != StatusPaused && t.Status != StatusRevoked {
 		errs = append(errs, hearth.Errorf(hearth.Invalid, op, "status must be active or paused"))
 	}
 	if t.CampaignID != "" {
@@ -239,10 +239,18 @@ func (s *Service) TouchStats(ctx context.Context) (map[string]TouchStats, error)
 	return m, err
 }
 
-// UpdateTouchpoint saves a changed touchpoint (its name, destination, labels, campaign or status).
+// UpdateTouchpoint saves a changed touchpoint (its name, destination, labels, campaign or status). A revoked
+// touchpoint stays revoked.
 func (s *Service) UpdateTouchpoint(ctx context.Context, t Touchpoint) (Touchpoint, error) {
 	if err := s.validateTouchpoint(ctx, t); err != nil {
 		return Touchpoint{}, err
+	}
+	old, err := s.store.Touchpoint(ctx, t.ID)
+	if err != nil {
+		return Touchpoint{}, err
+	}
+	if (old.Status == StatusRevoked) != (t.Status == StatusRevoked) {
+		return Touchpoint{}, hearth.Errorf(hearth.Conflict, "touchpoint.update", "A touchpoint is revoked only by revoking it, and stays revoked: make a new touchpoint instead.")
 	}
 	t.UpdatedAt = s.clock.Now()
 	if err := s.store.UpdateTouchpoint(ctx, t); err != nil {
@@ -346,6 +354,12 @@ func (s *Service) Revoke(ctx context.Context, r Revocation) (Revocation, error) 
 	r.ID, r.CreatedAt = hearth.NewID(), s.clock.Now()
 	if err := s.store.CreateRevocation(ctx, r); err != nil {
 		return Revocation{}, err
+	}
+	if r.Kind == RevokeTouchpoint && t.Status != StatusRevoked {
+		t.Status, t.UpdatedAt = StatusRevoked, r.CreatedAt
+		if err := s.store.UpdateTouchpoint(ctx, t); err != nil {
+			return Revocation{}, err
+		}
 	}
 	s.forget(t.Number)
 	return r, nil

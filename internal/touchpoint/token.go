@@ -223,20 +223,36 @@ func (r *Keyring) SignerID() uint32 {
 
 // Sign encodes t, signed with the signing key (t.KeyID is set to it).
 func (r *Keyring) Sign(t Token) (string, error) {
-	r.mu.RLock()
-	k := r.signer
-	r.mu.RUnlock()
-	if k == nil {
+	id := r.SignerID()
+	if id == 0 {
 		return "", errors.New("touchpoint: no signing key")
 	}
-	t.KeyID = k.id
+	return r.signWith(id, t)
+}
+
+// has reports whether the keyring holds the key id.
+func (r *Keyring) has(id uint32) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.keys[id] != nil
+}
+
+// signWith encodes t signed with the key id rather than the newest key: a code batch's tokens are fixed when
+// the batch is created, whatever keys were made since.
+func (r *Keyring) signWith(id uint32, t Token) (string, error) {
+	r.mu.RLock()
+	k := r.keys[id]
+	r.mu.RUnlock()
+	if k == nil {
+		return "", fmt.Errorf("touchpoint: sign with key %d: %w", id, ErrUnknownKey)
+	}
+	t.KeyID = id
 	var buf [32]byte
 	b, err := t.appendBody(buf[:0])
 	if err != nil {
 		return "", err
 	}
-	b = k.mac(b, b)
-	s := encoding.EncodeToString(b)
+	s := encoding.EncodeToString(k.mac(b, b))
 	if len(s) > MaxTokenLength {
 		return "", fmt.Errorf("touchpoint: token of %d characters, over %d: number %d, serial %d", len(s), MaxTokenLength, t.Number, t.Serial)
 	}

@@ -49,6 +49,8 @@ const (
 	StatusActive Status = "active"
 	StatusPaused Status = "paused"
 	StatusEnded  Status = "ended" // campaigns only
+	// StatusRevoked is a touchpoint whose every token was revoked: for good, it cannot be resumed.
+	StatusRevoked Status = "revoked"
 )
 
 // Campaign groups touchpoints under one goal and one period, and gives their links UTM parameters.
@@ -161,6 +163,8 @@ type Store interface {
 
 	CreateRevocation(ctx context.Context, r Revocation) error
 	Revocations(ctx context.Context, touchpointID string) ([]Revocation, error)
+
+	BatchStore
 
 	SigningKeys(ctx context.Context) ([]StoredKey, error)
 	// CreateSigningKey stores a key and returns the id it was given.
