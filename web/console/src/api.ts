@@ -237,6 +237,70 @@ export interface QROptions {
   level: QRLevel
 }
 
+export type QRFormat = 'png' | 'svg'
+
+/** pending: waiting for a worker; running: being drawn; done: its ZIP is ready; failed: error says why. */
+export type CodeBatchStatus = 'pending' | 'running' | 'done' | 'failed'
+
+/** A batch of numbered codes: one QR code per printed item, serial numbers first_serial to last_serial. */
+export interface CodeBatch {
+  id: string
+  touchpoint_id: string
+  first_serial: number
+  last_serial: number
+  count: number
+  format: QRFormat
+  size: number
+  /** In modules; 0 for none. */
+  margin: number
+  level: QRLevel
+  expires_at: string | null
+  status: CodeBatchStatus
+  /** Codes drawn so far. */
+  done: number
+  zip_bytes: number
+  created_at: string
+  started_at: string | null
+  finished_at: string | null
+  error: string | null
+  download_url: string | null
+}
+
+/** A new batch; margin 0 for none, absent for the default. */
+export interface CodeBatchInput {
+  count: number
+  format: QRFormat
+  size: number
+  margin: number
+  level: QRLevel
+  expires_at?: string
+}
+
+/** A touch that staff report: a touchpoint (and one of its numbered codes), who, and when (default now). */
+export interface OfflineTouchInput {
+  touchpoint_id: string
+  serial?: number
+  at?: string
+  phone?: string
+  email?: string
+}
+
+export interface RecordedTouch {
+  touch: { touchpoint_id: string; campaign_id: string | null; channel: Channel; serial: number; at: string; message_id: string }
+  /** The touch was recorded before. */
+  duplicate: boolean
+}
+
+/** What an import of a CSV file did; rejected lists the first 1,000 bad rows, more_rejected counts the rest. */
+export interface ImportResult {
+  rows: number
+  imported: number
+  duplicates: number
+  rejected: { line: number; reason: string }[] | null
+  more_rejected: number
+  ignored_columns: string[] | null
+}
+
 interface List<T> {
   items: T[] | null
 }
@@ -271,9 +335,11 @@ export function setUnauthenticatedHandler(fn: () => void): void {
   onUnauthenticated = fn
 }
 
+/** Sends body as JSON, or a FormData as it is (a multipart upload, its boundary set by the browser). */
 async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = { Accept: 'application/json' }
-  if (body !== undefined) headers['Content-Type'] = 'application/json'
+  const form = body instanceof FormData
+  if (body !== undefined && !form) headers['Content-Type'] = 'application/json'
   if (method !== 'GET' && method !== 'HEAD' && csrfToken) headers['X-CSRF-Token'] = csrfToken
 
   let res: Response
@@ -282,7 +348,7 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
       method,
       headers,
       credentials: 'same-origin',
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined ? undefined : form ? body : JSON.stringify(body),
     })
   } catch {
     throw new ApiError(0, 'network', '')
@@ -324,7 +390,7 @@ function query(params: Record<string, string | number | undefined>): string {
  * token is the touchpoint's current token: the code changes with it (after a key rotation), so it keys the
  * browser's cache.
  */
-export function qrURL(id: string, token: string, format: 'png' | 'svg', o: QROptions, download = false): string {
+export function qrURL(id: string, token: string, format: QRFormat, o: QROptions, download = false): string {
   const q = query({ size: o.size, margin: o.margin, level: o.level, download: download ? 1 : undefined, v: token })
   return `/api/v1/touchpoints/${enc(id)}/qr.${format}${q}`
 }
@@ -380,6 +446,21 @@ export const api = {
     request<IssuedToken>('POST', `/touchpoints/${enc(id)}/tokens`, { expires_at: expiresAt }),
   revocations: (id: string) => request<List<Revocation>>('GET', `/touchpoints/${enc(id)}/revocations`).then(items),
   revoke: (id: string, r: RevocationInput) => request<Revocation>('POST', `/touchpoints/${enc(id)}/revocations`, r),
+
+  codeBatches: (touchpointID: string) =>
+    request<List<CodeBatch>>('GET', `/touchpoints/${enc(touchpointID)}/code-batches`).then(items),
+  /** Answers at once (202) with the batch pending; a worker draws its codes. */
+  createCodeBatch: (touchpointID: string, b: CodeBatchInput) =>
+    request<CodeBatch>('POST', `/touchpoints/${enc(touchpointID)}/code-batches`, b),
+  codeBatch: (id: string) => request<CodeBatch>('GET', '/code-batches/' + enc(id)),
+
+  recordTouch: (touch: OfflineTouchInput) => request<RecordedTouch>('POST', '/touches', touch),
+  /** Imports a CSV file of offline touches; times without a zone in it are read in timeZone. */
+  importTouches: (file: File, timeZone: string) => {
+    const body = new FormData()
+    body.append('file', file)
+    return request<ImportResult>('POST', '/touches/import' + query({ timezone: timeZone }), body)
+  },
 
   signingKeys: () => request<List<SigningKey>>('GET', '/signing-keys').then(items),
   rotateSigningKey: () => request<List<SigningKey>>('POST', '/signing-keys').then(items),

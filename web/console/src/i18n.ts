@@ -119,3 +119,19 @@ export function formatTimestamp(iso: string | null | undefined): string {
   if (Number.isNaN(d.getTime())) return '—'
   return new Intl.DateTimeFormat(locale.value, { dateStyle: 'medium', timeStyle: 'medium' }).format(d)
 }
+
+/** "12 MB", "850 kB": a file's size in decimal units, as file managers show it. */
+export function formatBytes(n: number): string {
+  const units = ['byte', 'kilobyte', 'megabyte', 'gigabyte'] as const
+  let i = 0
+  while (n >= 1000 && i < units.length - 1) {
+    n /= 1000
+    i++
+  }
+  return new Intl.NumberFormat(locale.value, {
+    style: 'unit',
+    unit: units[i],
+    unitDisplay: i === 0 ? 'long' : 'short', // "163 bytes", "163 字节"; "1.2 MB"
+    maximumFractionDigits: n < 10 && i > 0 ? 1 : 0,
+  }).format(n)
+}

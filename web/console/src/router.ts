@@ -8,6 +8,7 @@ import CampaignsView from './views/CampaignsView.vue'
 import HomeView from './views/HomeView.vue'
 import LoginView from './views/LoginView.vue'
 import NotFoundView from './views/NotFoundView.vue'
+import OfflineTouchesView from './views/OfflineTouchesView.vue'
 import SetupView from './views/SetupView.vue'
 import SigningKeysView from './views/SigningKeysView.vue'
 import SourcesView from './views/SourcesView.vue'
@@ -35,6 +36,12 @@ export const router = createRouter({
     { path: '/campaigns', name: 'campaigns', component: CampaignsView, meta: { title: 'nav.campaigns' } },
     { path: '/touchpoints', name: 'touchpoints', component: TouchpointsView, meta: { title: 'nav.touchpoints' } },
     { path: '/touchpoints/:id', name: 'touchpoint', component: TouchpointView, meta: { title: 'nav.touchpoints' } },
+    {
+      path: '/offline-touches',
+      name: 'offline-touches',
+      component: OfflineTouchesView,
+      meta: { title: 'nav.offlineTouches', roles: ['admin', 'marketer'] },
+    },
     { path: '/sources', name: 'sources', component: SourcesView, meta: { title: 'nav.sources' } },
     { path: '/sources/:id', name: 'source', component: SourceView, meta: { title: 'nav.sources' } },
     { path: '/team', name: 'team', component: TeamView, meta: { title: 'nav.team', roles: ['admin'] } },

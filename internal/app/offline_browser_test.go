@@ -1,0 +1,97 @@
+package app
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/hearth-cdp/hearth/internal/touchpoint"
+)
+
+// Store staff's touches reach Hearth two ways. A marketer opens Import offline touches from the touchpoints,
+// uploads a CSV file with Chinese headers, one good row and one without anyone in it, read in UTC: the page
+// says 1 imported, lists the bad row by its line with the reason, and names the column it ignored; the same
+// file again imports nothing twice. On the touchpoint page a member of staff records one more touch by email,
+// and the touch counter shows all of them.
+func TestBrowserOfflineTouches(t *testing.T) {
+	cfg := browserConfig(t, "sqlite")
+	cfg.Admin = AdminConfig{Email: "admin@example.com", Password: "a long admin password"}
+	s := startApp(t, cfg)
+	tp, err := s.app.touch.CreateTouchpoint(context.Background(), touchpoint.Touchpoint{Name: "Jing'an counter",
+		Channel: touchpoint.ChannelStore, DestinationURL: "https://shop.example/store"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := s.app.touch.IssueToken(tp, 0, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().UTC().Add(-time.Hour).Format("2006-01-02 15:04")
+	csv := filepath.Join(t.TempDir(), "门店到访.csv")
+	if err := os.WriteFile(csv, []byte("token,手机号,邮箱,时间,备注\n"+
+		token+",13800138000,,"+at+",VIP\n"+
+		token+",,,"+at+",nobody\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := browser(t)
+
+	signIn(t, ctx, s.base, "/touchpoints", "admin@example.com", "a long admin password", tid("touchpoints-table"))
+	do(t, ctx, "open the import from the touchpoints",
+		chromedp.Click(tid("import-touches-link")),
+		chromedp.WaitVisible(tid("import-card")),
+		chromedp.WaitVisible(tid("import-columns")),
+	)
+	if zone := read(t, ctx, "time zone", chromedp.Value(tid("import-timezone"))); zone != "Asia/Shanghai" {
+		t.Errorf("the time zone is %q at first, want Asia/Shanghai", zone)
+	}
+	do(t, ctx, "choose the file and UTC, and import",
+		chromedp.SetUploadFiles(tid("import-file"), []string{csv}),
+		chromedp.WaitVisible(tid("import-file-name")),
+		chromedp.SetValue(tid("import-timezone"), "UTC"),
+		chromedp.Click(tid("import-submit")),
+		chromedp.WaitVisible(tid("import-result")),
+	)
+	if summary := read(t, ctx, "summary", chromedp.Text(tid("import-summary"))); !strings.HasPrefix(summary, "1 imported of 2 rows") {
+		t.Errorf("the import says %q, want 1 imported of 2 rows", summary)
+	}
+	if n := read(t, ctx, "rejected", chromedp.Text(tid("import-rejected-count"))); n != "1" {
+		t.Errorf("%s rows rejected, want 1", n)
+	}
+	row := read(t, ctx, "rejected row", chromedp.Attributes(tid("rejected-row")))
+	reason := read(t, ctx, "reason", chromedp.Text(chromedp.CSS(`[data-testid="rejected-row"] .reason-cell`)))
+	if row["data-line"] != "3" || !strings.Contains(reason, "identifier") {
+		t.Errorf("rejected row: line %q, reason %q; want line 3, for want of an identifier", row["data-line"], reason)
+	}
+	if ignored := read(t, ctx, "ignored columns", chromedp.Text(tid("import-ignored"))); !strings.Contains(ignored, "备注") {
+		t.Errorf("ignored columns %q, want 备注", ignored)
+	}
+
+	do(t, ctx, "the same file again records nothing twice",
+		chromedp.Click(tid("import-submit")),
+		chromedp.Poll[chromedp.Void](`document.querySelector('[data-testid="import-duplicates"]')?.textContent.trim() === "1"`),
+	)
+	if n := read(t, ctx, "imported again", chromedp.Text(tid("import-imported"))); n != "0" {
+		t.Errorf("importing the file again imported %s, want 0", n)
+	}
+
+	do(t, ctx, "record a touch on the touchpoint page",
+		chromedp.Navigate(s.base+"/console/touchpoints/"+tp.ID),
+		chromedp.WaitVisible(tid("record-touch")),
+		chromedp.SendKeys(tid("record-who"), "li.lei@example.com"),
+		chromedp.Click(tid("record-submit")),
+		chromedp.WaitVisible(tid("toast")),
+	)
+	if toast := read(t, ctx, "toast", chromedp.Text(tid("toast"))); toast != "Touch recorded" {
+		t.Errorf("after recording a touch the page says %q", toast)
+	}
+	if who := read(t, ctx, "phone or email", chromedp.Value(tid("record-who"))); who != "" {
+		t.Errorf("the form keeps %q after recording", who)
+	}
+	do(t, ctx, "the counter shows the imported and the recorded touch",
+		chromedp.Poll[chromedp.Void](`document.querySelector('[data-testid="touch-count-people"]').textContent.trim() === "2"`),
+	)
+}
