@@ -132,14 +132,6 @@ type load struct {
 // when rate > 0. do returns how many items the server accepted, or what failed.
 func drive(ctx context.Context, concurrency int, duration time.Duration, rate float64, unit string, progress io.Writer, do func(context.Context) (int, string)) load {
 	l := load{Failed: map[string]int64{}}
-	// Open-loop pacing when a rate is given: requests are due at fixed times whether or not earlier ones
-	// have returned, so that a slow server shows as latency rather than as a slower offered rate.
-	var ticks <-chan time.Time
-	if rate > 0 {
-		t := time.NewTicker(time.Duration(float64(time.Second) / rate))
-		defer t.Stop()
-		ticks = t.C
-	}
 	runCtx, cancel := context.WithTimeout(ctx, duration)
 	defer cancel()
 	var (
@@ -163,7 +155,7 @@ func drive(ctx context.Context, concurrency int, duration time.Duration, rate fl
 			var local []time.Duration
 			defer func() { mu.Lock(); latencies = append(latencies, local...); mu.Unlock() }()
 			for {
-				if ticks != nil {
+				if rate > 0 {
 					select {
 					case <-runCtx.Done():
 						return
@@ -186,17 +178,25 @@ func drive(ctx context.Context, concurrency int, duration time.Duration, rate fl
 			}
 		}()
 	}
-	if ticks != nil {
+	if rate > 0 {
+		// Open loop: requests are due at fixed times whether or not earlier ones have returned, so that a
+		// slow server shows as latency rather than as a slower offered rate. Every millisecond the requests
+		// due by then are handed out (a ticker at the rate itself would drop ticks when late).
 		go func() {
+			t := time.NewTicker(time.Millisecond)
+			defer t.Stop()
+			sent := 0
 			for {
 				select {
 				case <-runCtx.Done():
 					return
-				case <-ticks:
-					select {
-					case jobs <- struct{}{}:
-					default:
-						fail("generator-behind") // every worker busy: the server cannot keep up
+				case now := <-t.C:
+					for due := int(rate * now.Sub(start).Seconds()); sent < due; sent++ {
+						select {
+						case jobs <- struct{}{}:
+						default:
+							fail("generator-behind") // every worker busy: the server cannot keep up
+						}
 					}
 				}
 			}
