@@ -301,6 +301,54 @@ export interface ImportResult {
   ignored_columns: string[] | null
 }
 
+/** A WeChat official account. Its AppSecret, Token and EncodingAESKey are write-only: no answer carries them. */
+export interface WeChatAccount {
+  id: string
+  name: string
+  slug: string
+  app_id: string
+  /** The source of kind wechat its events are recorded under. */
+  source_id: string
+  /** It has an EncodingAESKey: callbacks are encrypted. */
+  safe_mode: boolean
+  /** Where WeChat posts what followers do: paste it into WeChat's server configuration. */
+  callback_url: string
+  created_at: string
+  updated_at: string
+}
+
+/** An account's writable fields; on update, absent fields keep their value and encoding_aes_key "" turns safe mode off. */
+export interface WeChatAccountInput {
+  name?: string
+  slug?: string
+  app_id?: string
+  app_secret?: string
+  token?: string
+  encoding_aes_key?: string
+}
+
+/** A parametric QR code of an official account that carries a touchpoint: a scan is a touch. */
+export interface WeChatQR {
+  id: string
+  account_id: string
+  touchpoint_id: string
+  ticket: string
+  /** What the code encodes. */
+  url: string
+  /** The code's image at WeChat. */
+  image_url: string
+  permanent: boolean
+  expires_at: string | null
+  created_at: string
+}
+
+export interface WeChatQRInput {
+  account_id: string
+  permanent: boolean
+  /** 1 to 30, for a temporary code. */
+  expires_in_days?: number
+}
+
 interface List<T> {
   items: T[] | null
 }
@@ -453,6 +501,16 @@ export const api = {
   createCodeBatch: (touchpointID: string, b: CodeBatchInput) =>
     request<CodeBatch>('POST', `/touchpoints/${enc(touchpointID)}/code-batches`, b),
   codeBatch: (id: string) => request<CodeBatch>('GET', '/code-batches/' + enc(id)),
+
+  wechatAccounts: () => request<List<WeChatAccount>>('GET', '/wechat-accounts').then(items),
+  createWeChatAccount: (a: WeChatAccountInput) => request<WeChatAccount>('POST', '/wechat-accounts', a),
+  updateWeChatAccount: (id: string, a: WeChatAccountInput) =>
+    request<WeChatAccount>('PATCH', '/wechat-accounts/' + enc(id), a),
+  wechatQRCodes: (touchpointID: string) =>
+    request<List<WeChatQR>>('GET', `/touchpoints/${enc(touchpointID)}/wechat-qr`).then(items),
+  /** A new code, or for a permanent one the code made before on that account. */
+  createWeChatQR: (touchpointID: string, q: WeChatQRInput) =>
+    request<WeChatQR>('POST', `/touchpoints/${enc(touchpointID)}/wechat-qr`, q),
 
   recordTouch: (touch: OfflineTouchInput) => request<RecordedTouch>('POST', '/touches', touch),
   /** Imports a CSV file of offline touches; times without a zone in it are read in timeZone. */

@@ -16,6 +16,7 @@ import SourceView from './views/SourceView.vue'
 import TeamView from './views/TeamView.vue'
 import TouchpointsView from './views/TouchpointsView.vue'
 import TouchpointView from './views/TouchpointView.vue'
+import WeChatAccountsView from './views/WeChatAccountsView.vue'
 
 declare module 'vue-router' {
   interface RouteMeta {
@@ -52,6 +53,7 @@ export const router = createRouter({
       component: SigningKeysView,
       meta: { title: 'nav.signingKeys', roles: ['admin'] },
     },
+    { path: '/wechat-accounts', name: 'wechat-accounts', component: WeChatAccountsView, meta: { title: 'nav.wechat' } },
     { path: '/:rest(.*)*', name: 'not-found', component: NotFoundView, meta: { title: 'notFound.title' } },
   ],
   scrollBehavior: () => ({ top: 0 }),

@@ -43,6 +43,7 @@ const en = {
   'nav.touchpoints': 'Touchpoints',
   'nav.signingKeys': 'Signing keys',
   'nav.offlineTouches': 'Offline touches',
+  'nav.wechat': 'WeChat accounts',
 
   'menu.changePassword': 'Change password',
   'menu.language': 'Language',
@@ -571,6 +572,111 @@ const en = {
   'offline.example': 'Download an example',
   'offline.example.token': 'PASTE-THE-TOUCHPOINT-CODE',
   'offline.example.note': 'Example note',
+
+  'wechat.subtitle':
+    'Connect your WeChat official accounts (公众号): Hearth records what followers do (follows, scans, menu clicks) and makes WeChat QR codes for touchpoints, so that a scan that brings a new follower counts as a touch.',
+  'wechat.connect': 'Connect an account',
+  'wechat.connect.text': 'You find these values in WeChat’s console (mp.weixin.qq.com) under 设置与开发 → 基本配置.',
+  'wechat.connect.submit': 'Connect',
+  'wechat.empty': 'No WeChat accounts yet',
+  'wechat.empty.text':
+    'Connect an official account to record its followers’ follows, scans and messages, and to make WeChat QR codes that count as touches. QR codes need a verified service account (认证服务号).',
+  'wechat.since': 'connected {date}',
+  'wechat.account': 'Account',
+  'wechat.callbackUrl': 'Callback URL',
+  'wechat.mode': 'Message encryption',
+  'wechat.mode.safe': 'Safe mode',
+  'wechat.mode.plain': 'Plain text',
+  'wechat.mode.safe.title': 'Messages from WeChat are encrypted with the EncodingAESKey.',
+  'wechat.mode.plain.title': 'No EncodingAESKey: messages come as plain text. Safe mode is better.',
+  'wechat.events': 'Events',
+  'wechat.setup.open': 'Setup',
+  'wechat.saved': 'Account “{name}” saved',
+  'wechat.connectedToast': 'Account “{name}” connected',
+  'wechat.setup.dialog': 'Set up “{name}” in WeChat',
+  'wechat.setup.dialog.text':
+    'Paste this into WeChat’s server configuration. The token and key are not shown here: use the ones entered when the account was connected.',
+  'wechat.connected.title': '“{name}” is connected',
+  'wechat.connected.text': 'One more step: tell WeChat where to send what followers do.',
+  'wechat.edit.title': 'Edit WeChat account',
+  'wechat.name': 'Name',
+  'wechat.name.placeholder': 'e.g. Brand service account',
+  'wechat.appId.hint': 'The 开发者ID (AppID), starting with wx.',
+  'wechat.slug': 'Short name',
+  'wechat.slug.hint':
+    'The end of the callback URL: lowercase letters, digits and dashes. By default the AppID in lower case.',
+  'wechat.slug.editHint': 'Changing it changes the callback URL: update it in WeChat’s console too.',
+  'wechat.secrets':
+    'AppSecret, Token and EncodingAESKey are write-only: Hearth stores them encrypted and never shows them again, not even to admins.',
+  'wechat.secrets.edit':
+    'AppSecret, Token and EncodingAESKey are write-only and not shown. Leave a field empty to keep it; type a new value to replace it.',
+  'wechat.secret.unchanged': 'Unchanged',
+  'wechat.appSecret.hint':
+    'The 开发者密码 (AppSecret). WeChat shows it only once; if you no longer have it, reset it there.',
+  'wechat.token': 'Token',
+  'wechat.token.hint':
+    '3 to 32 letters and digits. Generate one here, or use the 令牌(Token) already set under 服务器配置: both sides must match.',
+  'wechat.aesKey': 'Message encryption key',
+  'wechat.aesKey.hint':
+    'For safe mode (recommended): under 服务器配置 → 修改配置, click 随机生成 next to 消息加解密密钥 and paste the 43 characters here. Leave it empty for plain text.',
+  'wechat.plainText': 'Switch to plain text',
+  'wechat.plainText.hint':
+    'Removes the EncodingAESKey. Switch WeChat’s setting to 明文模式 right after, or its callbacks are refused.',
+  'wechat.done': 'Done',
+  'wechat.nameRequired': 'Enter a name.',
+  'wechat.slugInvalid':
+    'The short name has 1 to 40 lowercase letters, digits and dashes, not starting or ending with a dash.',
+  'wechat.appIdInvalid': 'Enter the AppID, such as wx1234567890abcdef.',
+  'wechat.appSecretRequired': 'Enter the AppSecret.',
+  'wechat.tokenInvalid': 'The token has 3 to 32 letters and digits.',
+  'wechat.aesKeyInvalid': 'The EncodingAESKey has exactly 43 letters and digits.',
+  'wechat.setup.title': 'Finish in WeChat',
+  'wechat.setup.lastChance':
+    'Copy the token (and key) now if you still need them: Hearth keeps them encrypted and never shows them again.',
+  'wechat.setup.unreachable':
+    'WeChat cannot reach this address: it is not on the internet, or not on port 80 or 443. Ask whoever runs Hearth to set HEARTH_PUBLIC_URL to the server’s public https:// address.',
+  'wechat.setup.step1':
+    'In WeChat’s console (mp.weixin.qq.com), open 设置与开发 → 基本配置 (Settings and development → Basic configuration).',
+  'wechat.setup.step2':
+    'Add the public IP address of the Hearth server to the IP白名单 (IP whitelist). Without it WeChat refuses to make QR codes.',
+  'wechat.setup.step3':
+    'Under 服务器配置 (Server configuration), click 修改配置 (Modify) and fill in: 服务器地址(URL) = the callback URL above; 令牌(Token) and 消息加解密密钥 (EncodingAESKey) = the ones entered in Hearth.',
+  'wechat.setup.step3.plain':
+    'Under 服务器配置 (Server configuration), click 修改配置 (Modify) and fill in: 服务器地址(URL) = the callback URL above; 令牌(Token) = the one entered in Hearth.',
+  'wechat.setup.step4': 'For 消息加解密方式 (message encryption), choose 安全模式 (safe mode).',
+  'wechat.setup.step4.plain':
+    'For 消息加解密方式 (message encryption), choose 明文模式 (plain text). Safe mode is better: save an EncodingAESKey in Hearth first (Edit).',
+  'wechat.setup.step5':
+    'Click 提交 (Submit): WeChat checks the address with Hearth at once. Then click 启用 (Enable). From then on, follows, scans and menu clicks show in the account’s events.',
+  'wechatQr.title': 'WeChat QR codes',
+  'wechatQr.text':
+    'A QR code of your official account that carries this touchpoint: scanning it opens the account to follow, and counts as a touch here. Needs a verified service account.',
+  'wechatQr.new': 'New WeChat QR code',
+  'wechatQr.noAccount': 'No WeChat official account is connected yet.',
+  'wechatQr.noAccount.link': 'Connect one',
+  'wechatQr.none': 'No WeChat QR codes for this touchpoint yet.',
+  'wechatQr.open': 'Open image',
+  'wechatQr.alt': 'WeChat QR code of {name}',
+  'wechatQr.permanent': 'Permanent',
+  'wechatQr.expired': 'Expired',
+  'wechatQr.expires': 'Expires {when}',
+  'wechatQr.made': 'Made {when}',
+  'wechatQr.reused': 'This account already has a permanent code for this touchpoint: it is the one listed.',
+  'wechatQr.created': 'WeChat QR code created',
+  'wechatQr.new.title': 'New WeChat QR code',
+  'wechatQr.new.text': 'WeChat makes the code; each scan of it is a touch of this touchpoint.',
+  'wechatQr.account': 'Official account',
+  'wechatQr.accountRequired': 'Choose an official account.',
+  'wechatQr.kind': 'Kind',
+  'wechatQr.temporary': 'Temporary',
+  'wechatQr.temporary.hint': 'Stops working after up to 30 days. For a campaign of limited time; each one is new.',
+  'wechatQr.permanent.hint': 'Never expires: for print that stays up.',
+  'wechatQr.permanent.limit':
+    'An account can have at most 100,000 permanent codes, ever. Hearth makes one per touchpoint and account, and hands out the same one again.',
+  'wechatQr.days': 'Days until it expires',
+  'wechatQr.days.hint': '1 to 30 days.',
+  'wechatQr.daysInvalid': 'Enter a whole number of days from 1 to 30.',
+  'wechatQr.create': 'Create QR code',
 
   'signingKeys.subtitle':
     'Hearth signs every touch link and QR code with a secret key, so that nobody can make fake ones. Rotate to a new key when one may have leaked, or on a schedule; retire the old key once its codes are no longer in use.',
