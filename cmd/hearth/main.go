@@ -6,6 +6,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	// Time zones built in: offline touches are read in the staff's zone, and a server image may have no
+	// zoneinfo files.
+	_ "time/tzdata"
 
 	"github.com/hearth-cdp/hearth/internal/app"
 )

@@ -23,8 +23,9 @@ const Prefix = "/console/"
 
 const indexFile = "index.html"
 
-// contentSecurityPolicy allows the console's own scripts, styles and API calls, and nothing else.
-const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+// contentSecurityPolicy allows the console's own scripts, styles and API calls, and nothing else but WeChat's
+// QR code images (a parametric code's image is served by WeChat).
+const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https://mp.weixin.qq.com; " +
 	"connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 
 // SourceHash reports the hash of the web/console sources that dist was built from (see
