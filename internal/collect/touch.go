@@ -30,7 +30,7 @@ type ResolvedTouch struct {
 	Serial         int64
 	// Destination is where to send the person; empty when the token is refused.
 	Destination string
-	// Refused says why, for metrics: malformed, forged, expired, revoked, paused, …
+	// Refused says why: malformed, forged, expired, revoked, paused, …
 	Refused string
 	// Known is true when the token is genuine (signed by Hearth) even if refused: such tokens are not
 	// guesses, and do not count against the client's allowance of bad tokens.
