@@ -3,11 +3,12 @@ package app
 import (
 	"context"
 	"regexp"
-	"strings"
 	"testing"
 
 	"github.com/hearth-cdp/hearth"
 )
+
+var serverFailure = regexp.MustCompile(`failures: .*(network|request|bad-response|[0-9]{3}×)`)
 
 // hearth bench drives a running server and reports what it measured; here briefly, checking that the load
 // arrives and is counted, not how fast (tests never time anything).
@@ -29,7 +30,9 @@ func TestBenchCommands(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append(tc.args, "--url", s.base, "--api-key", key, "--duration", "1s")
 			code, stdout, stderr := runMain(t, fakeEnv{}, args...)
-			if code != 0 || !tc.want.MatchString(stdout) || strings.Contains(stdout, "failures") {
+			// The server must answer every request well; "generator-behind" only says this shared machine
+			// was too slow to offer the rate, which is not the server's failure.
+			if code != 0 || !tc.want.MatchString(stdout) || serverFailure.MatchString(stdout) {
 				t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 			}
 		})
