@@ -168,7 +168,7 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 	for pattern, h := range ingest.Routes() {
 		srv.Handle(pattern, h)
 	}
-	for pattern, h := range collect.NewWeChatHandler(wechatEndpoints{a.wechat}, touchResolver{a.touch}, a.events, a.clock, a.logger, collect.WeChatOptions{}).Routes() {
+	for pattern, h := range collect.NewWeChatHandler(wechatEndpoints{a.wechat, a.sources}, touchResolver{a.touch}, a.events, a.clock, a.logger, collect.WeChatOptions{}).Routes() {
 		srv.Handle(pattern, h)
 	}
 	a.http = &http.Server{

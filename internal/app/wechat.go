@@ -67,14 +67,22 @@ func (s wechatSources) RenameSource(ctx context.Context, id, name string) error 
 	return err
 }
 
-// wechatEndpoints gives the callback the accounts the touchpoint part keeps.
-type wechatEndpoints struct{ accounts *touchpoint.WeChatAccounts }
+// wechatEndpoints gives the callback the accounts the touchpoint part keeps, paused while their source is
+// disabled.
+type wechatEndpoints struct {
+	accounts *touchpoint.WeChatAccounts
+	sources  *collect.Sources
+}
 
 func (e wechatEndpoints) WeChatAccount(ctx context.Context, slug string) (collect.WeChatAccount, error) {
 	ep, err := e.accounts.Endpoint(ctx, slug)
 	if err != nil {
 		return collect.WeChatAccount{}, err
 	}
-	return collect.WeChatAccount{ID: ep.AccountID, SourceID: ep.SourceID,
+	src, err := e.sources.Get(ctx, ep.SourceID)
+	if err != nil {
+		return collect.WeChatAccount{}, err
+	}
+	return collect.WeChatAccount{ID: ep.AccountID, SourceID: ep.SourceID, Paused: !src.Enabled,
 		Callback: wechat.Callback{Token: ep.Token, EncodingAESKey: ep.EncodingAESKey, AppID: ep.AppID}}, nil
 }

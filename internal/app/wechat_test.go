@@ -281,6 +281,16 @@ func TestWeChat(t *testing.T) {
 			if s.call(t, marketer, "GET", "/api/v1/sources/"+plain.SourceID, nil, &src); src.Name != "WeChat: Brand China" {
 				t.Errorf("the source was not renamed: %+v", src)
 			}
+
+			// While its source is disabled an account's callbacks are answered, and nothing is recorded.
+			s.call(t, marketer, "POST", "/api/v1/sources/"+plain.SourceID+"/disable", nil, nil)
+			if got, err := deliver(plainURL, brand, weixin.Click(brand, alice, "MENU_OFFERS"), false); err != nil || got != "" {
+				t.Errorf("a callback while the source is disabled: %v, stored %s", err, got)
+			}
+			s.call(t, marketer, "POST", "/api/v1/sources/"+plain.SourceID+"/enable", nil, nil)
+			if got, err := deliver(plainURL, brand, weixin.Click(brand, alice, "MENU_OFFERS_2"), false); err != nil || got != "WeChat Menu Clicked" {
+				t.Errorf("a callback once enabled again: %v, stored %s", err, got)
+			}
 		})
 	}
 }

@@ -40,6 +40,8 @@ const WeChatOpenIDType = "wechat_openid"
 type WeChatAccount struct {
 	ID       string
 	SourceID string // its events are recorded under this source
+	// Paused is set while that source is disabled: callbacks are answered, and nothing is recorded.
+	Paused   bool
 	Callback wechat.Callback
 }
 
@@ -138,7 +140,10 @@ func (h *WeChatHandler) receive(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, slug, err)
 		return
 	}
-	evs, err := h.events(ctx, acct.SourceID, msg, now)
+	var evs []Event
+	if !acct.Paused {
+		evs, err = h.events(ctx, acct.SourceID, msg, now)
+	}
 	if err == nil && len(evs) > 0 {
 		_, err = h.log.Append(ctx, &Batch{SourceID: acct.SourceID, ReceivedAt: now, Events: evs})
 	}
