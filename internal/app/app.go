@@ -162,6 +162,7 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 	srv.Handle("GET /hearth.js", collect.SnippetHandler())
 	srv.Handle("GET /t/{token}", collect.NewTouchHandler(touchResolver{a.touch}, a.events, bots, a.clock, collect.TouchOptions{
 		CookieDomain: a.cfg.TouchCookieDomain, SecureCookie: strings.HasPrefix(a.cfg.PublicURL, "https://"),
+		Observe: newTouchMetrics(reg),
 	}, func(r *http.Request, err error) {
 		a.logger.ErrorContext(r.Context(), "touch failed", "err", err)
 	}))

@@ -26,3 +26,13 @@ func newLogMetrics(reg prometheus.Registerer) func(batches, events int, took tim
 		requests.Observe(float64(batches))
 	}
 }
+
+// newTouchMetrics registers the count of touch link requests by outcome and returns its observer.
+func newTouchMetrics(reg prometheus.Registerer) func(outcome string) {
+	touches := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hearth_touch_requests_total",
+		Help: "Requests to touch links by outcome: person, bot, rate_limited, error, or why the token was refused.",
+	}, []string{"outcome"})
+	reg.MustRegister(touches)
+	return func(outcome string) { touches.WithLabelValues(outcome).Inc() }
+}

@@ -212,6 +212,14 @@ func TestTouchRedirect(t *testing.T) {
 			if resp, _ := s.visit(t, "GET", link, nil); resp.Header.Get("Location") != "https://shop.example/spring-is-over" {
 				t.Errorf("revoked: %s to %s", resp.Status, resp.Header.Get("Location"))
 			}
+
+			// The operator sees every outcome counted.
+			_, metrics := s.do(t, "GET", "/metrics", nil)
+			for _, want := range []string{`outcome="person"} 3`, `outcome="bot"} 2`, `outcome="forged"} 1`, `outcome="paused"} 1`, `outcome="revoked"} 1`} {
+				if !strings.Contains(string(metrics), "hearth_touch_requests_total{"+want) {
+					t.Errorf("/metrics lacks hearth_touch_requests_total{%s", want)
+				}
+			}
 		})
 	}
 }

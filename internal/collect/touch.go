@@ -30,7 +30,7 @@ type ResolvedTouch struct {
 	Serial         int64
 	// Destination is where to send the person; empty when the token is refused.
 	Destination string
-	// Refused says why: malformed, forged, expired, revoked, paused, …
+	// Refused says why, in a word: malformed, forged, expired, revoked, paused, …
 	Refused string
 	// Known is true when the token is genuine (signed by Hearth) even if refused: such tokens are not
 	// guesses, and do not count against the client's allowance of bad tokens.
@@ -173,6 +173,9 @@ type TouchOptions struct {
 	// BadTokensPerMinute is how many tokens that are not Hearth's one client address may present a minute
 	// (after a burst of as many) before it is answered 429. Default 30.
 	BadTokensPerMinute int
+	// Observe counts each request by outcome: person, bot, rate_limited, error, or the refusal (forged,
+	// expired, …). Optional.
+	Observe func(outcome string)
 }
 
 // TouchHandler serves GET and HEAD /t/{token}: it records the touch in the event log, durably, then sends
@@ -196,6 +199,9 @@ func NewTouchHandler(resolver TouchResolver, log Log, bots *BotDetector, clock h
 	if opts.BadTokensPerMinute == 0 {
 		opts.BadTokensPerMinute = 30
 	}
+	if opts.Observe == nil {
+		opts.Observe = func(string) {}
+	}
 	return &TouchHandler{resolver: resolver, log: log, bots: bots, clock: clock, opts: opts, onError: onError, newID: hearth.NewID,
 		limiter: map[string]*rate.Limiter{}}
 }
@@ -208,16 +214,19 @@ func (h *TouchHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ip := clientIP(r)
 	token := r.PathValue("token")
 	if !h.allowed(ip, false) {
+		h.opts.Observe("rate_limited")
 		h.page(w, r, http.StatusTooManyRequests, pageTooMany)
 		return
 	}
 	res, err := h.resolver.ResolveTouch(r.Context(), token)
 	if err != nil {
+		h.opts.Observe("error")
 		h.onError(r, err)
 		h.page(w, r, http.StatusServiceUnavailable, pageUnavailable)
 		return
 	}
 	if res.Destination == "" {
+		h.opts.Observe(res.Refused)
 		if !res.Known {
 			h.allowed(ip, true) // spends the allowance
 		}
@@ -247,9 +256,15 @@ func (h *TouchHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		_, err = h.log.Append(r.Context(), &Batch{SourceID: TouchSourceID, ReceivedAt: now, Events: []Event{ev}})
 	}
-	if err != nil {
+	switch {
+	case err != nil:
 		// The person still gets where they were going; the touch is lost, and the operator told.
+		h.opts.Observe("error")
 		h.onError(r, err)
+	case t.Bot:
+		h.opts.Observe("bot")
+	default:
+		h.opts.Observe("person")
 	}
 	if !t.Bot {
 		http.SetCookie(w, &http.Cookie{Name: anonymousCookie, Value: anon, Path: "/", Domain: h.opts.CookieDomain, MaxAge: 365 * 24 * 3600,
