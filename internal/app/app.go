@@ -185,32 +185,16 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 
 	workerCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopWorkers = cancel
-	a.workers.Add(1)
-	go func() {
-		defer a.workers.Done()
-		a.every(workerCtx, 10*time.Minute, "sweep", a.auth.Sweep)
-	}()
-	a.workers.Add(1)
-	go func() {
-		defer a.workers.Done()
-		a.every(workerCtx, time.Hour, "retention", a.applyRetention)
-	}()
-	a.workers.Add(1)
-	go func() {
-		defer a.workers.Done()
-		a.every(workerCtx, time.Second, "touch_stats", func(ctx context.Context) error {
-			_, err := a.touch.CountTouches(ctx, a.db, a.db)
-			return err
-		})
-	}()
-	a.workers.Add(1)
-	go func() {
-		defer a.workers.Done()
-		a.every(workerCtx, time.Second, "code_batches", func(ctx context.Context) error {
-			_, err := a.touch.RunCodeBatches(ctx)
-			return err
-		})
-	}()
+	a.work(workerCtx, 10*time.Minute, "sweep", a.auth.Sweep)
+	a.work(workerCtx, time.Hour, "retention", a.applyRetention)
+	a.work(workerCtx, time.Second, "touch_stats", func(ctx context.Context) error {
+		_, err := a.touch.CountTouches(ctx, a.db, a.db)
+		return err
+	})
+	a.work(workerCtx, time.Second, "code_batches", func(ctx context.Context) error {
+		_, err := a.touch.RunCodeBatches(ctx)
+		return err
+	})
 	a.logger.Info("serving", "addr", ln.Addr().String(), "engine", a.db.Engine(), "console", a.baseURL()+"/console/")
 	return nil
 }
@@ -230,6 +214,15 @@ func (a *App) applyRetention(ctx context.Context) error {
 		a.logger.Info("event retention applied", "deleted", n)
 	}
 	return err
+}
+
+// work runs fn every interval in a worker that Shutdown stops and waits for.
+func (a *App) work(ctx context.Context, interval time.Duration, name string, fn func(context.Context) error) {
+	a.workers.Add(1)
+	go func() {
+		defer a.workers.Done()
+		a.every(ctx, interval, name, fn)
+	}()
 }
 
 // every runs fn every interval until ctx ends, logging failures.
