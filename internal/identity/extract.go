@@ -134,7 +134,7 @@ func compile(s Settings) *compiled {
 	for i, tr := range s.Types {
 		ct := &c.types[i]
 		for _, j := range tr.Junk {
-			j = strings.ToLower(j)
+			j = strings.ToLower(string(trim([]byte(j))))
 			switch {
 			case j == repeatedEntry:
 				ct.repeated = true
@@ -363,7 +363,12 @@ func (w *walker) externalIDs(c *compiled) error {
 				return err
 			}
 			var dst *span
-			switch n := name[1 : len(name)-1]; {
+			n := name[1 : len(name)-1]
+			if bytes.IndexByte(n, '\\') >= 0 {
+				w.scratch, _ = jsontext.AppendUnquote(w.scratch[:0], name)
+				n = w.scratch
+			}
+			switch {
 			case equalFoldASCII(n, []byte("type")):
 				dst = &typ
 			case equalFoldASCII(n, []byte("id")):

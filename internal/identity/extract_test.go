@@ -63,6 +63,7 @@ func TestExtract(t *testing.T) {
 		{"external ids not entries", rules, `{"context":{"externalIds":[1,"x",null,[],{"type":"email"},{"id":"a@qq.com"},{"type":7,"id":"a@qq.com"},{"type":"wechat_openid","id":"o-2"}]}}`,
 			[]string{"wechat_openid:o-2"}, nil},
 		{"external ids not an array", rules, `{"context":{"externalIds":{"type":"wechat_openid","id":"o-1"}}}`, []string{}, nil},
+		{"external id entry with escaped names", rules, `{"context":{"externalIds":[{"typ\u0065":"email","\u0069d":"a@qq.com"}]}}`, []string{"email:a@qq.com"}, nil},
 		{"external id of an escaped type", rules, `{"context":{"externalIds":[{"type":"wechat_open\u0069d","id":"o-1"}]}}`, []string{}, nil},
 		{"precedence: userId before an external user id", rules, `{"userId":"u-1","context":{"externalIds":[{"type":"user_id","id":"u-2"}]}}`,
 			[]string{"user_id:u-1"}, []string{"user_id:over_limit"}},

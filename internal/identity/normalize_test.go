@@ -216,7 +216,7 @@ func TestJunkSettings(t *testing.T) {
 		case UserID:
 			s.Types[i].Junk = []string{"guest-*", "{repeated}"} // guest is an id now, guest-7 is not
 		case Phone:
-			s.Types[i].Junk = []string{"138 1234 5678"} // matched as normalised
+			s.Types[i].Junk = []string{" 138 1234 5678 ", "+86170*"} // matched as normalised
 		case Email:
 			s.Types[i].Junk = []string{"*@example.com", "*admin*"}
 		}
@@ -237,6 +237,8 @@ func TestJunkSettings(t *testing.T) {
 		{Phone, "13800138000", true},
 		{Phone, "+86 138 1234 5678", false},
 		{Phone, "008613812345678", false},
+		{Phone, "170 1234 5678", false},
+		{Phone, "171 1234 5678", true},
 		{Email, "li@example.com", false},
 		{Email, "li@example.com.cn", true},
 		{Email, "sysadmin@brand.cn", false},

@@ -31,9 +31,10 @@ type TypeRule struct {
 	// Limit is how many identifiers of the type one profile may hold.
 	Limit int
 	// Junk are values that are never identifiers of the type, matched without regard to case against the
-	// value as written (trimmed) and as normalised. "*" in an entry matches any run of characters
-	// (noreply@*); the entry {repeated} matches a value that is one character repeated, such as 0000 or a
-	// phone number whose digits after the country code are all one digit.
+	// value as written (trimmed) and as normalised, so that a phone entry 13800138000 also refuses
+	// +86 138 0013 8000. "*" in an entry matches any run of characters in the normalised value (noreply@*,
+	// +86170*); the entry {repeated} matches a value that is one character repeated, such as 0000 (separators
+	// aside), or a phone number whose digits after the country code are all one digit.
 	Junk []string
 	// Fields are where in an event the type's values are, as dotted paths under traits, context or
 	// properties, such as traits.member_no. Built-in types are read from their own places (see FromEvent)
@@ -182,8 +183,11 @@ func (s Settings) Validate() error {
 			add(at+".junk", "at most %d junk values may be listed (got %d)", maxJunk, len(tr.Junk))
 		}
 		for j, v := range tr.Junk {
-			if utf8.RuneCountInString(v) > maxJunkLen || !utf8.ValidString(v) || hasControl(v) {
+			switch {
+			case utf8.RuneCountInString(v) > maxJunkLen || !utf8.ValidString(v) || hasControl(v):
 				add(fmt.Sprintf("%s.junk[%d]", at, j), "a junk value must be text of at most %d characters without control characters", maxJunkLen)
+			case v != "" && strings.Trim(v, "*") == "":
+				add(fmt.Sprintf("%s.junk[%d]", at, j), "%q would make every value junk", v)
 			}
 		}
 		if len(tr.Fields) > maxFields {

@@ -128,6 +128,7 @@ func TestParseRulesInvalid(t *testing.T) {
 		{"unknown member of a type", `{"types":[{"type":"email","limt":5}]}`, []string{"rules"}},
 		{"wrong type", `{"types":[{"type":"email","limit":"5"}]}`, []string{"rules"}},
 		{"no types", `{"types":[]}`, []string{"types"}},
+		{"junk that is everything", `{"types":[{"type":"email","junk":["*@*","**"]}]}`, []string{"types[0] (email).junk[1]"}},
 		{"custom type without a limit", `{"types":[{"type":"member_no"}]}`, []string{"types[0] (member_no).limit"}},
 		{"every problem at once", `{"phone_region":"XX","types":[
 			{"type":"user_id","limit":0},
