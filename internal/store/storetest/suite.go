@@ -41,6 +41,7 @@ func Run(t *testing.T, open Opener) {
 		{"CodeBatchClaimsConcurrent", testCodeBatchClaimsConcurrent},
 		{"WeChatAccounts", testWeChatAccounts},
 		{"WeChatQRCodes", testWeChatQRCodes},
+		{"Profiles", testProfiles},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

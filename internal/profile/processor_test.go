@@ -1,0 +1,265 @@
+package profile_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/hearth-cdp/hearth"
+	"github.com/hearth-cdp/hearth/internal/collect"
+	"github.com/hearth-cdp/hearth/internal/identity"
+	"github.com/hearth-cdp/hearth/internal/profile"
+	"github.com/hearth-cdp/hearth/internal/store"
+	"github.com/hearth-cdp/hearth/internal/store/storetest"
+)
+
+var (
+	ctx   = context.Background()
+	start = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+)
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// step is one event of the story: its Segment type and payload fields.
+type step struct {
+	typ     string
+	payload map[string]any
+}
+
+// story is a customer's events, in log order (seq 1, 2, …).
+var story = []step{
+	{"page", map[string]any{"anonymousId": "a1"}},                                                           // 1: anonymous visit: new profile P1
+	{"identify", map[string]any{"anonymousId": "a1", "userId": "u1"}},                                       // 2: sign-in: u1 joins P1
+	{"identify", map[string]any{"userId": "u1", "traits": map[string]any{"email": "Ada@Example.com "}}},     // 3: email joins P1
+	{"page", map[string]any{"anonymousId": "a2"}},                                                           // 4: a second device: new profile P4
+	{"identify", map[string]any{"anonymousId": "a2", "traits": map[string]any{"email": "ada@example.com"}}}, // 5: P4 merges into P1
+	{"track", map[string]any{"anonymousId": "t1", "userId": "u1", "event": "Viewed"}},                       // 6: a shared tablet, u1 first: t1 joins P1
+	{"track", map[string]any{"anonymousId": "t1", "userId": "u2", "event": "Viewed"}},                       // 7: u2 on it: t1 left out, new profile P7
+	{"page", map[string]any{"anonymousId": "t1"}},                                                           // 8: the tablet alone: P1
+	{"page", map[string]any{"anonymousId": "undefined"}},                                                    // 9: no identifier: skipped
+	{"track", map[string]any{"userId": "u2", "event": "Ordered"}},                                           // 10: P7
+	// A merge that brings a user id along: a later event may not link a second one to it.
+	{"identify", map[string]any{"anonymousId": "a4", "traits": map[string]any{"email": "bo@example.com"}}},                        // 11: new profile P11
+	{"track", map[string]any{"userId": "u3", "event": "Viewed", "context": map[string]any{"device": map[string]any{"id": "d1"}}}}, // 12: new profile P12
+	{"page", map[string]any{"anonymousId": "a4", "context": map[string]any{"device": map[string]any{"id": "d1"}}}},                // 13: P12 merges into P11
+	{"identify", map[string]any{"userId": "u4", "traits": map[string]any{"email": "bo@example.com"}}},                             // 14: email left out, new profile P14
+}
+
+// appendStory writes the story to the log, the nth event at start + n minutes.
+func appendStory(t *testing.T, db *store.DB, clock *storetest.Clock) {
+	t.Helper()
+	w := store.NewEventWriter(db, store.EventWriterOptions{})
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := w.Run(runCtx); err != nil {
+			t.Errorf("event writer: %v", err)
+		}
+	}()
+	defer func() { cancel(); <-done }()
+	for i, s := range story {
+		s.payload["type"] = s.typ
+		s.payload["messageId"] = fmt.Sprintf("m%d", i+1)
+		payload, err := json.Marshal(s.payload)
+		must(t, err)
+		user, _ := s.payload["userId"].(string)
+		anon, _ := s.payload["anonymousId"].(string)
+		name, _ := s.payload["event"].(string)
+		e := collect.Event{MessageID: fmt.Sprintf("m%d", i+1), Type: s.typ, Name: name, UserID: user, AnonymousID: anon,
+			Timestamp: at(i + 1), ReceivedAt: clock.Now(), Payload: payload}
+		// One event a batch: their seqs are 1, 2, … in story order.
+		if _, err := w.Append(ctx, &collect.Batch{SourceID: "web", ReceivedAt: clock.Now(), Events: []collect.Event{e}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func at(seq int) time.Time { return start.Add(time.Duration(seq) * time.Minute) }
+
+// processAll runs the processor to the end of the log and returns how many events it read.
+func processAll(t *testing.T, p *profile.Processor) int {
+	t.Helper()
+	total := 0
+	for {
+		n, err := p.Process(ctx)
+		must(t, err)
+		if n == 0 {
+			return total
+		}
+		total += n
+	}
+}
+
+func id(t identity.Type, v string) identity.Identifier { return identity.Identifier{Type: t, Value: v} }
+
+// state is what the processor stored for the story, as the API reads it.
+type state struct {
+	Profiles  map[string]profile.Profile
+	Timelines map[string][]int64
+	LeftOut   []profile.LeftOut
+}
+
+func readState(t *testing.T, db *store.DB) state {
+	t.Helper()
+	s := state{Profiles: map[string]profile.Profile{}, Timelines: map[string][]int64{}}
+	for _, ident := range []identity.Identifier{id(identity.UserID, "u1"), id(identity.UserID, "u2"), id(identity.UserID, "u3"), id(identity.UserID, "u4")} {
+		p, err := db.ProfileByIdentifier(ctx, ident.Type, ident.Value)
+		must(t, err)
+		s.Profiles[p.ID] = p
+		evs, err := db.ProfileEvents(ctx, p.ID, 0, 100)
+		must(t, err)
+		for _, e := range evs {
+			s.Timelines[p.ID] = append(s.Timelines[p.ID], e.Seq)
+		}
+	}
+	var err error
+	s.LeftOut, err = db.LeftOut(ctx, 0, 1000)
+	must(t, err)
+	return s
+}
+
+func TestProcessor(t *testing.T) {
+	for _, engine := range storetest.Engines() {
+		t.Run(engine.Name, func(t *testing.T) {
+			t.Parallel()
+			for _, batch := range []int{1000, 3, 1} {
+				t.Run(fmt.Sprintf("batch%d", batch), func(t *testing.T) {
+					t.Parallel()
+					testProcessor(t, engine.Open, batch)
+				})
+			}
+		})
+	}
+}
+
+func testProcessor(t *testing.T, open func(testing.TB, hearth.Clock) *store.DB, batch int) {
+	clock := storetest.NewClock(start.Add(time.Hour))
+	db := open(t, clock)
+	appendStory(t, db, clock)
+	p := profile.NewProcessor(db, profile.Options{BatchSize: batch})
+	if n := processAll(t, p); n != len(story) {
+		t.Errorf("processed %d events, want %d", n, len(story))
+	}
+	if n, err := p.Process(ctx); n != 0 || err != nil {
+		t.Errorf("Process at the end of the log = %d, %v; want 0, nil", n, err)
+	}
+	off, err := db.ConsumerOffset(ctx, profile.Consumer)
+	must(t, err)
+	if off != int64(len(story)) {
+		t.Errorf("offset = %d, want %d", off, len(story))
+	}
+
+	p1, p7, p11, p14 := profile.ProfileID(1), profile.ProfileID(7), profile.ProfileID(11), profile.ProfileID(14)
+	now := clock.Now()
+	want := state{
+		Profiles: map[string]profile.Profile{
+			p1: {ID: p1, FirstSeq: 1, FirstSeen: at(1), LastSeen: at(8), CreatedAt: now, UpdatedAt: now,
+				Identities: []profile.Identity{
+					{Identifier: id(identity.AnonymousID, "a1"), Profile: p1, FirstSeq: 1},
+					{Identifier: id(identity.UserID, "u1"), Profile: p1, FirstSeq: 2},
+					{Identifier: id(identity.Email, "ada@example.com"), Profile: p1, FirstSeq: 3},
+					{Identifier: id(identity.AnonymousID, "a2"), Profile: p1, FirstSeq: 4},
+					{Identifier: id(identity.AnonymousID, "t1"), Profile: p1, FirstSeq: 6},
+				},
+				Merges: []profile.Merge{{Seq: 5, Into: p1, From: profile.ProfileID(4), Via: id(identity.AnonymousID, "a2"), At: at(5)}},
+			},
+			p7: {ID: p7, FirstSeq: 7, FirstSeen: at(7), LastSeen: at(10), CreatedAt: now, UpdatedAt: now,
+				Identities: []profile.Identity{{Identifier: id(identity.UserID, "u2"), Profile: p7, FirstSeq: 7}}},
+			p11: {ID: p11, FirstSeq: 11, FirstSeen: at(11), LastSeen: at(13), CreatedAt: now, UpdatedAt: now,
+				Identities: []profile.Identity{
+					{Identifier: id(identity.AnonymousID, "a4"), Profile: p11, FirstSeq: 11},
+					{Identifier: id(identity.Email, "bo@example.com"), Profile: p11, FirstSeq: 11},
+					{Identifier: id(identity.DeviceID, "d1"), Profile: p11, FirstSeq: 12},
+					{Identifier: id(identity.UserID, "u3"), Profile: p11, FirstSeq: 12},
+				},
+				Merges: []profile.Merge{{Seq: 13, Into: p11, From: profile.ProfileID(12), Via: id(identity.DeviceID, "d1"), At: at(13)}},
+			},
+			p14: {ID: p14, FirstSeq: 14, FirstSeen: at(14), LastSeen: at(14), CreatedAt: now, UpdatedAt: now,
+				Identities: []profile.Identity{{Identifier: id(identity.UserID, "u4"), Profile: p14, FirstSeq: 14}}},
+		},
+		Timelines: map[string][]int64{p1: {8, 6, 5, 4, 3, 2, 1}, p7: {10, 7}, p11: {13, 12, 11}, p14: {14}},
+		LeftOut: []profile.LeftOut{
+			{Seq: 7, Identifier: id(identity.AnonymousID, "t1"), Reason: "limit:user_id"},
+			{Seq: 14, Identifier: id(identity.Email, "bo@example.com"), Reason: "limit:user_id"},
+		},
+	}
+	got := readState(t, db)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("profiles (-want +got):\n%s", diff)
+	}
+
+	for _, tc := range []struct {
+		name  string
+		ident identity.Identifier
+		want  string
+	}{
+		{"second device", id(identity.AnonymousID, "a2"), p1},
+		{"tablet stays with its first user", id(identity.AnonymousID, "t1"), p1},
+		{"email", id(identity.Email, "ada@example.com"), p1},
+	} {
+		got, err := db.ProfileByIdentifier(ctx, tc.ident.Type, tc.ident.Value)
+		must(t, err)
+		if got.ID != tc.want {
+			t.Errorf("%s: profile of %s = %s, want %s", tc.name, tc.ident, got.ID, tc.want)
+		}
+	}
+	_, err = db.Profile(ctx, profile.ProfileID(4))
+	if hearth.KindOf(err) != hearth.NotFound {
+		t.Errorf("the merged profile: error %v, want NotFound", err)
+	}
+	_, err = db.ProfileByIdentifier(ctx, identity.AnonymousID, "undefined")
+	if hearth.KindOf(err) != hearth.NotFound {
+		t.Errorf("a junk identifier: error %v, want NotFound", err)
+	}
+	page, err := db.ProfileEvents(ctx, p1, 5, 2)
+	must(t, err)
+	if len(page) != 2 || page[0].Seq != 4 || page[1].Seq != 3 {
+		t.Errorf("ProfileEvents(before 5, limit 2) = %v, want seqs 4, 3", page)
+	}
+
+	// Replaying the log from the start, into a store without profiles, gives the same profiles, ids included.
+	replay := open(t, clock)
+	appendStory(t, replay, clock)
+	processAll(t, profile.NewProcessor(replay, profile.Options{BatchSize: 1000}))
+	if diff := cmp.Diff(got, readState(t, replay)); diff != "" {
+		t.Errorf("replayed (-first +replay):\n%s", diff)
+	}
+}
+
+func TestRun(t *testing.T) {
+	clock := storetest.NewClock(start.Add(time.Hour))
+	db := storetest.SQLite(t, clock)
+	appendStory(t, db, clock)
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() {
+		done <- profile.NewProcessor(db, profile.Options{BatchSize: 4, Interval: time.Millisecond}).Run(runCtx)
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if time.Now().After(deadline) {
+			t.Fatal("Run did not reach the end of the log")
+		}
+		off, err := db.ConsumerOffset(ctx, profile.Consumer)
+		must(t, err)
+		if off == int64(len(story)) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v", err)
+	}
+	if _, err := db.ProfileByIdentifier(ctx, identity.UserID, "u2"); err != nil {
+		t.Errorf("after Run: %v", err)
+	}
+}

@@ -1,0 +1,138 @@
+package storetest
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/hearth-cdp/hearth"
+	"github.com/hearth-cdp/hearth/internal/collect"
+	"github.com/hearth-cdp/hearth/internal/identity"
+	"github.com/hearth-cdp/hearth/internal/profile"
+	"github.com/hearth-cdp/hearth/internal/store"
+)
+
+func ident(t identity.Type, v string) identity.Identifier {
+	return identity.Identifier{Type: t, Value: v}
+}
+
+// testProfiles writes batches of profile changes as the processor makes them, and reads them back.
+func testProfiles(t *testing.T, db *store.DB, clock *Clock) {
+	w := runWriter(t, db, store.EventWriterOptions{})
+	var evs []collect.Event
+	for i := 1; i <= 6; i++ {
+		evs = append(evs, event(clock, fmt.Sprintf("m%d", i), fmt.Sprintf("u%d", i)))
+		clock.Advance(time.Minute)
+	}
+	_, err := w.Append(ctx, &collect.Batch{SourceID: "src1", ReceivedAt: clock.Now(), Events: evs})
+	must(t, err)
+	logged, err := db.ReadEvents(ctx, 0, 10)
+	must(t, err)
+	ts := func(seq int64) time.Time { return logged[seq-1].Timestamp }
+
+	k, err := db.KnownIdentities(ctx, []identity.Identifier{ident(identity.UserID, "u1")})
+	must(t, err)
+	if len(k.ProfileOf) != 0 || len(k.FirstSeq) != 0 || len(k.Counts) != 0 {
+		t.Errorf("KnownIdentities on an empty graph = %+v", k)
+	}
+
+	// Batch 1: three profiles; the third merges into the second, then the second into the first.
+	p1, p2, p3 := profile.ProfileID(1), profile.ProfileID(2), profile.ProfileID(3)
+	u1, u2, a2, e3, a3 := ident(identity.UserID, "u1"), ident(identity.UserID, "u2"), ident(identity.AnonymousID, "a2"), ident(identity.Email, "c@example.com"), ident(identity.AnonymousID, "a3")
+	must(t, db.ApplyProfiles(ctx, "profiles", 5, profile.Changes{
+		New: []profile.Profile{{ID: p1, FirstSeq: 1, FirstSeen: ts(1), LastSeen: ts(1)}, {ID: p2, FirstSeq: 2, FirstSeen: ts(2), LastSeen: ts(2)},
+			{ID: p3, FirstSeq: 3, FirstSeen: ts(3), LastSeen: ts(3)}},
+		Identities: []profile.Identity{{Identifier: u1, Profile: p1, FirstSeq: 1}, {Identifier: u2, Profile: p2, FirstSeq: 2},
+			{Identifier: a2, Profile: p2, FirstSeq: 2}, {Identifier: e3, Profile: p3, FirstSeq: 3}, {Identifier: a3, Profile: p3, FirstSeq: 3}},
+		Events:   []profile.Attribution{{Seq: 1, Profile: p1}, {Seq: 2, Profile: p2}, {Seq: 3, Profile: p3}, {Seq: 4, Profile: p2}, {Seq: 5, Profile: p1}},
+		Merges:   []profile.Merge{{Seq: 4, Into: p2, From: p3, Via: e3, At: ts(4)}, {Seq: 5, Into: p1, From: p2, Via: u2, At: ts(5)}},
+		LeftOut:  []profile.LeftOut{{Seq: 5, Identifier: ident(identity.AnonymousID, "t1"), Reason: "limit:user_id"}},
+		LastSeen: map[string]time.Time{p1: ts(5)},
+	}))
+	off, err := db.ConsumerOffset(ctx, "profiles")
+	must(t, err)
+	if off != 5 {
+		t.Errorf("offset = %d, want 5", off)
+	}
+	now := clock.Now()
+	want := profile.Profile{ID: p1, FirstSeq: 1, FirstSeen: ts(1), LastSeen: ts(5), CreatedAt: now, UpdatedAt: now,
+		Identities: []profile.Identity{{Identifier: u1, Profile: p1, FirstSeq: 1}, {Identifier: a2, Profile: p1, FirstSeq: 2},
+			{Identifier: u2, Profile: p1, FirstSeq: 2}, {Identifier: a3, Profile: p1, FirstSeq: 3}, {Identifier: e3, Profile: p1, FirstSeq: 3}},
+		Merges: []profile.Merge{{Seq: 4, Into: p2, From: p3, Via: e3, At: ts(4)}, {Seq: 5, Into: p1, From: p2, Via: u2, At: ts(5)}},
+	}
+	got, err := db.ProfileByIdentifier(ctx, identity.Email, "c@example.com")
+	must(t, err)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ProfileByIdentifier after the merges (-want +got):\n%s", diff)
+	}
+	for _, gone := range []string{p2, p3} {
+		_, err := db.Profile(ctx, gone)
+		wantKind(t, err, hearth.NotFound)
+	}
+	_, err = db.ProfileByIdentifier(ctx, identity.Email, "nobody@example.com")
+	wantKind(t, err, hearth.NotFound)
+	timeline, err := db.ProfileEvents(ctx, p1, 0, 10)
+	must(t, err)
+	if len(timeline) != 5 || timeline[0].Seq != 5 || timeline[4].Seq != 1 || timeline[0].MessageID != "m5" {
+		t.Errorf("ProfileEvents = %v, want seqs 5 to 1", timeline)
+	}
+	left, err := db.LeftOut(ctx, 0, 10)
+	must(t, err)
+	if diff := cmp.Diff([]profile.LeftOut{{Seq: 5, Identifier: ident(identity.AnonymousID, "t1"), Reason: "limit:user_id"}}, left); diff != "" {
+		t.Errorf("LeftOut (-want +got):\n%s", diff)
+	}
+
+	k, err = db.KnownIdentities(ctx, []identity.Identifier{u2, e3, ident(identity.Email, "new@example.com")})
+	must(t, err)
+	wantKnown := profile.Known{
+		ProfileOf: map[identity.Identifier]string{u2: p1, e3: p1},
+		FirstSeq:  map[string]int64{p1: 1},
+		Counts:    map[string]map[identity.Type]int{p1: {identity.UserID: 2, identity.AnonymousID: 2, identity.Email: 1}},
+	}
+	if diff := cmp.Diff(wantKnown, k); diff != "" {
+		t.Errorf("KnownIdentities (-want +got):\n%s", diff)
+	}
+
+	// A batch that fails writes nothing, its offset included: it is replayed whole.
+	clock.Advance(time.Minute)
+	err = db.ApplyProfiles(ctx, "profiles", 6, profile.Changes{
+		New:        []profile.Profile{{ID: profile.ProfileID(6), FirstSeq: 6, FirstSeen: ts(6), LastSeen: ts(6)}},
+		Identities: []profile.Identity{{Identifier: u1, Profile: profile.ProfileID(6), FirstSeq: 6}}, // u1 is held already
+	})
+	if err == nil {
+		t.Fatal("ApplyProfiles with an identifier held already succeeded")
+	}
+	off, err = db.ConsumerOffset(ctx, "profiles")
+	must(t, err)
+	if off != 5 {
+		t.Errorf("offset after a failed batch = %d, want 5", off)
+	}
+	_, err = db.Profile(ctx, profile.ProfileID(6))
+	wantKind(t, err, hearth.NotFound)
+
+	// Lookups of more identifiers and profiles than one query names.
+	var many profile.Changes
+	var ids []identity.Identifier
+	for i := 0; i < 1100; i++ {
+		id, p := ident(identity.DeviceID, fmt.Sprintf("d%d", i)), fmt.Sprintf("q%04d", i)
+		many.New = append(many.New, profile.Profile{ID: p, FirstSeq: int64(100 + i), FirstSeen: ts(1), LastSeen: ts(1)})
+		many.Identities = append(many.Identities, profile.Identity{Identifier: id, Profile: p, FirstSeq: int64(100 + i)})
+		ids = append(ids, id)
+	}
+	must(t, db.ApplyProfiles(ctx, "profiles", 5, many))
+	k, err = db.KnownIdentities(ctx, append(ids, u1))
+	must(t, err)
+	if len(k.ProfileOf) != 1101 || len(k.FirstSeq) != 1101 || len(k.Counts) != 1101 || k.ProfileOf[ids[1099]] != "q1099" ||
+		k.FirstSeq["q1099"] != 1199 || k.Counts["q1099"][identity.DeviceID] != 1 || k.ProfileOf[u1] != p1 {
+		t.Errorf("KnownIdentities of 1,101 identifiers: %d, %d, %d found", len(k.ProfileOf), len(k.FirstSeq), len(k.Counts))
+	}
+
+	// Last seen only moves forward.
+	must(t, db.ApplyProfiles(ctx, "profiles", 6, profile.Changes{Events: []profile.Attribution{{Seq: 6, Profile: p1}}, LastSeen: map[string]time.Time{p1: ts(2)}}))
+	got, err = db.Profile(ctx, p1)
+	must(t, err)
+	if !got.LastSeen.Equal(ts(5)) || !got.UpdatedAt.Equal(clock.Now()) {
+		t.Errorf("last seen, updated = %v, %v; want %v, %v", got.LastSeen, got.UpdatedAt, ts(5), clock.Now())
+	}
+}
