@@ -20,6 +20,7 @@ import (
 	"github.com/hearth-cdp/hearth/internal/collect"
 	"github.com/hearth-cdp/hearth/internal/console"
 	"github.com/hearth-cdp/hearth/internal/httpapi"
+	"github.com/hearth-cdp/hearth/internal/profile"
 	"github.com/hearth-cdp/hearth/internal/store"
 	"github.com/hearth-cdp/hearth/internal/touchpoint"
 	"github.com/prometheus/client_golang/prometheus"
@@ -194,6 +195,14 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 	a.work(workerCtx, time.Second, "code_batches", func(ctx context.Context) error {
 		_, err := a.touch.RunCodeBatches(ctx)
 		return err
+	})
+	profiles := profile.NewProcessor(a.db, profile.Options{Logger: a.logger.With("component", "profiles")})
+	a.work(workerCtx, time.Second, "profiles", func(ctx context.Context) error {
+		for { // to the end of the log, a batch at a time
+			if n, err := profiles.Process(ctx); err != nil || n == 0 {
+				return err
+			}
+		}
 	})
 	a.logger.Info("serving", "addr", ln.Addr().String(), "engine", a.db.Engine(), "console", a.baseURL()+"/console/")
 	return nil

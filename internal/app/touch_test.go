@@ -13,6 +13,7 @@ import (
 
 	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/collect"
+	"github.com/hearth-cdp/hearth/internal/profile"
 )
 
 // call sends an admin API request with an API key and decodes the answer into out (when not nil).
@@ -211,6 +212,22 @@ func TestTouchRedirect(t *testing.T) {
 			s.call(t, key, "POST", "/api/v1/touchpoints/"+tp.ID+"/revocations", map[string]any{"kind": "touchpoint", "reason": "poster taken down"}, nil)
 			if resp, _ := s.visit(t, "GET", link, nil); resp.Header.Get("Location") != "https://shop.example/spring-is-over" {
 				t.Errorf("revoked: %s to %s", resp.Status, resp.Header.Get("Location"))
+			}
+
+			// The profile processor reads the log to its end: touches are attributed to people.
+			for deadline := time.Now().Add(10 * time.Second); ; {
+				head, _ := s.app.db.LogHead(context.Background())
+				pos, _ := s.app.db.ConsumerOffset(context.Background(), profile.Consumer)
+				if pos == head {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the profile processor stopped at %d of %d", pos, head)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if _, err := s.app.db.ProfileByIdentifier(context.Background(), "anonymous_id", anon); err != nil {
+				t.Errorf("the visitor's profile: %v", err)
 			}
 
 			// The operator sees every outcome counted.
