@@ -25,6 +25,8 @@ Usage:
   hearth config        [serve's flags]                            print the effective configuration
   hearth bench ingest  --url URL (--write-key KEY | --api-key KEY) [--batch N] [--concurrency N] [--rate N] [--duration D]
                                                                   measure a running server's ingestion
+  hearth demo          [--data DIR] [--db URL] [--people N] [--days D] [--seed S] [--truth FILE] [--force]
+                                                                  fill a store with a retail brand's world and its ground truth
   hearth version                                                  print the version
 
 Every flag can also be set in the environment: HEARTH_ADDR, HEARTH_DATA, HEARTH_DB, HEARTH_PUBLIC_URL,
@@ -51,6 +53,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		err = runConfig(rest, getenv, stdout, stderr)
 	case "bench":
 		err = runBench(ctx, rest, stdout, stderr)
+	case "demo":
+		err = runDemo(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "hearth %s (%s, %s/%s)\n", hearth.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	case "help", "-h", "--help":

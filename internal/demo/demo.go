@@ -1,0 +1,302 @@
+// Package demo builds a retail brand's world with known ground truth: its sources, campaigns and
+// touchpoints, made through the real services, and months of people's events, appended to the event log as
+// the collector would. Each person's true identifiers are written out, so that identity resolution can be
+// checked against them: no false merge, no missed deterministic merge.
+//
+// Speed, measured with hearth demo on SQLite (one laptop-class machine, writes through the event writer's
+// group commit): 10,000 people are about 121,000 events in 3.2 s (38,000 events/s); 100,000 people are 1.2
+// million events in 33 s (37,000 events/s, a 1.2 GB database). The rate holds, so a million people (12
+// million events) take about 6 minutes and 12 GB. Generation alone is not the limit: the log's writes are.
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/hearth-cdp/hearth/internal/collect"
+	"github.com/hearth-cdp/hearth/internal/touchpoint"
+)
+
+// SourceMaker makes and lists sources (collect.Sources).
+type SourceMaker interface {
+	Create(ctx context.Context, name string, kind collect.SourceKind) (collect.Source, error)
+	List(ctx context.Context) ([]collect.Source, error)
+	EnsureTouchSource(ctx context.Context) (collect.Source, error)
+}
+
+// TouchpointMaker makes campaigns and touchpoints and signs their tokens (touchpoint.Service).
+type TouchpointMaker interface {
+	CreateCampaign(ctx context.Context, c touchpoint.Campaign) (touchpoint.Campaign, error)
+	CreateTouchpoint(ctx context.Context, t touchpoint.Touchpoint) (touchpoint.Touchpoint, error)
+	Token(t touchpoint.Touchpoint, serial int64, expires time.Time) (string, error)
+}
+
+// Services are what the demo writes through.
+type Services struct {
+	Sources     SourceMaker
+	Touchpoints TouchpointMaker
+	Resolver    collect.TouchResolver // resolves the touchpoints' tokens as the touch link does
+	Log         collect.Log
+}
+
+// Options size the world.
+type Options struct {
+	People int       // default 2,000
+	Days   int       // how far back the stories start; default 90
+	Seed   uint64    // the same seed gives the same world
+	Now    time.Time // the stories end before it
+	// Progress, if set, is told after each appended batch.
+	Progress func(Summary)
+	// BatchEvents is how many events are appended at once; default 5,000.
+	BatchEvents int
+}
+
+func (o *Options) defaults() {
+	if o.People <= 0 {
+		o.People = 2000
+	}
+	if o.Days <= 0 {
+		o.Days = 90
+	}
+	if o.Now.IsZero() {
+		o.Now = time.Now()
+	}
+	o.Now = o.Now.UTC()
+	if o.BatchEvents <= 0 {
+		o.BatchEvents = 5000
+	}
+}
+
+// Summary counts what was written.
+type Summary struct {
+	People      int
+	Identified  int // people who registered or signed in
+	Events      int
+	Touches     int
+	Orders      int
+	Revenue     int64 // CNY
+	Sources     int
+	Campaigns   int
+	Touchpoints int
+	Elapsed     time.Duration
+}
+
+// Run builds the world through svc and appends its events; each person's truth goes to truth as JSON.
+func Run(ctx context.Context, svc Services, opts Options, truth io.Writer) (Summary, error) {
+	opts.defaults()
+	start := time.Now()
+	env, setup, err := Setup(ctx, svc, opts.Now)
+	if err != nil {
+		return setup, err
+	}
+	sum, err := runWith(ctx, env, svc.Log, opts, truth)
+	sum.Sources, sum.Campaigns, sum.Touchpoints = setup.Sources, setup.Campaigns, setup.Touchpoints
+	sum.Elapsed = time.Since(start)
+	return sum, err
+}
+
+// runWith generates the people of an environment and appends their events to log.
+func runWith(ctx context.Context, env *Env, log collect.Log, opts Options, truth io.Writer) (Summary, error) {
+	opts.defaults()
+	start := time.Now()
+	var sum Summary
+	tw := newTruthWriter(truth, opts)
+	w := newBatcher(ctx, log, opts.BatchEvents)
+	g := NewGenerator(opts, env)
+	for g.Next() {
+		p, evs, err := g.Person()
+		if err != nil {
+			w.close()
+			return sum, err
+		}
+		if err := tw.person(p); err != nil {
+			w.close()
+			return sum, err
+		}
+		sum.People++
+		if p.Identified {
+			sum.Identified++
+		}
+		sum.Touches += p.touches
+		sum.Orders += p.orders
+		sum.Revenue += p.revenue
+		for _, ev := range evs {
+			flushed, err := w.add(ev)
+			if err != nil {
+				w.close()
+				return sum, err
+			}
+			sum.Events++
+			if flushed && opts.Progress != nil {
+				sum.Elapsed = time.Since(start)
+				opts.Progress(sum)
+			}
+		}
+	}
+	if err := w.close(); err != nil {
+		return sum, err
+	}
+	if err := tw.close(); err != nil {
+		return sum, err
+	}
+	sum.Elapsed = time.Since(start)
+	return sum, nil
+}
+
+// batcher gathers events per source and appends them in the background, so generation and writing overlap.
+type batcher struct {
+	max     int
+	pending map[string][]collect.Event
+	order   []string
+	n       int
+	queue   chan []*collect.Batch
+	failed  chan struct{} // closed when an append fails; err says why
+	done    chan struct{} // closed when the writer has stopped
+	err     error
+}
+
+func newBatcher(ctx context.Context, log collect.Log, max int) *batcher {
+	b := &batcher{max: max, pending: map[string][]collect.Event{}, queue: make(chan []*collect.Batch, 2),
+		failed: make(chan struct{}), done: make(chan struct{})}
+	queue := b.queue
+	go func() {
+		defer close(b.done)
+		for bs := range queue {
+			for _, batch := range bs {
+				if _, err := log.Append(ctx, batch); err != nil {
+					b.err = fmt.Errorf("demo: append: %w", err)
+					close(b.failed)
+					for range queue { // let the producer finish
+					}
+					return
+				}
+			}
+		}
+	}()
+	return b
+}
+
+func (b *batcher) add(ev collect.Event) (bool, error) {
+	if _, ok := b.pending[ev.SourceID]; !ok {
+		b.order = append(b.order, ev.SourceID)
+	}
+	b.pending[ev.SourceID] = append(b.pending[ev.SourceID], ev)
+	b.n++
+	if b.n < b.max {
+		return false, nil
+	}
+	return true, b.flush()
+}
+
+func (b *batcher) flush() error {
+	var bs []*collect.Batch
+	for _, id := range b.order {
+		if evs := b.pending[id]; len(evs) > 0 {
+			bs = append(bs, &collect.Batch{SourceID: id, ReceivedAt: evs[len(evs)-1].ReceivedAt, Events: evs})
+		}
+		b.pending[id] = nil
+	}
+	b.n = 0
+	select {
+	case b.queue <- bs:
+		return nil
+	case <-b.failed:
+		return b.err
+	}
+}
+
+// close appends what is left, waits for the writes and says whether they all succeeded.
+func (b *batcher) close() error {
+	if b.queue != nil {
+		if b.n > 0 {
+			b.flush()
+		}
+		close(b.queue)
+		b.queue = nil
+	}
+	<-b.done
+	return b.err
+}
+
+// Truth is the ground truth of one person: the identifiers that are theirs, normalised as identity
+// resolution normalises them (phones in E.164, emails lower-cased).
+type Truth struct {
+	ID            string   `json:"id"`
+	Name          string   `json:"name"`
+	UserID        string   `json:"user_id,omitempty"`
+	AnonymousIDs  []string `json:"anonymous_ids"`
+	Emails        []string `json:"emails,omitempty"`
+	Phones        []string `json:"phones,omitempty"`
+	WeChatOpenID  string   `json:"wechat_openid,omitempty"`
+	WeChatUnionID string   `json:"wechat_unionid,omitempty"`
+	DeviceIDs     []string `json:"device_ids,omitempty"` // the app's context.device.id
+	// Profiles are the groups of the person's identifiers ("type:value") that their events link: correct
+	// resolution makes each group one profile (or part of one of this person's), and never puts two people's
+	// identifiers in one profile. A shared device's id is in no group.
+	Profiles [][]string `json:"profiles"`
+	// Shared are anonymous ids of a device another person used too (a family tablet): resolution keeps
+	// such an id with one of them only.
+	Shared []string `json:"shared,omitempty"`
+	// Junk are values the person's events carried that are no identifiers ("null", "test@test.com").
+	Junk       []string `json:"junk,omitempty"`
+	Identified bool     `json:"identified"`
+	Events     int      `json:"events"`
+
+	touches, orders int
+	revenue         int64
+}
+
+// TruthFile is the shape of the truth file.
+type TruthFile struct {
+	Seed   uint64    `json:"seed"`
+	Days   int       `json:"days"`
+	Now    time.Time `json:"now"`
+	People []Truth   `json:"people"`
+}
+
+// truthWriter streams a TruthFile, one person a line, so that a million people need no memory.
+type truthWriter struct {
+	w     io.Writer
+	n     int
+	err   error
+	first bool
+}
+
+func newTruthWriter(w io.Writer, o Options) *truthWriter {
+	if w == nil {
+		w = io.Discard
+	}
+	t := &truthWriter{w: w, first: true}
+	now, _ := json.Marshal(o.Now)
+	_, t.err = fmt.Fprintf(w, "{\"seed\":%d,\"days\":%d,\"now\":%s,\"people\":[\n", o.Seed, o.Days, now)
+	return t
+}
+
+func (t *truthWriter) person(p Truth) error {
+	if t.err != nil {
+		return t.err
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	if !t.first {
+		_, t.err = t.w.Write([]byte(",\n"))
+	}
+	t.first = false
+	if t.err == nil {
+		_, t.err = t.w.Write(b)
+	}
+	return t.err
+}
+
+func (t *truthWriter) close() error {
+	if t.err != nil {
+		return t.err
+	}
+	_, t.err = t.w.Write([]byte("\n]}\n"))
+	return t.err
+}
