@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/collect"
 	"github.com/hearth-cdp/hearth/internal/identity"
 )
@@ -60,6 +61,9 @@ type Attribution struct {
 // New, Identities and Events inserted with the profile they had when made, then Merges in order (each
 // re-points the identities and events of the absorbed profile and deletes it), then LeftOut, then LastSeen.
 type Changes struct {
+	// From is the consumer offset the batch was read after: the store refuses the batch (a Conflict) if
+	// another processor, on another node, moved the offset meanwhile.
+	From       int64
 	New        []Profile // ID, FirstSeq, FirstSeen and LastSeen
 	Identities []Identity
 	Events     []Attribution
@@ -195,7 +199,11 @@ func (p *Processor) Process(ctx context.Context) (int, error) {
 		}
 	}
 	upto := events[len(events)-1].Seq
+	c.From = after
 	if err := p.store.ApplyProfiles(ctx, Consumer, upto, c); err != nil {
+		if hearth.KindOf(err) == hearth.Conflict { // another node stored this batch first: read on from there
+			return 0, nil
+		}
 		return 0, fmt.Errorf("profile: store events %d to %d: %w", events[0].Seq, upto, err)
 	}
 	return len(events), nil

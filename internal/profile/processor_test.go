@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/collect"
 	"github.com/hearth-cdp/hearth/internal/identity"
@@ -67,9 +70,10 @@ func appendStory(t *testing.T, db *store.DB, clock *storetest.Clock) {
 	}()
 	defer func() { cancel(); <-done }()
 	for i, s := range story {
-		s.payload["type"] = s.typ
-		s.payload["messageId"] = fmt.Sprintf("m%d", i+1)
-		payload, err := json.Marshal(s.payload)
+		fields := maps.Clone(s.payload) // the story is shared by tests that run at once
+		fields["type"] = s.typ
+		fields["messageId"] = fmt.Sprintf("m%d", i+1)
+		payload, err := json.Marshal(fields)
 		must(t, err)
 		user, _ := s.payload["userId"].(string)
 		anon, _ := s.payload["anonymousId"].(string)
@@ -261,5 +265,42 @@ func TestRun(t *testing.T) {
 	}
 	if _, err := db.ProfileByIdentifier(ctx, identity.UserID, "u2"); err != nil {
 		t.Errorf("after Run: %v", err)
+	}
+}
+
+// Two processors on one store, as two nodes on one PostgreSQL run them, store the same profiles as one: a
+// batch resolved against an offset that the other moved meanwhile is refused, and read again.
+func TestProcessorsRace(t *testing.T) {
+	for _, engine := range storetest.Engines() {
+		t.Run(engine.Name, func(t *testing.T) {
+			t.Parallel()
+			clock := storetest.NewClock(start.Add(time.Hour))
+			alone := engine.Open(t, clock)
+			appendStory(t, alone, clock)
+			processAll(t, profile.NewProcessor(alone, profile.Options{BatchSize: 2}))
+
+			shared := engine.Open(t, clock)
+			appendStory(t, shared, clock)
+			var wg sync.WaitGroup
+			for range 2 {
+				p := profile.NewProcessor(shared, profile.Options{BatchSize: 2})
+				wg.Go(func() {
+					for {
+						off, err := shared.ConsumerOffset(ctx, profile.Consumer)
+						if err != nil || off == int64(len(story)) {
+							return
+						}
+						if _, err := p.Process(ctx); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			if diff := cmp.Diff(readState(t, alone), readState(t, shared), cmpopts.IgnoreFields(profile.Profile{}, "CreatedAt", "UpdatedAt")); diff != "" {
+				t.Errorf("two processors stored other profiles than one (-one +two):\n%s", diff)
+			}
+		})
 	}
 }

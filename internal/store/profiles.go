@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/collect"
 	"github.com/hearth-cdp/hearth/internal/identity"
 	"github.com/hearth-cdp/hearth/internal/profile"
@@ -120,6 +121,18 @@ func (db *DB) ApplyProfiles(ctx context.Context, consumer string, upto int64, c 
 		exec := func(q string, args ...any) error {
 			_, err := tx.ExecContext(ctx, q, args...)
 			return db.wrap(op, err)
+		}
+		// The batch was resolved against the graph as of c.From: it stands only if no other processor moved
+		// the offset since. The row is locked until the commit, so two nodes cannot both pass this check.
+		if err := exec(`INSERT INTO consumer_offsets (name, position, updated_at) VALUES ($1, 0, $2) ON CONFLICT (name) DO NOTHING`, consumer, now); err != nil {
+			return err
+		}
+		var pos int64
+		if err := tx.QueryRowContext(ctx, `SELECT position FROM consumer_offsets WHERE name = $1`+db.dialect.forUpdate, consumer).Scan(&pos); err != nil {
+			return db.wrap(op, err)
+		}
+		if pos != c.From {
+			return hearth.Errorf(hearth.Conflict, op, "The profile processor's offset moved from %d to %d: another processor stored this batch.", c.From, pos)
 		}
 		for _, p := range c.New {
 			if err := exec(`INSERT INTO profiles (id, first_seq, first_seen, last_seen, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)`,

@@ -97,6 +97,7 @@ func testProfiles(t *testing.T, db *store.DB, clock *Clock) {
 	// A batch that fails writes nothing, its offset included: it is replayed whole.
 	clock.Advance(time.Minute)
 	err = db.ApplyProfiles(ctx, "profiles", 6, profile.Changes{
+		From:       5,
 		New:        []profile.Profile{{ID: profile.ProfileID(6), FirstSeq: 6, FirstSeen: ts(6), LastSeen: ts(6)}},
 		Identities: []profile.Identity{{Identifier: u1, Profile: profile.ProfileID(6), FirstSeq: 6}}, // u1 is held already
 	})
@@ -112,7 +113,14 @@ func testProfiles(t *testing.T, db *store.DB, clock *Clock) {
 	wantKind(t, err, hearth.NotFound)
 
 	// Lookups of more identifiers and profiles than one query names.
-	var many profile.Changes
+	// A batch resolved against an older offset (another node stored it first) is refused, and writes nothing.
+	err = db.ApplyProfiles(ctx, "profiles", 6, profile.Changes{From: 2, Events: []profile.Attribution{{Seq: 6, Profile: p1}}})
+	wantKind(t, err, hearth.Conflict)
+	if off, _ := db.ConsumerOffset(ctx, "profiles"); off != 5 {
+		t.Errorf("offset after a stale batch = %d, want 5", off)
+	}
+
+	many := profile.Changes{From: 5}
 	var ids []identity.Identifier
 	for i := 0; i < 1100; i++ {
 		id, p := ident(identity.DeviceID, fmt.Sprintf("d%d", i)), fmt.Sprintf("q%04d", i)
@@ -129,7 +137,7 @@ func testProfiles(t *testing.T, db *store.DB, clock *Clock) {
 	}
 
 	// Last seen only moves forward.
-	must(t, db.ApplyProfiles(ctx, "profiles", 6, profile.Changes{Events: []profile.Attribution{{Seq: 6, Profile: p1}}, LastSeen: map[string]time.Time{p1: ts(2)}}))
+	must(t, db.ApplyProfiles(ctx, "profiles", 6, profile.Changes{From: 5, Events: []profile.Attribution{{Seq: 6, Profile: p1}}, LastSeen: map[string]time.Time{p1: ts(2)}}))
 	got, err = db.Profile(ctx, p1)
 	must(t, err)
 	if !got.LastSeen.Equal(ts(5)) || !got.UpdatedAt.Equal(clock.Now()) {
