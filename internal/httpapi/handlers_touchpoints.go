@@ -66,27 +66,12 @@ func (s *Server) listCampaigns(w http.ResponseWriter, r *http.Request, _ auth.Pr
 		s.fail(w, r, err)
 		return
 	}
-	tps, err := s.Touchpoints.Touchpoints(r.Context(), touchpoint.TouchpointFilter{})
+	totals, err := s.Touchpoints.CampaignTotals(r.Context(), "")
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	stats, err := s.Touchpoints.TouchStats(r.Context())
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	sums := map[string]campaignTotals{}
-	for _, tp := range tps {
-		if tp.CampaignID == "" {
-			continue
-		}
-		t := sums[tp.CampaignID]
-		t.Touchpoints++
-		t.Touches += stats[tp.ID].Touches
-		sums[tp.CampaignID] = t
-	}
-	writeJSON(w, http.StatusOK, listOf(campaigns, func(c touchpoint.Campaign) campaignJSON { return toCampaign(c, sums[c.ID]) }))
+	writeJSON(w, http.StatusOK, listOf(campaigns, func(c touchpoint.Campaign) campaignJSON { return toCampaign(c, totals[c.ID]) }))
 }
 
 func (s *Server) createCampaign(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
@@ -102,7 +87,7 @@ func (s *Server) createCampaign(w http.ResponseWriter, r *http.Request, _ auth.P
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, toCampaign(c, campaignTotals{}))
+	writeJSON(w, http.StatusCreated, toCampaign(c, touchpoint.CampaignTotals{}))
 }
 
 func (s *Server) getCampaign(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
@@ -143,21 +128,12 @@ func (s *Server) answerCampaign(w http.ResponseWriter, r *http.Request, c touchp
 		s.fail(w, r, err)
 		return
 	}
-	tps, err := s.Touchpoints.Touchpoints(r.Context(), touchpoint.TouchpointFilter{CampaignID: c.ID})
+	totals, err := s.Touchpoints.CampaignTotals(r.Context(), c.ID)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	stats, err := s.Touchpoints.TouchStats(r.Context())
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	totals := campaignTotals{Touchpoints: len(tps)}
-	for _, tp := range tps {
-		totals.Touches += stats[tp.ID].Touches
-	}
-	writeJSON(w, http.StatusOK, toCampaign(c, totals))
+	writeJSON(w, http.StatusOK, toCampaign(c, totals[c.ID]))
 }
 
 // Touchpoints.

@@ -110,28 +110,29 @@ func listOf[S, T any](items []S, conv func(S) T) list[T] {
 	return out
 }
 
-type campaignTotals struct {
+type campaignTotalsJSON struct {
 	Touchpoints int   `json:"touchpoints"`
 	Touches     int64 `json:"touches"`
 }
 
 type campaignJSON struct {
-	ID          string            `json:"id"`
-	Name        string            `json:"name"`
-	Goal        string            `json:"goal"`
-	StartsAt    *time.Time        `json:"starts_at"`
-	EndsAt      *time.Time        `json:"ends_at"`
-	Status      touchpoint.Status `json:"status"`
-	FallbackURL string            `json:"fallback_url"`
-	UTMSource   string            `json:"utm_source"`
-	UTMMedium   string            `json:"utm_medium"`
-	UTMCampaign string            `json:"utm_campaign"`
-	CreatedAt   time.Time         `json:"created_at"`
-	UpdatedAt   time.Time         `json:"updated_at"`
-	Totals      campaignTotals    `json:"totals"`
+	ID          string             `json:"id"`
+	Name        string             `json:"name"`
+	Goal        string             `json:"goal"`
+	StartsAt    *time.Time         `json:"starts_at"`
+	EndsAt      *time.Time         `json:"ends_at"`
+	Status      touchpoint.Status  `json:"status"`
+	FallbackURL string             `json:"fallback_url"`
+	UTMSource   string             `json:"utm_source"`
+	UTMMedium   string             `json:"utm_medium"`
+	UTMCampaign string             `json:"utm_campaign"`
+	CreatedAt   time.Time          `json:"created_at"`
+	UpdatedAt   time.Time          `json:"updated_at"`
+	Totals      campaignTotalsJSON `json:"totals"`
 }
 
-func toCampaign(c touchpoint.Campaign, totals campaignTotals) campaignJSON {
+func toCampaign(c touchpoint.Campaign, t touchpoint.CampaignTotals) campaignJSON {
+	totals := campaignTotalsJSON{Touchpoints: t.Touchpoints, Touches: t.Touches}
 	return campaignJSON{ID: c.ID, Name: c.Name, Goal: c.Goal, StartsAt: c.StartsAt, EndsAt: c.EndsAt, Status: c.Status, FallbackURL: c.FallbackURL,
 		UTMSource: c.UTMSource, UTMMedium: c.UTMMedium, UTMCampaign: c.UTMCampaign, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, Totals: totals}
 }

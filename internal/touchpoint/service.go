@@ -239,6 +239,36 @@ func (s *Service) TouchStats(ctx context.Context) (map[string]TouchStats, error)
 	return m, err
 }
 
+// CampaignTotals are a campaign's touchpoints and their touches by people.
+type CampaignTotals struct {
+	Touchpoints int
+	Touches     int64
+}
+
+// CampaignTotals sums the touchpoints and touches of campaigns, by campaign id: of one campaign, or of all
+// when campaignID is "".
+func (s *Service) CampaignTotals(ctx context.Context, campaignID string) (map[string]CampaignTotals, error) {
+	tps, err := s.store.ListTouchpoints(ctx, TouchpointFilter{CampaignID: campaignID})
+	if err != nil {
+		return nil, err
+	}
+	stats, err := s.TouchStats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sums := map[string]CampaignTotals{}
+	for _, tp := range tps {
+		if tp.CampaignID == "" {
+			continue
+		}
+		t := sums[tp.CampaignID]
+		t.Touchpoints++
+		t.Touches += stats[tp.ID].Touches
+		sums[tp.CampaignID] = t
+	}
+	return sums, nil
+}
+
 // UpdateTouchpoint saves a changed touchpoint (its name, destination, labels, campaign or status). A revoked
 // touchpoint stays revoked.
 func (s *Service) UpdateTouchpoint(ctx context.Context, t Touchpoint) (Touchpoint, error) {
