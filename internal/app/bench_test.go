@@ -8,7 +8,7 @@ import (
 	"github.com/hearth-cdp/hearth"
 )
 
-var serverFailure = regexp.MustCompile(`failures: .*(network|request|bad-response|[0-9]{3}×)`)
+var serverFailure = regexp.MustCompile(`failures: .*(network|request|bad-response|unanswered|[0-9]{3}×)`)
 
 // hearth bench drives a running server and reports what it measured; here briefly, checking that the load
 // arrives and is counted, not how fast (tests never time anything).

@@ -118,6 +118,9 @@ func newClient(concurrency int) *http.Client {
 	}
 }
 
+// drainTimeout is how long requests still in flight at the end of a run are waited for.
+const drainTimeout = 30 * time.Second
+
 // load is what driving a server measured.
 type load struct {
 	Elapsed       time.Duration
@@ -130,10 +133,15 @@ type load struct {
 
 // drive calls do from concurrency workers for a while: as fast as answered, or at rate requests a second
 // when rate > 0. do returns how many items the server accepted, or what failed.
+// The end of the run stops new requests; those in flight are waited for, up to drainTimeout, and counted:
+// cutting them off would drop the slowest requests from the latencies, and a run shorter than one slow
+// answer (an fsync stalled behind a busy disk) would measure nothing at all.
 func drive(ctx context.Context, concurrency int, duration time.Duration, rate float64, unit string, progress io.Writer, do func(context.Context) (int, string)) load {
 	l := load{Failed: map[string]int64{}}
-	runCtx, cancel := context.WithTimeout(ctx, duration)
+	runCtx, cancel := context.WithTimeout(ctx, duration) // while requests are issued
 	defer cancel()
+	reqCtx, cancelReq := context.WithTimeout(ctx, duration+drainTimeout) // while they are answered
+	defer cancelReq()
 	var (
 		mu        sync.Mutex
 		latencies []time.Duration
@@ -165,9 +173,10 @@ func drive(ctx context.Context, concurrency int, duration time.Duration, rate fl
 					return
 				}
 				t0 := time.Now()
-				n, failure := do(runCtx)
-				if runCtx.Err() != nil && failure != "" {
-					return // cut off by the end of the run: not the server's failure
+				n, failure := do(reqCtx)
+				if reqCtx.Err() != nil && failure != "" {
+					fail("unanswered-at-end") // still in flight drainTimeout after the run
+					return
 				}
 				local = append(local, time.Since(t0))
 				requests.Add(1)

@@ -1,0 +1,98 @@
+package profile_test
+
+import (
+	"context"
+	"flag"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/hearth-cdp/hearth"
+	"github.com/hearth-cdp/hearth/internal/collect"
+	"github.com/hearth-cdp/hearth/internal/demo"
+	"github.com/hearth-cdp/hearth/internal/profile"
+	"github.com/hearth-cdp/hearth/internal/store"
+	"github.com/hearth-cdp/hearth/internal/store/storetest"
+)
+
+var benchPeople = flag.Int("people", 5000, "people in the demo world of BenchmarkProcessor")
+
+// BenchmarkProcessor measures the profile processor over the demo world on SQLite: a fresh store is filled
+// with the events of -people people (untimed), then the processor reads the log to its end (timed).
+// Reported: events/s, and the median and worst time a batch held the write transaction, which the event
+// writer waits for.
+func BenchmarkProcessor(b *testing.B) {
+	ctx := context.Background()
+	var events int
+	var applies []time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		db := storetest.SQLite(b, hearth.SystemClock{})
+		events = appendDemo(b, db, *benchPeople)
+		timed := &timedStore{DB: db}
+		p := profile.NewProcessor(timed, profile.Options{})
+		b.StartTimer()
+		for {
+			n, err := p.Process(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if n == 0 {
+				break
+			}
+		}
+		applies = append(applies, timed.applies...)
+	}
+	b.ReportMetric(float64(events*b.N)/b.Elapsed().Seconds(), "events/s")
+	slices.Sort(applies)
+	b.ReportMetric(float64(applies[len(applies)/2].Microseconds())/1000, "apply-p50-ms")
+	b.ReportMetric(float64(applies[len(applies)-1].Microseconds())/1000, "apply-max-ms")
+}
+
+// timedStore times each ApplyProfiles.
+type timedStore struct {
+	*store.DB
+	applies []time.Duration
+}
+
+func (s *timedStore) ApplyProfiles(ctx context.Context, consumer string, upto int64, c profile.Changes) error {
+	t0 := time.Now()
+	err := s.DB.ApplyProfiles(ctx, consumer, upto, c)
+	s.applies = append(s.applies, time.Since(t0))
+	return err
+}
+
+// appendDemo appends the events of the demo world's first people to db's log and returns how many.
+func appendDemo(tb testing.TB, db *store.DB, people int) int {
+	tb.Helper()
+	w := store.NewEventWriter(db, store.EventWriterOptions{})
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+	g := demo.NewGenerator(demo.Options{People: people, Seed: 1, Now: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}, demo.FakeEnv())
+	var batch []collect.Event
+	n := 0
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		if _, err := w.Append(runCtx, &collect.Batch{SourceID: "web", ReceivedAt: time.Now(), Events: batch}); err != nil {
+			tb.Fatal(err)
+		}
+		batch = nil
+	}
+	for g.Next() {
+		_, evs, err := g.Person()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		batch = append(batch, evs...)
+		n += len(evs)
+		if len(batch) >= 5000 {
+			flush()
+		}
+	}
+	flush()
+	return n
+}
