@@ -16,47 +16,6 @@ import (
 // Consumer is the name of the processor's offset in the event log.
 const Consumer = "profiles"
 
-// Profile is a person as identity resolution found them.
-type Profile struct {
-	ID         string
-	FirstSeq   int64 // the event that made the profile
-	FirstSeen  time.Time
-	LastSeen   time.Time
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
-	Identities []Identity // by first seq, as the store reads a profile whole
-	Merges     []Merge    // its merge history, by seq, as the store reads a profile whole
-}
-
-// Identity is an identifier a profile holds.
-type Identity struct {
-	Identifier identity.Identifier
-	Profile    string
-	FirstSeq   int64 // the event that brought it in
-}
-
-// Merge records a profile merged into another by an event.
-type Merge struct {
-	Seq  int64 // the event that linked them
-	Into string
-	From string // the profile absorbed; it no longer exists
-	Via  identity.Identifier
-	At   time.Time // the event's time
-}
-
-// LeftOut records an identifier an event carried that resolution kept out of the graph.
-type LeftOut struct {
-	Seq        int64
-	Identifier identity.Identifier
-	Reason     string // "limit:<type>" or "separated"
-}
-
-// Attribution puts an event on a profile's timeline.
-type Attribution struct {
-	Seq     int64
-	Profile string
-}
-
 // Changes is what one batch of the log does to the stored profiles. The store applies them in this order:
 // New, Identities and Events inserted with the profile they had when made, then Merges in order (each
 // re-points the identities and events of the absorbed profile and deletes it), then LeftOut, then LastSeen.

@@ -1,0 +1,100 @@
+package profile
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/hearth-cdp/hearth/internal/identity"
+)
+
+// Profile is a person as the processor found them in the event log: the identifiers resolution gave them,
+// the traits mapping gave them, their lifecycle stage and the touchpoints they touched.
+type Profile struct {
+	ID        string
+	FirstSeq  int64 // the event that made the profile
+	FirstSeen time.Time
+	LastSeen  time.Time
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	Stage     Stage
+	// The rest is read with the profile whole.
+	Identities []Identity    // by first seq
+	Merges     []Merge       // its merge history, by seq
+	Traits     []Trait       // by name
+	Touches    []Touch       // per touchpoint, by first touch
+	Stages     []StageChange // by seq
+}
+
+// Stage is where a profile stands in the lifecycle identify → connect → activate → convert.
+type Stage string
+
+// The stages, in order. A profile holds the furthest stage whose rule it meets (docs/identity.md).
+const (
+	Anonymous  Stage = "anonymous"  // only anonymous identifiers
+	Identified Stage = "identified" // an identifier beyond an anonymous id
+	Connected  Stage = "connected"  // a reachable channel (email, phone or WeChat openid) not opted out
+	Activated  Stage = "activated"  // an engagement event, as configured
+	Converted  Stage = "converted"  // a conversion event, as configured
+)
+
+// Stages lists the stages in order.
+var Stages = []Stage{Anonymous, Identified, Connected, Activated, Converted}
+
+// StageChange is a profile's move from one stage to another, on its timeline.
+type StageChange struct {
+	Seq  int64 // the event that moved it
+	From Stage
+	To   Stage
+	At   time.Time // the event's time
+}
+
+// Trait is a profile attribute with its provenance: the source and the event that set its value, and when.
+type Trait struct {
+	Name     string
+	Value    json.RawMessage // a JSON value: string, number, boolean, or (rarely) an object or array
+	SourceID string
+	Seq      int64
+	At       time.Time // the event's time
+}
+
+// Touch sums up a profile's touches of one touchpoint.
+type Touch struct {
+	TouchpointID string
+	Touchpoint   string // its name when touched
+	Channel      string
+	CampaignID   string
+	Count        int
+	FirstSeq     int64
+	First        time.Time
+	LastSeq      int64
+	Last         time.Time
+}
+
+// Identity is an identifier a profile holds.
+type Identity struct {
+	Identifier identity.Identifier
+	Profile    string
+	FirstSeq   int64 // the event that brought it in
+}
+
+// Merge records a profile merged into another by an event.
+type Merge struct {
+	Seq  int64 // the event that linked them
+	Into string
+	From string // the profile absorbed; it no longer exists
+	Via  identity.Identifier
+	At   time.Time // the event's time
+}
+
+// LeftOut records an identifier an event carried that resolution kept out of the graph.
+type LeftOut struct {
+	Seq        int64
+	Identifier identity.Identifier
+	Reason     string // "limit:<type>" or "separated"
+}
+
+// Attribution puts an event on a profile's timeline.
+type Attribution struct {
+	Seq     int64
+	Profile string
+}
