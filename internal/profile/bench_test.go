@@ -15,7 +15,7 @@ import (
 	"github.com/hearth-cdp/hearth/internal/store/storetest"
 )
 
-var benchPeople = flag.Int("people", 5000, "people in the demo world of BenchmarkProcessor")
+var people = flag.Int("people", 0, "people in the demo world: of BenchmarkProcessor (default 5,000) and TestResolutionTruth (default 3,000)")
 
 // BenchmarkProcessor measures the profile processor over the demo world on SQLite: a fresh store is filled
 // with the events of -people people (untimed), then the processor reads the log to its end (timed).
@@ -28,7 +28,7 @@ func BenchmarkProcessor(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		db := storetest.SQLite(b, hearth.SystemClock{})
-		events = appendDemo(b, db, *benchPeople)
+		events = appendDemo(b, db, worldSize(5000))
 		timed := &timedStore{DB: db}
 		p := profile.NewProcessor(timed, profile.Options{})
 		b.StartTimer()

@@ -3,9 +3,13 @@
 package profile
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/hearth-cdp/hearth"
@@ -17,18 +21,49 @@ import (
 const Consumer = "profiles"
 
 // Changes is what one batch of the log does to the stored profiles. The store applies them in this order:
-// New, Identities and Events inserted with the profile they had when made, then Merges in order (each
-// re-points the identities and events of the absorbed profile and deletes it), then LeftOut, then LastSeen.
+// New, Identities and Events inserted with the profile they had when made; then Merges in order (each
+// re-points the identities, events and touches of the absorbed profile, drops its traits and stage changes,
+// and deletes it); then LeftOut; then, for profiles that are left, Touches, StageChanges, Traits and Updates.
 type Changes struct {
 	// From is the consumer offset the batch was read after: the store refuses the batch (a Conflict) if
 	// another processor, on another node, moved the offset meanwhile.
-	From       int64
-	New        []Profile // ID, FirstSeq, FirstSeen and LastSeen
-	Identities []Identity
-	Events     []Attribution
-	Merges     []Merge
-	LeftOut    []LeftOut
-	LastSeen   map[string]time.Time // the latest event time of each profile the batch touched and kept
+	From         int64
+	New          []Profile // ID, FirstSeq, FirstSeen and LastSeen
+	Identities   []Identity
+	Events       []Attribution
+	Merges       []Merge
+	LeftOut      []LeftOut
+	Touches      []ProfileTouch       // the batch's touches, summed per profile and touchpoint
+	StageChanges []ProfileStageChange // by seq
+	Traits       []ProfileTrait       // the traits the batch set, by profile and name
+	Updates      map[string]Update    // each profile the batch touched and kept
+}
+
+// Update is what a batch changed of a profile's own row.
+type Update struct {
+	LastSeen    time.Time // the latest event time of the batch: kept if later than the stored one
+	Stage       Stage
+	ActivatedAt time.Time // zero: not activated
+	ConvertedAt time.Time // zero: not converted
+	Name        string
+}
+
+// ProfileTouch is a profile's touches of a touchpoint, to be added to what the store holds.
+type ProfileTouch struct {
+	Profile string
+	Touch
+}
+
+// ProfileStageChange is a stage change of a profile.
+type ProfileStageChange struct {
+	Profile string
+	StageChange
+}
+
+// ProfileTrait is a trait's new value on a profile.
+type ProfileTrait struct {
+	Profile string
+	Trait
 }
 
 // Known is what the store holds of the graph around a batch's identifiers.
@@ -36,6 +71,15 @@ type Known struct {
 	ProfileOf map[identity.Identifier]string   // the profile of each identifier held
 	FirstSeq  map[string]int64                 // of those profiles
 	Counts    map[string]map[identity.Type]int // identifiers per type of those profiles
+	Facts     map[string]Facts                 // of those profiles
+}
+
+// Facts are what the processor derived of a stored profile beyond its identifiers.
+type Facts struct {
+	Stage       Stage
+	ActivatedAt time.Time
+	ConvertedAt time.Time
+	Traits      []Trait
 }
 
 // Store is what the processor needs of the store.
@@ -54,12 +98,15 @@ type Options struct {
 	BatchSize int            // events read at a time; default 1,000
 	Interval  time.Duration  // how long Run waits when the log is read to its end; default 1s
 	Logger    *slog.Logger
+	// Settings are the mappings, trait rules and lifecycle; nil: DefaultSettings. Checked by the caller.
+	Settings *Settings
 }
 
 // Processor reads the event log, resolves each event's identifiers into profiles and stores them.
 type Processor struct {
 	store Store
 	opts  Options
+	cfg   *config
 }
 
 // NewProcessor makes a processor reading and writing through store.
@@ -76,7 +123,11 @@ func NewProcessor(store Store, opts Options) *Processor {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Processor{store: store, opts: opts}
+	settings := DefaultSettings()
+	if opts.Settings != nil {
+		settings = *opts.Settings
+	}
+	return &Processor{store: store, opts: opts, cfg: compileSettings(settings)}
 }
 
 // ProfileID is the id of the profile made by the event at seq: derived from it, so that replaying the log
@@ -125,6 +176,9 @@ func (p *Processor) Process(ctx context.Context) (int, error) {
 	seen := map[identity.Identifier]bool{}
 	var x identity.Extraction
 	for i, e := range events {
+		if e.Bot {
+			continue // a bot or link scanner is never a person
+		}
 		if err := p.opts.Rules.Extract(&x, e.Payload); err != nil {
 			continue // not a JSON object: nothing to resolve; the collector validated it, so this is rare
 		}
@@ -142,9 +196,8 @@ func (p *Processor) Process(ctx context.Context) (int, error) {
 			return 0, fmt.Errorf("profile: read identities of events %d to %d: %w", events[0].Seq, events[len(events)-1].Seq, err)
 		}
 	}
-	g := newOverlay(known)
+	g := newOverlay(known, p.cfg)
 	var c Changes
-	c.LastSeen = map[string]time.Time{}
 	for i, e := range events {
 		if len(ids[i]) == 0 {
 			continue
@@ -152,11 +205,7 @@ func (p *Processor) Process(ctx context.Context) (int, error) {
 		d := p.opts.Rules.Resolve(g, ids[i])
 		g.apply(&c, e, d)
 	}
-	for prof, at := range g.lastSeen {
-		if _, gone := g.mergedInto[prof]; !gone {
-			c.LastSeen[prof] = at
-		}
-	}
+	g.finish(&c)
 	upto := events[len(events)-1].Seq
 	c.From = after
 	if err := p.store.ApplyProfiles(ctx, Consumer, upto, c); err != nil {
@@ -168,29 +217,45 @@ func (p *Processor) Process(ctx context.Context) (int, error) {
 	return len(events), nil
 }
 
-// overlay is the graph as the store holds it around a batch, with the batch's decisions so far on top.
+// overlay is the graph as the store holds it around a batch, with the batch's decisions so far on top, and
+// the facts of the profiles the batch touches.
 type overlay struct {
+	cfg        *config
 	profileOf  map[identity.Identifier]string
 	firstSeq   map[string]int64
 	counts     map[string]map[identity.Type]int
 	mergedInto map[string]string // a profile absorbed in this batch, to the one that absorbed it
-	lastSeen   map[string]time.Time
+	facts      map[string]*facts
+	touches    map[touchKey]*Touch
+	stages     []ProfileStageChange
 }
 
-func newOverlay(k Known) *overlay {
-	g := &overlay{profileOf: map[identity.Identifier]string{}, firstSeq: map[string]int64{}, counts: map[string]map[identity.Type]int{},
-		mergedInto: map[string]string{}, lastSeen: map[string]time.Time{}}
-	for id, p := range k.ProfileOf {
-		g.profileOf[id] = p
-	}
-	for p, s := range k.FirstSeq {
-		g.firstSeq[p] = s
+// facts are what the batch knows of a profile beyond its identifiers.
+type facts struct {
+	stage                    Stage
+	activatedAt, convertedAt time.Time
+	traits                   map[string]Trait
+	changed                  map[string]bool // traits the batch set
+	lastSeen                 time.Time       // the batch's latest event of the profile; zero: not touched yet
+}
+
+type touchKey struct{ profile, touchpoint string }
+
+func newOverlay(k Known, cfg *config) *overlay {
+	g := &overlay{cfg: cfg, profileOf: maps.Clone(k.ProfileOf), firstSeq: maps.Clone(k.FirstSeq), counts: map[string]map[identity.Type]int{},
+		mergedInto: map[string]string{}, facts: map[string]*facts{}, touches: map[touchKey]*Touch{}}
+	if g.profileOf == nil {
+		g.profileOf, g.firstSeq = map[identity.Identifier]string{}, map[string]int64{}
 	}
 	for p, byType := range k.Counts {
-		g.counts[p] = map[identity.Type]int{}
-		for t, n := range byType {
-			g.counts[p][t] = n
+		g.counts[p] = maps.Clone(byType)
+	}
+	for p, f := range k.Facts {
+		ff := &facts{stage: f.Stage, activatedAt: f.ActivatedAt, convertedAt: f.ConvertedAt, traits: map[string]Trait{}, changed: map[string]bool{}}
+		for _, t := range f.Traits {
+			ff.traits[t.Name] = t
 		}
+		g.facts[p] = ff
 	}
 	return g
 }
@@ -218,6 +283,25 @@ func (g *overlay) FirstSeq(profile string) int64             { return g.firstSeq
 // Separated: unmerges come later; until then no profiles are kept apart.
 func (g *overlay) Separated(a, b string) bool { return false }
 
+// factsOf returns the facts of a profile, empty ones for a profile the store did not report (a new one).
+func (g *overlay) factsOf(p string) *facts {
+	f := g.facts[p]
+	if f == nil {
+		f = &facts{stage: Anonymous, traits: map[string]Trait{}, changed: map[string]bool{}}
+		g.facts[p] = f
+	}
+	return f
+}
+
+// setTrait keeps t on f if it wins over the value f holds.
+func (g *overlay) setTrait(f *facts, t Trait) {
+	if old, ok := f.traits[t.Name]; ok && !g.cfg.wins(old, t) {
+		return
+	}
+	f.traits[t.Name] = t
+	f.changed[t.Name] = true
+}
+
 // apply carries out the decision for event e and records it in c.
 func (g *overlay) apply(c *Changes, e collect.Event, d identity.Decision) {
 	for _, l := range d.LeftOut {
@@ -237,15 +321,23 @@ func (g *overlay) apply(c *Changes, e collect.Event, d identity.Decision) {
 	if p == "" {
 		return // every identifier left out
 	}
+	f := g.factsOf(p)
 	for _, m := range d.Merged {
 		for t, n := range g.counts[m.Profile] {
 			g.counts[p][t] += n
 		}
 		delete(g.counts, m.Profile)
 		g.mergedInto[m.Profile] = p
-		if at, ok := g.lastSeen[m.Profile]; ok && at.After(g.lastSeen[p]) {
-			g.lastSeen[p] = at
+		absorbed := g.factsOf(m.Profile)
+		for _, name := range slices.Sorted(maps.Keys(absorbed.traits)) {
+			g.setTrait(f, absorbed.traits[name])
 		}
+		f.activatedAt = earliest(f.activatedAt, absorbed.activatedAt)
+		f.convertedAt = earliest(f.convertedAt, absorbed.convertedAt)
+		if absorbed.lastSeen.After(f.lastSeen) {
+			f.lastSeen = absorbed.lastSeen
+		}
+		delete(g.facts, m.Profile)
 		c.Merges = append(c.Merges, Merge{Seq: e.Seq, Into: p, From: m.Profile, Via: m.Via, At: e.Timestamp})
 	}
 	for _, id := range d.Join {
@@ -257,7 +349,106 @@ func (g *overlay) apply(c *Changes, e collect.Event, d identity.Decision) {
 		c.Identities = append(c.Identities, Identity{Identifier: id, Profile: p, FirstSeq: e.Seq})
 	}
 	c.Events = append(c.Events, Attribution{Seq: e.Seq, Profile: p})
-	if e.Timestamp.After(g.lastSeen[p]) {
-		g.lastSeen[p] = e.Timestamp
+	if e.Timestamp.After(f.lastSeen) {
+		f.lastSeen = e.Timestamp
+	}
+	for _, t := range g.cfg.traitsOf(e) {
+		g.setTrait(f, t)
+	}
+	if e.Type == "track" {
+		if g.cfg.activation[e.Name] {
+			f.activatedAt = earliest(f.activatedAt, e.Timestamp)
+		}
+		if g.cfg.conversion[e.Name] {
+			f.convertedAt = earliest(f.convertedAt, e.Timestamp)
+		}
+		if e.Name == collect.TouchEventName {
+			g.touch(p, e)
+		}
+	}
+	if s := stageOf(g.counts[p], f.traits, f); s != f.stage {
+		g.stages = append(g.stages, ProfileStageChange{Profile: p, StageChange: StageChange{Seq: e.Seq, From: f.stage, To: s, At: e.Timestamp}})
+		f.stage = s
+	}
+}
+
+// earliest is the earlier of two times, a zero one not counting.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || !b.IsZero() && b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// touchProperties are what a Touch event says of its touchpoint (collect.Touch).
+type touchProperties struct {
+	Properties struct {
+		TouchpointID string `json:"touchpoint_id"`
+		Touchpoint   string `json:"touchpoint"`
+		Channel      string `json:"channel"`
+		CampaignID   string `json:"campaign_id"`
+	} `json:"properties"`
+}
+
+// touch adds a Touch event to the profile's touches of its touchpoint.
+func (g *overlay) touch(p string, e collect.Event) {
+	var tp touchProperties
+	if json.Unmarshal(e.Payload, &tp) != nil || tp.Properties.TouchpointID == "" {
+		return
+	}
+	k := touchKey{p, tp.Properties.TouchpointID}
+	t := g.touches[k]
+	if t == nil {
+		t = &Touch{TouchpointID: k.touchpoint, FirstSeq: e.Seq, First: e.Timestamp, LastSeq: e.Seq, Last: e.Timestamp}
+		g.touches[k] = t
+	}
+	t.Touchpoint, t.Channel, t.CampaignID = tp.Properties.Touchpoint, tp.Properties.Channel, tp.Properties.CampaignID
+	t.Count++
+	if e.Timestamp.Before(t.First) {
+		t.First, t.FirstSeq = e.Timestamp, e.Seq
+	}
+	if !e.Timestamp.Before(t.Last) {
+		t.Last, t.LastSeq = e.Timestamp, e.Seq
+	}
+}
+
+// finish records in c what the batch did to the profiles that are left: touches summed per the profile
+// they ended in, stage changes, the traits set, and each profile's row.
+func (g *overlay) finish(c *Changes) {
+	summed := map[touchKey]*Touch{}
+	for _, k := range slices.SortedFunc(maps.Keys(g.touches), func(a, b touchKey) int {
+		return cmp.Or(cmp.Compare(a.profile, b.profile), cmp.Compare(a.touchpoint, b.touchpoint))
+	}) {
+		t := g.touches[k]
+		final := touchKey{g.resolve(k.profile), k.touchpoint}
+		s := summed[final]
+		if s == nil {
+			c.Touches = append(c.Touches, ProfileTouch{Profile: final.profile, Touch: *t})
+			summed[final] = &c.Touches[len(c.Touches)-1].Touch
+			continue
+		}
+		s.Count += t.Count
+		if t.First.Before(s.First) {
+			s.First, s.FirstSeq = t.First, t.FirstSeq
+		}
+		if !t.Last.Before(s.Last) {
+			s.Last, s.LastSeq, s.Touchpoint, s.Channel, s.CampaignID = t.Last, t.LastSeq, t.Touchpoint, t.Channel, t.CampaignID
+		}
+	}
+	for _, s := range g.stages {
+		if _, gone := g.mergedInto[s.Profile]; !gone {
+			c.StageChanges = append(c.StageChanges, s)
+		}
+	}
+	c.Updates = map[string]Update{}
+	for _, p := range slices.Sorted(maps.Keys(g.facts)) {
+		f := g.facts[p]
+		if f.lastSeen.IsZero() {
+			continue // read from the store but not touched: only a profile the batch merged away is
+		}
+		for _, name := range slices.Sorted(maps.Keys(f.changed)) {
+			c.Traits = append(c.Traits, ProfileTrait{Profile: p, Trait: f.traits[name]})
+		}
+		c.Updates[p] = Update{LastSeen: f.lastSeen, Stage: f.stage, ActivatedAt: f.activatedAt, ConvertedAt: f.convertedAt, Name: displayName(f.traits)}
 	}
 }

@@ -44,11 +44,11 @@ var story = []step{
 	{"identify", map[string]any{"userId": "u1", "traits": map[string]any{"email": "Ada@Example.com "}}},     // 3: email joins P1
 	{"page", map[string]any{"anonymousId": "a2"}},                                                           // 4: a second device: new profile P4
 	{"identify", map[string]any{"anonymousId": "a2", "traits": map[string]any{"email": "ada@example.com"}}}, // 5: P4 merges into P1
-	{"track", map[string]any{"anonymousId": "t1", "userId": "u1", "event": "Viewed"}},                       // 6: a shared tablet, u1 first: t1 joins P1
+	{"track", map[string]any{"anonymousId": "t1", "userId": "u1", "event": "Product Viewed"}},               // 6: a shared tablet, u1 first: t1 joins P1; activated
 	{"track", map[string]any{"anonymousId": "t1", "userId": "u2", "event": "Viewed"}},                       // 7: u2 on it: t1 left out, new profile P7
 	{"page", map[string]any{"anonymousId": "t1"}},                                                           // 8: the tablet alone: P1
 	{"page", map[string]any{"anonymousId": "undefined"}},                                                    // 9: no identifier: skipped
-	{"track", map[string]any{"userId": "u2", "event": "Ordered"}},                                           // 10: P7
+	{"track", map[string]any{"userId": "u2", "event": "Order Completed"}},                                   // 10: P7 converted
 	// A merge that brings a user id along: a later event may not link a second one to it.
 	{"identify", map[string]any{"anonymousId": "a4", "traits": map[string]any{"email": "bo@example.com"}}},                        // 11: new profile P11
 	{"track", map[string]any{"userId": "u3", "event": "Viewed", "context": map[string]any{"device": map[string]any{"id": "d1"}}}}, // 12: new profile P12
@@ -175,9 +175,17 @@ func testProcessor(t *testing.T, open func(testing.TB, hearth.Clock) *store.DB, 
 					{Identifier: id(identity.AnonymousID, "t1"), Profile: p1, FirstSeq: 6},
 				},
 				Merges: []profile.Merge{{Seq: 5, Into: p1, From: profile.ProfileID(4), Via: id(identity.AnonymousID, "a2"), At: at(5)}},
+				// The email of the later event wins, as written there; it came with the profile merged in.
+				Traits: []profile.Trait{{Name: "email", Value: json.RawMessage(`"ada@example.com"`), SourceID: "web", Seq: 5, At: at(5)}},
+				Stage:  profile.Activated,
+				Stages: []profile.StageChange{{Seq: 2, From: profile.Anonymous, To: profile.Identified, At: at(2)},
+					{Seq: 3, From: profile.Identified, To: profile.Connected, At: at(3)}, {Seq: 6, From: profile.Connected, To: profile.Activated, At: at(6)}},
 			},
 			p7: {ID: p7, FirstSeq: 7, FirstSeen: at(7), LastSeen: at(10), CreatedAt: now, UpdatedAt: now,
-				Identities: []profile.Identity{{Identifier: id(identity.UserID, "u2"), Profile: p7, FirstSeq: 7}}},
+				Identities: []profile.Identity{{Identifier: id(identity.UserID, "u2"), Profile: p7, FirstSeq: 7}},
+				Stage:      profile.Converted,
+				Stages: []profile.StageChange{{Seq: 7, From: profile.Anonymous, To: profile.Identified, At: at(7)},
+					{Seq: 10, From: profile.Identified, To: profile.Converted, At: at(10)}}},
 			p11: {ID: p11, FirstSeq: 11, FirstSeen: at(11), LastSeen: at(13), CreatedAt: now, UpdatedAt: now,
 				Identities: []profile.Identity{
 					{Identifier: id(identity.AnonymousID, "a4"), Profile: p11, FirstSeq: 11},
@@ -186,9 +194,17 @@ func testProcessor(t *testing.T, open func(testing.TB, hearth.Clock) *store.DB, 
 					{Identifier: id(identity.UserID, "u3"), Profile: p11, FirstSeq: 12},
 				},
 				Merges: []profile.Merge{{Seq: 13, Into: p11, From: profile.ProfileID(12), Via: id(identity.DeviceID, "d1"), At: at(13)}},
+				Traits: []profile.Trait{{Name: "email", Value: json.RawMessage(`"bo@example.com"`), SourceID: "web", Seq: 11, At: at(11)}},
+				Stage:  profile.Connected,
+				// P12's own change (identified at 12) ended with it.
+				Stages: []profile.StageChange{{Seq: 11, From: profile.Anonymous, To: profile.Connected, At: at(11)}},
 			},
+			// The email was left out of the graph, but it is what the person said: a trait.
 			p14: {ID: p14, FirstSeq: 14, FirstSeen: at(14), LastSeen: at(14), CreatedAt: now, UpdatedAt: now,
-				Identities: []profile.Identity{{Identifier: id(identity.UserID, "u4"), Profile: p14, FirstSeq: 14}}},
+				Identities: []profile.Identity{{Identifier: id(identity.UserID, "u4"), Profile: p14, FirstSeq: 14}},
+				Traits:     []profile.Trait{{Name: "email", Value: json.RawMessage(`"bo@example.com"`), SourceID: "web", Seq: 14, At: at(14)}},
+				Stage:      profile.Identified,
+				Stages:     []profile.StageChange{{Seq: 14, From: profile.Anonymous, To: profile.Identified, At: at(14)}}},
 		},
 		Timelines: map[string][]int64{p1: {8, 6, 5, 4, 3, 2, 1}, p7: {10, 7}, p11: {13, 12, 11}, p14: {14}},
 		LeftOut: []profile.LeftOut{

@@ -17,6 +17,7 @@ type Profile struct {
 	CreatedAt time.Time
 	UpdatedAt time.Time
 	Stage     Stage
+	Name      string // from the traits: name, or first and last names
 	// The rest is read with the profile whole.
 	Identities []Identity    // by first seq
 	Merges     []Merge       // its merge history, by seq

@@ -3,9 +3,11 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/collect"
@@ -33,7 +35,8 @@ func (db *DB) placeholders(first, n int) string {
 // a few queries, one per identifier type and two for the profiles, per 500 values.
 func (db *DB) KnownIdentities(ctx context.Context, ids []identity.Identifier) (profile.Known, error) {
 	const op = "store.known_identities"
-	k := profile.Known{ProfileOf: map[identity.Identifier]string{}, FirstSeq: map[string]int64{}, Counts: map[string]map[identity.Type]int{}}
+	k := profile.Known{ProfileOf: map[identity.Identifier]string{}, FirstSeq: map[string]int64{}, Counts: map[string]map[identity.Type]int{},
+		Facts: map[string]profile.Facts{}}
 	// One query per type (and per chunk of values): both engines find each by the primary key, where SQLite
 	// would scan the table for a list of (type, value) pairs.
 	byType := map[identity.Type][]any{}
@@ -71,13 +74,27 @@ func (db *DB) KnownIdentities(ctx context.Context, ids []identity.Identifier) (p
 	for len(profiles) > 0 {
 		n := min(knownChunk, len(profiles))
 		in := db.placeholders(1, n)
-		err := db.scanRows(ctx, `SELECT id, first_seq FROM profiles WHERE id IN (`+in+`)`, profiles[:n], func(row *sql.Rows) error {
+		err := db.scanRows(ctx, `SELECT id, first_seq, stage, activated_at, converted_at FROM profiles WHERE id IN (`+in+`)`, profiles[:n], func(row *sql.Rows) error {
 			var p string
 			var seq int64
-			err := row.Scan(&p, &seq)
+			var f profile.Facts
+			var activated, converted sql.NullTime
+			err := row.Scan(&p, &seq, &f.Stage, &activated, &converted)
+			f.ActivatedAt, f.ConvertedAt = utcOrZero(activated), utcOrZero(converted)
 			k.FirstSeq[p] = seq
+			k.Facts[p] = f
 			return err
 		})
+		if err == nil {
+			err = db.scanRows(ctx, `SELECT profile_id, `+traitColumns+` FROM profile_traits WHERE profile_id IN (`+in+`) ORDER BY profile_id, name`, profiles[:n], func(row *sql.Rows) error {
+				var p string
+				t, err := scanTrait(row, &p)
+				f := k.Facts[p]
+				f.Traits = append(f.Traits, t)
+				k.Facts[p] = f
+				return err
+			})
+		}
 		if err == nil {
 			err = db.scanRows(ctx, `SELECT profile_id, type, count(*) FROM identities WHERE profile_id IN (`+in+`) GROUP BY profile_id, type`, profiles[:n], func(row *sql.Rows) error {
 				var p string
@@ -165,8 +182,18 @@ func (db *DB) ApplyProfiles(ctx context.Context, consumer string, upto int64, c 
 				updated_at = $3 WHERE id = $1`, m.Into, m.From, now); err != nil {
 				return err
 			}
-			if err := exec(`DELETE FROM profiles WHERE id = $1`, m.From); err != nil {
+			// Its touches join those of the profile that absorbed it; its traits were combined by the
+			// processor and come in Traits; its stage history ends with it.
+			if err := exec(`INSERT INTO profile_touches AS t (profile_id, touchpoint_id, touchpoint, channel, campaign_id, count, first_seq, first_at, last_seq, last_at)
+				SELECT $1, touchpoint_id, touchpoint, channel, campaign_id, count, first_seq, first_at, last_seq, last_at FROM profile_touches WHERE profile_id = $2 AND true
+				ON CONFLICT (profile_id, touchpoint_id) DO UPDATE SET `+touchCombine, m.Into, m.From); err != nil {
 				return err
+			}
+			for _, q := range []string{`DELETE FROM profile_touches WHERE profile_id = $1`, `DELETE FROM profile_traits WHERE profile_id = $1`,
+				`DELETE FROM stage_changes WHERE profile_id = $1`, `DELETE FROM profiles WHERE id = $1`} {
+				if err := exec(q, m.From); err != nil {
+					return err
+				}
 			}
 			if err := exec(`INSERT INTO merges (seq, into_profile, from_profile, via_type, via_value, at) VALUES ($1, $2, $3, $4, $5, $6)`,
 				m.Seq, m.Into, m.From, string(m.Via.Type), m.Via.Value, m.At.UTC()); err != nil {
@@ -179,15 +206,79 @@ func (db *DB) ApplyProfiles(ctx context.Context, consumer string, upto int64, c 
 				return err
 			}
 		}
-		for _, id := range sortedKeys(c.LastSeen) {
-			if err := exec(`UPDATE profiles SET last_seen = CASE WHEN last_seen < $1 THEN $1 ELSE last_seen END, updated_at = $2 WHERE id = $3`,
-				c.LastSeen[id].UTC(), now, id); err != nil {
+		for _, t := range c.Touches {
+			if err := exec(`INSERT INTO profile_touches AS t (profile_id, touchpoint_id, touchpoint, channel, campaign_id, count, first_seq, first_at, last_seq, last_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+				ON CONFLICT (profile_id, touchpoint_id) DO UPDATE SET `+touchCombine,
+				t.Profile, t.TouchpointID, t.Touchpoint, t.Channel, t.CampaignID, t.Count, t.FirstSeq, t.First.UTC(), t.LastSeq, t.Last.UTC()); err != nil {
+				return err
+			}
+		}
+		for _, sc := range c.StageChanges {
+			if err := exec(`INSERT INTO stage_changes (profile_id, seq, from_stage, to_stage, at) VALUES ($1, $2, $3, $4, $5)
+				ON CONFLICT (profile_id, seq) DO UPDATE SET to_stage = excluded.to_stage, at = excluded.at`,
+				sc.Profile, sc.Seq, string(sc.From), string(sc.To), sc.At.UTC()); err != nil {
+				return err
+			}
+		}
+		for _, t := range c.Traits {
+			if err := exec(`INSERT INTO profile_traits (profile_id, name, value, source_id, seq, at) VALUES ($1, $2, $3, $4, $5, $6)
+				ON CONFLICT (profile_id, name) DO UPDATE SET value = excluded.value, source_id = excluded.source_id, seq = excluded.seq, at = excluded.at`,
+				t.Profile, t.Name, string(t.Value), t.SourceID, t.Seq, t.At.UTC()); err != nil {
+				return err
+			}
+		}
+		for _, id := range sortedKeys(c.Updates) {
+			u := c.Updates[id]
+			if err := exec(`UPDATE profiles SET last_seen = CASE WHEN last_seen < $1 THEN $1 ELSE last_seen END, stage = $2,
+				activated_at = $3, converted_at = $4, name = $5, name_key = $6, updated_at = $7 WHERE id = $8`,
+				u.LastSeen.UTC(), string(u.Stage), zeroNull(u.ActivatedAt), zeroNull(u.ConvertedAt), u.Name, profile.NameKey(u.Name), now, id); err != nil {
 				return err
 			}
 		}
 		return exec(`INSERT INTO consumer_offsets (name, position, updated_at) VALUES ($1, $2, $3)
 			ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`, consumer, upto, now)
 	})
+}
+
+// touchCombine adds a profile's touches of a touchpoint to those stored (the row t): counts summed, the
+// first and the last touch kept, and the touchpoint's name and campaign of the last touch.
+const touchCombine = `count = t.count + excluded.count,
+	first_seq = CASE WHEN excluded.first_at < t.first_at THEN excluded.first_seq ELSE t.first_seq END,
+	first_at = CASE WHEN excluded.first_at < t.first_at THEN excluded.first_at ELSE t.first_at END,
+	touchpoint = CASE WHEN excluded.last_at >= t.last_at THEN excluded.touchpoint ELSE t.touchpoint END,
+	channel = CASE WHEN excluded.last_at >= t.last_at THEN excluded.channel ELSE t.channel END,
+	campaign_id = CASE WHEN excluded.last_at >= t.last_at THEN excluded.campaign_id ELSE t.campaign_id END,
+	last_seq = CASE WHEN excluded.last_at >= t.last_at THEN excluded.last_seq ELSE t.last_seq END,
+	last_at = CASE WHEN excluded.last_at >= t.last_at THEN excluded.last_at ELSE t.last_at END`
+
+const traitColumns = `name, value, source_id, seq, at`
+
+func scanTrait(row interface{ Scan(...any) error }, profileID *string) (profile.Trait, error) {
+	var t profile.Trait
+	var value string
+	dest := []any{&t.Name, &value, &t.SourceID, &t.Seq, &t.At}
+	if profileID != nil {
+		dest = append([]any{profileID}, dest...)
+	}
+	err := row.Scan(dest...)
+	t.Value, t.At = json.RawMessage(value), t.At.UTC()
+	return t, err
+}
+
+// zeroNull writes a zero time as NULL.
+func zeroNull(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC()
+}
+
+func utcOrZero(t sql.NullTime) time.Time {
+	if !t.Valid {
+		return time.Time{}
+	}
+	return t.Time.UTC()
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -199,11 +290,11 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-const profileColumns = `id, first_seq, first_seen, last_seen, created_at, updated_at`
+const profileColumns = `id, first_seq, first_seen, last_seen, created_at, updated_at, stage, name`
 
 func scanProfile(row interface{ Scan(...any) error }) (profile.Profile, error) {
 	var p profile.Profile
-	err := row.Scan(&p.ID, &p.FirstSeq, &p.FirstSeen, &p.LastSeen, &p.CreatedAt, &p.UpdatedAt)
+	err := row.Scan(&p.ID, &p.FirstSeq, &p.FirstSeen, &p.LastSeen, &p.CreatedAt, &p.UpdatedAt, &p.Stage, &p.Name)
 	p.FirstSeen, p.LastSeen, p.CreatedAt, p.UpdatedAt = p.FirstSeen.UTC(), p.LastSeen.UTC(), p.CreatedAt.UTC(), p.UpdatedAt.UTC()
 	return p, err
 }
@@ -237,6 +328,29 @@ func (db *DB) Profile(ctx context.Context, id string) (profile.Profile, error) {
 		)
 		SELECT seq, into_profile, from_profile, via_type, via_value, at FROM merges
 		WHERE into_profile IN (SELECT id FROM absorbed) ORDER BY seq, id`, id)
+	if err != nil {
+		return p, err
+	}
+	if p.Traits, err = queryAll(ctx, db, op, func(row interface{ Scan(...any) error }) (profile.Trait, error) {
+		return scanTrait(row, nil)
+	}, `SELECT `+traitColumns+` FROM profile_traits WHERE profile_id = $1 ORDER BY name`, id); err != nil {
+		return p, err
+	}
+	if p.Touches, err = queryAll(ctx, db, op, func(row interface{ Scan(...any) error }) (profile.Touch, error) {
+		var t profile.Touch
+		err := row.Scan(&t.TouchpointID, &t.Touchpoint, &t.Channel, &t.CampaignID, &t.Count, &t.FirstSeq, &t.First, &t.LastSeq, &t.Last)
+		t.First, t.Last = t.First.UTC(), t.Last.UTC()
+		return t, err
+	}, `SELECT touchpoint_id, touchpoint, channel, campaign_id, count, first_seq, first_at, last_seq, last_at
+		FROM profile_touches WHERE profile_id = $1 ORDER BY first_at, first_seq`, id); err != nil {
+		return p, err
+	}
+	p.Stages, err = queryAll(ctx, db, op, func(row interface{ Scan(...any) error }) (profile.StageChange, error) {
+		var c profile.StageChange
+		err := row.Scan(&c.Seq, &c.From, &c.To, &c.At)
+		c.At = c.At.UTC()
+		return c, err
+	}, `SELECT seq, from_stage, to_stage, at FROM stage_changes WHERE profile_id = $1 ORDER BY seq`, id)
 	return p, err
 }
 

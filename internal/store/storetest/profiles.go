@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -47,8 +48,8 @@ func testProfiles(t *testing.T, db *store.DB, clock *Clock) {
 			{Identifier: a2, Profile: p2, FirstSeq: 2}, {Identifier: e3, Profile: p3, FirstSeq: 3}, {Identifier: a3, Profile: p3, FirstSeq: 3}},
 		Events:   []profile.Attribution{{Seq: 1, Profile: p1}, {Seq: 2, Profile: p2}, {Seq: 3, Profile: p3}, {Seq: 4, Profile: p2}, {Seq: 5, Profile: p1}},
 		Merges:   []profile.Merge{{Seq: 4, Into: p2, From: p3, Via: e3, At: ts(4)}, {Seq: 5, Into: p1, From: p2, Via: u2, At: ts(5)}},
-		LeftOut:  []profile.LeftOut{{Seq: 5, Identifier: ident(identity.AnonymousID, "t1"), Reason: "limit:user_id"}},
-		LastSeen: map[string]time.Time{p1: ts(5)},
+		LeftOut: []profile.LeftOut{{Seq: 5, Identifier: ident(identity.AnonymousID, "t1"), Reason: "limit:user_id"}},
+		Updates: map[string]profile.Update{p1: {LastSeen: ts(5), Stage: profile.Connected, Name: "Ada Lovelace", ConvertedAt: ts(3)}},
 	}))
 	off, err := db.ConsumerOffset(ctx, "profiles")
 	must(t, err)
@@ -60,6 +61,7 @@ func testProfiles(t *testing.T, db *store.DB, clock *Clock) {
 		Identities: []profile.Identity{{Identifier: u1, Profile: p1, FirstSeq: 1}, {Identifier: a2, Profile: p1, FirstSeq: 2},
 			{Identifier: u2, Profile: p1, FirstSeq: 2}, {Identifier: a3, Profile: p1, FirstSeq: 3}, {Identifier: e3, Profile: p1, FirstSeq: 3}},
 		Merges: []profile.Merge{{Seq: 4, Into: p2, From: p3, Via: e3, At: ts(4)}, {Seq: 5, Into: p1, From: p2, Via: u2, At: ts(5)}},
+		Stage:  profile.Connected, Name: "Ada Lovelace",
 	}
 	got, err := db.ProfileByIdentifier(ctx, identity.Email, "c@example.com")
 	must(t, err)
@@ -89,6 +91,7 @@ func testProfiles(t *testing.T, db *store.DB, clock *Clock) {
 		ProfileOf: map[identity.Identifier]string{u2: p1, e3: p1},
 		FirstSeq:  map[string]int64{p1: 1},
 		Counts:    map[string]map[identity.Type]int{p1: {identity.UserID: 2, identity.AnonymousID: 2, identity.Email: 1}},
+		Facts:     map[string]profile.Facts{p1: {Stage: profile.Connected, ConvertedAt: ts(3)}},
 	}
 	if diff := cmp.Diff(wantKnown, k); diff != "" {
 		t.Errorf("KnownIdentities (-want +got):\n%s", diff)
@@ -137,10 +140,72 @@ func testProfiles(t *testing.T, db *store.DB, clock *Clock) {
 	}
 
 	// Last seen only moves forward.
-	must(t, db.ApplyProfiles(ctx, "profiles", 6, profile.Changes{From: 5, Events: []profile.Attribution{{Seq: 6, Profile: p1}}, LastSeen: map[string]time.Time{p1: ts(2)}}))
+	must(t, db.ApplyProfiles(ctx, "profiles", 6, profile.Changes{From: 5, Events: []profile.Attribution{{Seq: 6, Profile: p1}},
+		Updates: map[string]profile.Update{p1: {LastSeen: ts(2), Stage: profile.Connected, Name: "Ada Lovelace", ConvertedAt: ts(3)}}}))
 	got, err = db.Profile(ctx, p1)
 	must(t, err)
 	if !got.LastSeen.Equal(ts(5)) || !got.UpdatedAt.Equal(clock.Now()) {
 		t.Errorf("last seen, updated = %v, %v; want %v, %v", got.LastSeen, got.UpdatedAt, ts(5), clock.Now())
+	}
+	testProfileFacts(t, db, ts)
+}
+
+// testProfileFacts writes traits, touches and stage changes, and merges a profile that has them into another.
+func testProfileFacts(t *testing.T, db *store.DB, ts func(int64) time.Time) {
+	a, b := "fa", "fb"
+	at := func(min int) time.Time { return ts(1).Add(time.Duration(min) * time.Hour) }
+	trait := func(p, name, value string, seq int64) profile.ProfileTrait {
+		return profile.ProfileTrait{Profile: p, Trait: profile.Trait{Name: name, Value: json.RawMessage(value), SourceID: "src1", Seq: seq, At: at(int(seq))}}
+	}
+	must(t, db.ApplyProfiles(ctx, "facts", 2, profile.Changes{
+		New: []profile.Profile{{ID: a, FirstSeq: 1, FirstSeen: at(1), LastSeen: at(1)}, {ID: b, FirstSeq: 2, FirstSeen: at(2), LastSeen: at(2)}},
+		Touches: []profile.ProfileTouch{
+			{Profile: a, Touch: profile.Touch{TouchpointID: "tp1", Touchpoint: "Poster", Channel: "qr_poster", CampaignID: "c1", Count: 2, FirstSeq: 1, First: at(1), LastSeq: 1, Last: at(1)}},
+			{Profile: b, Touch: profile.Touch{TouchpointID: "tp1", Touchpoint: "Poster (spring)", Channel: "qr_poster", CampaignID: "c2", Count: 1, FirstSeq: 2, First: at(2), LastSeq: 2, Last: at(2)}},
+			{Profile: b, Touch: profile.Touch{TouchpointID: "tp2", Touchpoint: "Card", Channel: "business_card", Count: 1, FirstSeq: 2, First: at(2), LastSeq: 2, Last: at(2)}},
+		},
+		StageChanges: []profile.ProfileStageChange{{Profile: a, StageChange: profile.StageChange{Seq: 1, From: profile.Anonymous, To: profile.Identified, At: at(1)}},
+			{Profile: b, StageChange: profile.StageChange{Seq: 2, From: profile.Anonymous, To: profile.Connected, At: at(2)}}},
+		Traits:  []profile.ProfileTrait{trait(a, "name", `"Ada"`, 1), trait(a, "city", `"上海"`, 1), trait(b, "name", `"Ada L."`, 2), trait(b, "vip", `true`, 2)},
+		Updates: map[string]profile.Update{a: {LastSeen: at(1), Stage: profile.Identified, Name: "Ada"}, b: {LastSeen: at(2), Stage: profile.Connected, Name: "Ada L.", ActivatedAt: at(2)}},
+	}))
+	k, err := db.KnownIdentities(ctx, nil)
+	must(t, err)
+	if len(k.Facts) != 0 {
+		t.Errorf("KnownIdentities of no identifiers has facts: %v", k.Facts)
+	}
+	// b merges into a at seq 3: the processor sends the traits that won and a's new row.
+	must(t, db.ApplyProfiles(ctx, "facts", 3, profile.Changes{From: 2,
+		Merges:       []profile.Merge{{Seq: 3, Into: a, From: b, Via: ident(identity.Email, "ada@example.com"), At: at(3)}},
+		StageChanges: []profile.ProfileStageChange{{Profile: a, StageChange: profile.StageChange{Seq: 3, From: profile.Identified, To: profile.Activated, At: at(3)}}},
+		Traits:       []profile.ProfileTrait{trait(a, "name", `"Ada L."`, 2), trait(a, "vip", `true`, 2)},
+		Updates:      map[string]profile.Update{a: {LastSeen: at(3), Stage: profile.Activated, Name: "Ada L.", ActivatedAt: at(2)}},
+	}))
+	got, err := db.Profile(ctx, a)
+	must(t, err)
+	wantTraits := []profile.Trait{trait(a, "city", `"上海"`, 1).Trait, trait(a, "name", `"Ada L."`, 2).Trait, trait(a, "vip", `true`, 2).Trait}
+	if diff := cmp.Diff(wantTraits, got.Traits); diff != "" {
+		t.Errorf("traits after the merge (-want +got):\n%s", diff)
+	}
+	wantTouches := []profile.Touch{
+		{TouchpointID: "tp1", Touchpoint: "Poster (spring)", Channel: "qr_poster", CampaignID: "c2", Count: 3, FirstSeq: 1, First: at(1), LastSeq: 2, Last: at(2)},
+		{TouchpointID: "tp2", Touchpoint: "Card", Channel: "business_card", Count: 1, FirstSeq: 2, First: at(2), LastSeq: 2, Last: at(2)},
+	}
+	if diff := cmp.Diff(wantTouches, got.Touches); diff != "" {
+		t.Errorf("touches after the merge (-want +got):\n%s", diff)
+	}
+	wantStages := []profile.StageChange{{Seq: 1, From: profile.Anonymous, To: profile.Identified, At: at(1)}, {Seq: 3, From: profile.Identified, To: profile.Activated, At: at(3)}}
+	if diff := cmp.Diff(wantStages, got.Stages); diff != "" {
+		t.Errorf("stage changes after the merge (-want +got):\n%s", diff)
+	}
+	if got.Stage != profile.Activated || got.Name != "Ada L." {
+		t.Errorf("stage, name = %s, %q", got.Stage, got.Name)
+	}
+	// Nothing of the absorbed profile is left behind: made again (as an unmerge does), it starts empty.
+	must(t, db.ApplyProfiles(ctx, "facts", 4, profile.Changes{From: 3, New: []profile.Profile{{ID: b, FirstSeq: 2, FirstSeen: at(2), LastSeen: at(2)}}}))
+	again, err := db.Profile(ctx, b)
+	must(t, err)
+	if len(again.Traits)+len(again.Touches)+len(again.Stages) != 0 || again.Stage != profile.Anonymous {
+		t.Errorf("the absorbed profile's facts were left behind: %+v", again)
 	}
 }
