@@ -96,6 +96,7 @@ func TestDemoTruthMatchesEvents(t *testing.T) {
 			t.Errorf("%s: truth says %d events, made %d", p.ID, p.Events, len(g.events[i]))
 		}
 		var last time.Time
+		carried := map[string]bool{}
 		for _, ev := range g.events[i] {
 			if ev.Timestamp.Before(last) || !ev.Timestamp.Before(testNow) || ev.Timestamp.Before(testNow.AddDate(0, 0, -90)) {
 				t.Errorf("%s: event at %s out of order or outside the 90 days", p.ID, ev.Timestamp)
@@ -110,6 +111,7 @@ func TestDemoTruthMatchesEvents(t *testing.T) {
 				if slices.Contains(p.Shared, id.Value) {
 					continue
 				}
+				carried[id.String()] = true
 				g, ok := group[id.String()]
 				if !ok {
 					t.Errorf("%s: event carries %s, not in the truth\n%s", p.ID, id, ev.Payload)
@@ -140,6 +142,11 @@ func TestDemoTruthMatchesEvents(t *testing.T) {
 				if body.Properties["currency"] != "CNY" || body.Properties["revenue"] == nil {
 					t.Errorf("an order without revenue in CNY: %s", ev.Payload)
 				}
+			}
+		}
+		for id := range group { // and the truth gives no identifier that resolution cannot see
+			if !carried[id] {
+				t.Errorf("%s: the truth gives %s, which no event of theirs carries as an identifier", p.ID, id)
 			}
 		}
 	}
@@ -238,7 +245,7 @@ func TestDemoRunWritesAll(t *testing.T) {
 		_, evs, _ := g.Person()
 		want += len(evs)
 	}
-	sum, err := runWith(context.Background(), env, log, opts, &truth)
+	sum, err := Append(context.Background(), env, log, opts, &truth)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +269,7 @@ func (failingLog) Append(context.Context, *collect.Batch) (collect.AppendResult,
 
 // A log that fails stops the run with its error.
 func TestDemoRunStopsOnAppendError(t *testing.T) {
-	_, err := runWith(context.Background(), FakeEnv(), failingLog{}, Options{People: 500, Days: 30, Seed: 1, Now: testNow, BatchEvents: 50}, nil)
+	_, err := Append(context.Background(), FakeEnv(), failingLog{}, Options{People: 500, Days: 30, Seed: 1, Now: testNow, BatchEvents: 50}, nil)
 	if err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Errorf("err = %v, want the log's", err)
 	}

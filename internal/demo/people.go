@@ -238,7 +238,7 @@ func (g *Generator) story(i int, shared *device) personOut {
 		// A second email (a work address) given later.
 		if g.rng.IntN(100) < 6 {
 			s.advance(time.Duration(1+g.rng.IntN(72)) * time.Hour)
-			email := fmt.Sprintf("%s.%s%d@corp-%s.example", pinyin[si], g.hex(2), i, g.hex(2))
+			email := fmt.Sprintf("%s.%s%d@corp-%s.com.cn", pinyin[si], g.hex(2), i, g.hex(2)) // not .example: junk, as RFC 2606 reserves it
 			s.truth.Emails = append(s.truth.Emails, email)
 			s.identify(&s.devices[0], map[string]any{"email": email})
 		}
