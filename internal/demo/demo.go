@@ -50,6 +50,9 @@ type Options struct {
 	Now    time.Time // the stories end before it
 	// Progress, if set, is told after each appended batch.
 	Progress func(Summary)
+	// Person, if set, is told each person, with their truth and their events, before the events are
+	// appended: a check of identity resolution learns from it which person each event is of.
+	Person func(Truth, []collect.Event)
 	// BatchEvents is how many events are appended at once; default 5,000.
 	BatchEvents int
 }
@@ -92,14 +95,16 @@ func Run(ctx context.Context, svc Services, opts Options, truth io.Writer) (Summ
 	if err != nil {
 		return setup, err
 	}
-	sum, err := runWith(ctx, env, svc.Log, opts, truth)
+	sum, err := Append(ctx, env, svc.Log, opts, truth)
 	sum.Sources, sum.Campaigns, sum.Touchpoints = setup.Sources, setup.Campaigns, setup.Touchpoints
 	sum.Elapsed = time.Since(start)
 	return sum, err
 }
 
-// runWith generates the people of an environment and appends their events to log.
-func runWith(ctx context.Context, env *Env, log collect.Log, opts Options, truth io.Writer) (Summary, error) {
+// Append generates the people of an environment and appends their events to log, as Run does once it has
+// set the brand up; with FakeEnv, tests and benchmarks fill a log without the services. Each person's truth
+// goes to truth as JSON.
+func Append(ctx context.Context, env *Env, log collect.Log, opts Options, truth io.Writer) (Summary, error) {
 	opts.defaults()
 	start := time.Now()
 	var sum Summary
@@ -115,6 +120,9 @@ func runWith(ctx context.Context, env *Env, log collect.Log, opts Options, truth
 		if err := tw.person(p); err != nil {
 			w.close()
 			return sum, err
+		}
+		if opts.Person != nil {
+			opts.Person(p, evs)
 		}
 		sum.People++
 		if p.Identified {
