@@ -35,29 +35,37 @@ func must(t *testing.T, err error) {
 type step struct {
 	typ     string
 	payload map[string]any
+	source  string // default web
+	bot     bool
 }
 
 // story is a customer's events, in log order (seq 1, 2, …).
 var story = []step{
-	{"page", map[string]any{"anonymousId": "a1"}},                                                           // 1: anonymous visit: new profile P1
-	{"identify", map[string]any{"anonymousId": "a1", "userId": "u1"}},                                       // 2: sign-in: u1 joins P1
-	{"identify", map[string]any{"userId": "u1", "traits": map[string]any{"email": "Ada@Example.com "}}},     // 3: email joins P1
-	{"page", map[string]any{"anonymousId": "a2"}},                                                           // 4: a second device: new profile P4
-	{"identify", map[string]any{"anonymousId": "a2", "traits": map[string]any{"email": "ada@example.com"}}}, // 5: P4 merges into P1
-	{"track", map[string]any{"anonymousId": "t1", "userId": "u1", "event": "Product Viewed"}},               // 6: a shared tablet, u1 first: t1 joins P1; activated
-	{"track", map[string]any{"anonymousId": "t1", "userId": "u2", "event": "Viewed"}},                       // 7: u2 on it: t1 left out, new profile P7
-	{"page", map[string]any{"anonymousId": "t1"}},                                                           // 8: the tablet alone: P1
-	{"page", map[string]any{"anonymousId": "undefined"}},                                                    // 9: no identifier: skipped
-	{"track", map[string]any{"userId": "u2", "event": "Order Completed"}},                                   // 10: P7 converted
+	{"page", map[string]any{"anonymousId": "a1"}, "", false},                                                           // 1: anonymous visit: new profile P1
+	{"identify", map[string]any{"anonymousId": "a1", "userId": "u1"}, "", false},                                       // 2: sign-in: u1 joins P1
+	{"identify", map[string]any{"userId": "u1", "traits": map[string]any{"email": "Ada@Example.com "}}, "", false},     // 3: email joins P1
+	{"page", map[string]any{"anonymousId": "a2"}, "", false},                                                           // 4: a second device: new profile P4
+	{"identify", map[string]any{"anonymousId": "a2", "traits": map[string]any{"email": "ada@example.com"}}, "", false}, // 5: P4 merges into P1
+	{"track", map[string]any{"anonymousId": "t1", "userId": "u1", "event": "Product Viewed"}, "", false},               // 6: a shared tablet, u1 first: t1 joins P1; activated
+	{"track", map[string]any{"anonymousId": "t1", "userId": "u2", "event": "Viewed"}, "", false},                       // 7: u2 on it: t1 left out, new profile P7
+	{"page", map[string]any{"anonymousId": "t1"}, "", false},                                                           // 8: the tablet alone: P1
+	{"page", map[string]any{"anonymousId": "undefined"}, "", false},                                                    // 9: no identifier: skipped
+	{"track", map[string]any{"userId": "u2", "event": "Order Completed"}, "", false},                                   // 10: P7 converted
 	// A merge that brings a user id along: a later event may not link a second one to it.
-	{"identify", map[string]any{"anonymousId": "a4", "traits": map[string]any{"email": "bo@example.com"}}},                        // 11: new profile P11
-	{"track", map[string]any{"userId": "u3", "event": "Viewed", "context": map[string]any{"device": map[string]any{"id": "d1"}}}}, // 12: new profile P12
-	{"page", map[string]any{"anonymousId": "a4", "context": map[string]any{"device": map[string]any{"id": "d1"}}}},                // 13: P12 merges into P11
-	{"identify", map[string]any{"userId": "u4", "traits": map[string]any{"email": "bo@example.com"}}},                             // 14: email left out, new profile P14
+	{"identify", map[string]any{"anonymousId": "a4", "traits": map[string]any{"email": "bo@example.com"}}, "", false},                        // 11: new profile P11
+	{"track", map[string]any{"userId": "u3", "event": "Viewed", "context": map[string]any{"device": map[string]any{"id": "d1"}}}, "", false}, // 12: new profile P12
+	{"page", map[string]any{"anonymousId": "a4", "context": map[string]any{"device": map[string]any{"id": "d1"}}}, "", false},                // 13: P12 merges into P11
+	{"identify", map[string]any{"userId": "u4", "traits": map[string]any{"email": "bo@example.com"}}, "", false},                             // 14: email left out, new profile P14
 }
 
 // appendStory writes the story to the log, the nth event at start + n minutes.
 func appendStory(t *testing.T, db *store.DB, clock *storetest.Clock) {
+	t.Helper()
+	appendSteps(t, db, clock, story)
+}
+
+// appendSteps writes steps to the log, the nth event at start + n minutes, one a batch: their seqs are 1, 2, … in order.
+func appendSteps(t *testing.T, db *store.DB, clock *storetest.Clock, steps []step) {
 	t.Helper()
 	w := store.NewEventWriter(db, store.EventWriterOptions{})
 	runCtx, cancel := context.WithCancel(ctx)
@@ -69,7 +77,7 @@ func appendStory(t *testing.T, db *store.DB, clock *storetest.Clock) {
 		}
 	}()
 	defer func() { cancel(); <-done }()
-	for i, s := range story {
+	for i, s := range steps {
 		fields := maps.Clone(s.payload) // the story is shared by tests that run at once
 		fields["type"] = s.typ
 		fields["messageId"] = fmt.Sprintf("m%d", i+1)
@@ -79,9 +87,12 @@ func appendStory(t *testing.T, db *store.DB, clock *storetest.Clock) {
 		anon, _ := s.payload["anonymousId"].(string)
 		name, _ := s.payload["event"].(string)
 		e := collect.Event{MessageID: fmt.Sprintf("m%d", i+1), Type: s.typ, Name: name, UserID: user, AnonymousID: anon,
-			Timestamp: at(i + 1), ReceivedAt: clock.Now(), Payload: payload}
-		// One event a batch: their seqs are 1, 2, … in story order.
-		if _, err := w.Append(ctx, &collect.Batch{SourceID: "web", ReceivedAt: clock.Now(), Events: []collect.Event{e}}); err != nil {
+			Timestamp: at(i + 1), ReceivedAt: clock.Now(), Bot: s.bot, Payload: payload}
+		source := s.source
+		if source == "" {
+			source = "web"
+		}
+		if _, err := w.Append(ctx, &collect.Batch{SourceID: source, ReceivedAt: clock.Now(), Events: []collect.Event{e}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -316,6 +327,83 @@ func TestProcessorsRace(t *testing.T) {
 			wg.Wait()
 			if diff := cmp.Diff(readState(t, alone), readState(t, shared), cmpopts.IgnoreFields(profile.Profile{}, "CreatedAt", "UpdatedAt")); diff != "" {
 				t.Errorf("two processors stored other profiles than one (-one +two):\n%s", diff)
+			}
+		})
+	}
+}
+
+// A person across a poster, WeChat and the CRM: the processor maps each source's traits, keeps the winner
+// per trait with its provenance, sums touches per touchpoint across a merge, leaves bots out, and moves the
+// stage as the person becomes reachable and opts out.
+func TestProcessorFacts(t *testing.T) {
+	touch := func(anon string) map[string]any {
+		return map[string]any{"anonymousId": anon, "event": "Touch",
+			"properties": map[string]any{"touchpoint_id": "tp1", "touchpoint": "Spring poster", "channel": "qr_poster", "campaign_id": "c1"}}
+	}
+	openID := map[string]any{"externalIds": []any{map[string]any{"type": "wechat_openid", "id": "o-xiaoming"}}}
+	steps := []step{
+		{"track", touch("a9"), "", false},     // 1: a poster scan: P1, one touch
+		{"track", touch("scanner"), "", true}, // 2: a link scanner: no profile
+		{"identify", map[string]any{"anonymousId": "o-xiaoming", "traits": map[string]any{"nickname": "小明", "sex": 1}, "context": openID}, "wechat", false},           // 3: P3
+		{"track", map[string]any{"anonymousId": "o-xiaoming", "event": "WeChat Followed", "context": openID}, "wechat", false},                                        // 4: P3 connected
+		{"identify", map[string]any{"userId": "u9", "traits": map[string]any{"mobile": "139 1234 5678", "name": "王小明", "vip": "2"}, "context": openID}, "crm", false}, // 5
+		{"identify", map[string]any{"anonymousId": "o-xiaoming", "traits": map[string]any{"nickname": "明明"}, "context": openID}, "wechat", false},                     // 6: CRM's name stays
+		{"track", touch("a9"), "", false},                                                                                        // 7: P1 again
+		{"identify", map[string]any{"anonymousId": "a9", "userId": "u9"}, "", false},                                             // 8: P3 merges into P1
+		{"track", map[string]any{"anonymousId": "o-xiaoming", "event": "WeChat Unfollowed", "context": openID}, "wechat", false}, // 9
+	}
+	settings := profile.Settings{
+		Mappings: []profile.Mapping{
+			{SourceID: "wechat", Fields: []profile.FieldMap{{From: "nickname", To: "name"}, {From: "sex", To: "gender", Values: map[string]any{"1": "male", "2": "female"}}}},
+			{SourceID: "crm", Fields: []profile.FieldMap{{From: "vip", To: "vip_level", Type: "number"}}},
+		},
+		Traits:    []profile.TraitRule{{Name: "name", Precedence: profile.SourcePriority, Sources: []string{"crm", "wechat"}}},
+		Lifecycle: profile.DefaultSettings().Lifecycle,
+	}
+	must(t, settings.Validate())
+	for _, engine := range storetest.Engines() {
+		t.Run(engine.Name, func(t *testing.T) {
+			t.Parallel()
+			clock := storetest.NewClock(start.Add(time.Hour))
+			db := engine.Open(t, clock)
+			appendSteps(t, db, clock, steps)
+			processAll(t, profile.NewProcessor(db, profile.Options{BatchSize: 4, Settings: &settings}))
+
+			got, err := db.ProfileByIdentifier(ctx, identity.WeChatOpenID, "o-xiaoming")
+			must(t, err)
+			p1 := profile.ProfileID(1)
+			if got.ID != p1 {
+				t.Fatalf("the openid's profile = %s, want %s (P3 merged into P1)", got.ID, p1)
+			}
+			trait := func(name, value, source string, seq int) profile.Trait {
+				return profile.Trait{Name: name, Value: json.RawMessage(value), SourceID: source, Seq: int64(seq), At: at(seq)}
+			}
+			wantTraits := []profile.Trait{
+				trait("gender", `"male"`, "wechat", 3),
+				trait("mobile", `"139 1234 5678"`, "crm", 5),
+				trait("name", `"王小明"`, "crm", 5),
+				trait("vip_level", `2`, "crm", 5),
+				trait("wechat_subscribed", `false`, "wechat", 9),
+			}
+			if diff := cmp.Diff(wantTraits, got.Traits); diff != "" {
+				t.Errorf("traits (-want +got):\n%s", diff)
+			}
+			wantTouches := []profile.Touch{{TouchpointID: "tp1", Touchpoint: "Spring poster", Channel: "qr_poster", CampaignID: "c1", Count: 2,
+				FirstSeq: 1, First: at(1), LastSeq: 7, Last: at(7)}}
+			if diff := cmp.Diff(wantTouches, got.Touches); diff != "" {
+				t.Errorf("touches (-want +got):\n%s", diff)
+			}
+			// P1 was anonymous until the merge brought the phone and openid: connected at 8. The unfollow at 9
+			// leaves the phone reachable.
+			wantStages := []profile.StageChange{{Seq: 8, From: profile.Anonymous, To: profile.Connected, At: at(8)}}
+			if diff := cmp.Diff(wantStages, got.Stages); diff != "" {
+				t.Errorf("stage changes (-want +got):\n%s", diff)
+			}
+			if got.Stage != profile.Connected || got.Name != "王小明" {
+				t.Errorf("stage, name = %s, %q", got.Stage, got.Name)
+			}
+			if _, err := db.ProfileByIdentifier(ctx, identity.AnonymousID, "scanner"); hearth.KindOf(err) != hearth.NotFound {
+				t.Errorf("a link scanner's event made a profile: %v", err)
 			}
 		})
 	}

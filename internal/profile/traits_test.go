@@ -1,0 +1,204 @@
+package profile
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/hearth-cdp/hearth/internal/collect"
+	"github.com/hearth-cdp/hearth/internal/identity"
+)
+
+var t0 = time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)
+
+// wechatAndCRM maps a WeChat source's user info and a CRM's fields, as the issue's examples do.
+var wechatAndCRM = Settings{
+	Mappings: []Mapping{
+		{SourceID: "wechat", Fields: []FieldMap{
+			{From: "nickname", To: "name"},
+			{From: "sex", To: "gender", Values: map[string]any{"1": "male", "2": "female", "0": "unknown"}},
+			{From: "headimgurl", To: "avatar"},
+			{From: "privilege"}, // dropped
+		}},
+		{SourceID: "crm", Only: true, Fields: []FieldMap{
+			{From: "mobile", To: "phone", Type: "string"},
+			{From: "vip_level", To: "vip_level", Type: "number"},
+			{From: "member", To: "member", Type: "boolean"},
+			{From: "birth", To: "birthday", Type: "date"},
+			{From: "address.city", To: "city"},
+			{From: "properties.store", To: "home_store"},
+		}},
+	},
+	Traits: []TraitRule{
+		{Name: "name", Precedence: SourcePriority, Sources: []string{"crm", "wechat"}},
+		{Name: "signup_channel", Precedence: FirstSeen},
+	},
+	Lifecycle: DefaultSettings().Lifecycle,
+}
+
+func event(source, payload string, seq int64) collect.Event {
+	var head struct {
+		Type  string `json:"type"`
+		Event string `json:"event"`
+	}
+	json.Unmarshal([]byte(payload), &head)
+	return collect.Event{Seq: seq, SourceID: source, Type: head.Type, Name: head.Event, Timestamp: t0.Add(time.Duration(seq) * time.Minute), Payload: []byte(payload)}
+}
+
+func traitValues(ts []Trait) map[string]string {
+	m := map[string]string{}
+	for _, t := range ts {
+		m[t.Name] = string(t.Value)
+	}
+	return m
+}
+
+func TestTraitsOf(t *testing.T) {
+	if err := wechatAndCRM.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c := compileSettings(wechatAndCRM)
+	for _, tc := range []struct {
+		name, source, payload string
+		want                  map[string]string
+	}{
+		{"unmapped source: every trait as sent, identify's over context's", "web",
+			`{"type":"identify","traits":{"email":"a@example.com","plan":"pro","city":null},"context":{"traits":{"plan":"free","lang":"zh"}}}`,
+			map[string]string{"email": `"a@example.com"`, "plan": `"pro"`, "lang": `"zh"`}},
+		{"wechat: renamed, value map, dropped, the rest kept", "wechat",
+			`{"type":"identify","traits":{"nickname":"小明","sex":1,"headimgurl":"https://x/y.png","privilege":["a"],"province":"广东"}}`,
+			map[string]string{"name": `"小明"`, "gender": `"male"`, "avatar": `"https://x/y.png"`, "province": `"广东"`}},
+		{"wechat: a value the map lacks is kept as sent", "wechat",
+			`{"type":"identify","traits":{"sex":3}}`, map[string]string{"gender": `3`}},
+		{"crm: only mapped fields, coerced; a value that does not convert is not kept", "crm",
+			`{"type":"identify","traits":{"mobile":13800001111,"vip_level":"3","member":"是","birth":"1990/07/15","address":{"city":"杭州"},"secret":"x"},"properties":{"store":"SH-01"}}`,
+			map[string]string{"phone": `"13800001111"`, "vip_level": `3`, "member": `true`, "birthday": `"1990-07-15"`, "city": `"杭州"`, "home_store": `"SH-01"`}},
+		{"crm: bad number and date dropped", "crm",
+			`{"type":"identify","traits":{"vip_level":"gold","birth":"someday","member":"maybe"}}`, map[string]string{}},
+		{"wechat follow and unfollow say the consent", "wechat", `{"type":"track","event":"WeChat Followed"}`, map[string]string{"wechat_subscribed": "true"}},
+		{"unfollow", "wechat", `{"type":"track","event":"WeChat Unfollowed"}`, map[string]string{"wechat_subscribed": "false"}},
+		{"no traits", "web", `{"type":"track","event":"Product Viewed","properties":{"traits":1}}`, map[string]string{}},
+		{"bad names and big values are not kept", "web",
+			`{"type":"identify","traits":{"a.b":1,"":2,"ok":"` + strings.Repeat("x", maxTraitValue) + `","昵称":"阿明"}}`, map[string]string{"昵称": `"阿明"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := c.traitsOf(event(tc.source, tc.payload, 7))
+			if diff := cmp.Diff(tc.want, traitValues(got)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+			for _, tr := range got {
+				if tr.SourceID != tc.source || tr.Seq != 7 || !tr.At.Equal(t0.Add(7*time.Minute)) {
+					t.Errorf("provenance of %s = %s, %d, %v", tr.Name, tr.SourceID, tr.Seq, tr.At)
+				}
+			}
+		})
+	}
+}
+
+func TestWins(t *testing.T) {
+	c := compileSettings(wechatAndCRM)
+	tr := func(name, source string, seq int64, minutes int) Trait {
+		return Trait{Name: name, Value: json.RawMessage(`1`), SourceID: source, Seq: seq, At: t0.Add(time.Duration(minutes) * time.Minute)}
+	}
+	for _, tc := range []struct {
+		name     string
+		old, new Trait
+		want     bool
+	}{
+		{"most recent: later event wins", tr("city", "web", 1, 1), tr("city", "web", 2, 2), true},
+		{"most recent: an event that happened earlier, logged later, does not", tr("city", "web", 5, 10), tr("city", "web", 6, 3), false},
+		{"most recent: same time, later seq wins", tr("city", "web", 5, 10), tr("city", "web", 6, 10), true},
+		{"first seen: earlier wins", tr("signup_channel", "web", 5, 10), tr("signup_channel", "web", 6, 3), true},
+		{"first seen: later does not", tr("signup_channel", "web", 5, 10), tr("signup_channel", "web", 6, 11), false},
+		{"source priority: stronger source wins though older", tr("name", "wechat", 5, 10), tr("name", "crm", 6, 1), true},
+		{"source priority: weaker never", tr("name", "crm", 5, 10), tr("name", "wechat", 6, 20), false},
+		{"source priority: unlisted loses to listed", tr("name", "wechat", 5, 10), tr("name", "web", 6, 20), false},
+		{"source priority: same source, most recent", tr("name", "crm", 5, 10), tr("name", "crm", 6, 20), true},
+	} {
+		if got := c.wins(tc.old, tc.new); got != tc.want {
+			t.Errorf("%s: wins = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestStageOf(t *testing.T) {
+	no := json.RawMessage("false")
+	for _, tc := range []struct {
+		name   string
+		counts map[identity.Type]int
+		traits map[string]Trait
+		facts  facts
+		want   Stage
+	}{
+		{"anonymous", map[identity.Type]int{identity.AnonymousID: 2, identity.DeviceID: 1}, nil, facts{}, Anonymous},
+		{"identified by user id", map[identity.Type]int{identity.UserID: 1}, nil, facts{}, Identified},
+		{"connected by email", map[identity.Type]int{identity.Email: 1}, nil, facts{}, Connected},
+		{"email opted out: identified", map[identity.Type]int{identity.Email: 1}, map[string]Trait{EmailSubscribed: {Value: no}}, facts{}, Identified},
+		{"email opted out, phone reachable", map[identity.Type]int{identity.Email: 1, identity.Phone: 1},
+			map[string]Trait{EmailSubscribed: {Value: no}}, facts{}, Connected},
+		{"unfollowed WeChat", map[identity.Type]int{identity.WeChatOpenID: 1}, map[string]Trait{WeChatSubscribed: {Value: no}}, facts{}, Identified},
+		{"activated", map[identity.Type]int{identity.AnonymousID: 1}, nil, facts{activatedAt: t0}, Activated},
+		{"converted", map[identity.Type]int{identity.UserID: 1}, nil, facts{activatedAt: t0, convertedAt: t0}, Converted},
+	} {
+		if got := stageOf(tc.counts, tc.traits, &tc.facts); got != tc.want {
+			t.Errorf("%s: stage = %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestParseDate(t *testing.T) {
+	for in, want := range map[string]string{"1990-07-15": "1990-07-15", "1990/7/5": "1990-07-05", "19900715": "1990-07-15",
+		"1990年7月15日": "1990-07-15", "2026-05-01T08:00:00+08:00": "2026-05-01", "648000000": "1990-07-15", "648000000000": "1990-07-15"} {
+		if got, ok := parseDate(in); !ok || got != want {
+			t.Errorf("parseDate(%q) = %q, %v; want %q", in, got, ok, want)
+		}
+	}
+	for _, bad := range []string{"", "someday", "1990-13-01", "-5"} {
+		if got, ok := parseDate(bad); ok {
+			t.Errorf("parseDate(%q) = %q, want refused", bad, got)
+		}
+	}
+}
+
+func TestDisplayNameAndKey(t *testing.T) {
+	s := func(v string) Trait { b, _ := json.Marshal(v); return Trait{Value: b} }
+	if got := displayName(map[string]Trait{"name": s(" Ada Lovelace "), "first_name": s("X")}); got != "Ada Lovelace" {
+		t.Errorf("name = %q", got)
+	}
+	if got := displayName(map[string]Trait{"first_name": s("Ada"), "last_name": s("Lovelace")}); got != "Ada Lovelace" {
+		t.Errorf("first and last = %q", got)
+	}
+	if got := displayName(map[string]Trait{"name": {Value: json.RawMessage("42")}}); got != "" {
+		t.Errorf("a number is no name: %q", got)
+	}
+	if got := NameKey("Ada  Lovelace\u3000王"); got != "adalovelace王" {
+		t.Errorf("NameKey = %q", got)
+	}
+}
+
+func TestSettingsValidate(t *testing.T) {
+	bad := Settings{
+		Mappings:  []Mapping{{SourceID: "", Fields: []FieldMap{{From: "", To: "a.b", Type: "money"}}}, {SourceID: "x"}, {SourceID: "x", Fields: []FieldMap{{From: "properties"}}}},
+		Traits:    []TraitRule{{Name: "name", Precedence: "loudest"}, {Name: "name", Precedence: SourcePriority}},
+		Lifecycle: Lifecycle{ConversionEvents: []string{" "}},
+	}
+	err := bad.Validate()
+	if err == nil {
+		t.Fatal("Validate accepted bad settings")
+	}
+	for _, want := range []string{"mappings[0].source_id", "mappings[0].fields[0].from", "mappings[0].fields[0].to", "mappings[0].fields[0].type",
+		"mappings[2].source_id", "mappings[2].fields[0].from", "traits[0].precedence", "traits[1].name", "traits[1].sources", "lifecycle.conversion_events[0]"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not name %s: %v", want, err)
+		}
+	}
+	if _, err := ParseSettings([]byte(`{"mappings":[],"colour":"red"}`)); err == nil {
+		t.Error("ParseSettings accepted an unknown field")
+	}
+	s, err := ParseSettings([]byte(`{"lifecycle":{"conversion_events":["Paid"]}}`))
+	if err != nil || s.Lifecycle.ConversionEvents[0] != "Paid" {
+		t.Errorf("ParseSettings = %+v, %v", s, err)
+	}
+}
