@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -8,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
+	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/bench"
 )
 
@@ -21,9 +24,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return benchIngest(ctx, args[1:], stdout, stderr)
 		case "touch":
 			return benchTouch(ctx, args[1:], stdout, stderr)
+		case "lookup":
+			return benchLookup(ctx, args[1:], stdout, stderr)
 		}
 	}
-	fmt.Fprint(stderr, "usage: hearth bench ingest|touch --url URL --api-key KEY [flags]; see hearth bench ingest -h, hearth bench touch -h\n")
+	fmt.Fprint(stderr, "usage: hearth bench ingest|touch|lookup --url URL --api-key KEY [flags]; see hearth bench ingest -h, hearth bench touch -h, hearth bench lookup -h\n")
 	return errUsage
 }
 
@@ -91,6 +96,45 @@ func benchTouch(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		opts.Link = opts.URL + "/t/" + tp.Token
 	}
 	report, err := bench.Touch(ctx, opts, stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, report)
+	return nil
+}
+
+func benchLookup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("hearth bench lookup", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var opts bench.LookupOptions
+	fs.StringVar(&opts.URL, "url", "http://127.0.0.1:8080", "the running Hearth to measure")
+	fs.StringVar(&opts.APIKey, "api-key", "", "an API key that may read profiles")
+	truth := fs.String("truth", "", "the ground truth hearth demo wrote (DATA/demo-truth.json): the identifiers to look up")
+	types := fs.String("types", strings.Join(bench.LookupTypes, ","), "the identifier types to look up by, comma-separated")
+	sample := fs.Int("sample", 100000, "look up at most this many identifiers, a uniform sample of the truth file's")
+	fs.Uint64Var(&opts.Seed, "seed", 1, "the same seed samples and picks the same identifiers")
+	fs.IntVar(&opts.Events, "events", 50, "timeline events read after each lookup")
+	fs.DurationVar(&opts.Duration, "duration", 20*time.Second, "how long to send")
+	fs.IntVar(&opts.Concurrency, "concurrency", 8, "operations in flight at once")
+	fs.Float64Var(&opts.Rate, "rate", 0, "operations (lookup and events) per second to offer (open loop); 0 sends as fast as the server answers")
+	if err := parse(fs, args, func() {}); err != nil {
+		return err
+	}
+	opts.URL = strings.TrimSuffix(opts.URL, "/")
+	if opts.APIKey == "" || *truth == "" {
+		fmt.Fprint(stderr, "hearth bench lookup: give --api-key and --truth (the file hearth demo wrote)\n")
+		return errUsage
+	}
+	f, err := os.Open(*truth)
+	if err != nil {
+		return &hearth.Error{Kind: hearth.Invalid, Op: "app.bench_lookup", Msg: fmt.Sprintf("Cannot read the truth file %s.", *truth), Err: err}
+	}
+	defer f.Close()
+	opts.Targets, opts.People, err = bench.ReadTargets(bufio.NewReaderSize(f, 1<<20), strings.Split(*types, ","), *sample, opts.Seed)
+	if err != nil {
+		return err
+	}
+	report, err := bench.Lookup(ctx, opts, stderr)
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,10 @@ Usage:
   hearth config        [serve's flags]                            print the effective configuration
   hearth bench ingest  --url URL (--write-key KEY | --api-key KEY) [--batch N] [--concurrency N] [--rate N] [--duration D]
                                                                   measure a running server's ingestion
+  hearth bench touch   --url URL (--link URL | --api-key KEY) [--concurrency N] [--rate N] [--duration D]
+                                                                  measure a running server's touch-link redirects
+  hearth bench lookup  --url URL --api-key KEY --truth FILE [--types T,…] [--concurrency N] [--rate N] [--duration D]
+                                                                  measure a running server's profile lookups with their timelines
   hearth demo          [--data DIR] [--db URL] [--people N] [--days D] [--seed S] [--truth FILE] [--force]
                                                                   fill a store with a retail brand's world and its ground truth
   hearth version                                                  print the version
