@@ -3,6 +3,7 @@
 package profile
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -90,6 +91,8 @@ type Store interface {
 	KnownIdentities(ctx context.Context, ids []identity.Identifier) (Known, error)
 	// ApplyProfiles writes a batch's changes and the consumer's offset in one transaction.
 	ApplyProfiles(ctx context.Context, consumer string, upto int64, c Changes) error
+	// Setting returns a stored setting's JSON, or nil when it was never set.
+	Setting(ctx context.Context, name string) ([]byte, error)
 }
 
 // Options configure a Processor.
@@ -99,6 +102,8 @@ type Options struct {
 	Interval  time.Duration  // how long Run waits when the log is read to its end; default 1s
 	Logger    *slog.Logger
 	// Settings are the mappings, trait rules and lifecycle; nil: DefaultSettings. Checked by the caller.
+	// Rules and Settings apply until an admin stores a Config (ConfigSetting): from then on, the stored one,
+	// read again before each batch.
 	Settings *Settings
 }
 
@@ -106,7 +111,9 @@ type Options struct {
 type Processor struct {
 	store Store
 	opts  Options
+	rules identity.Rules
 	cfg   *config
+	raw   []byte // the stored Config that rules and cfg come from; nil: the options
 }
 
 // NewProcessor makes a processor reading and writing through store.
@@ -127,7 +134,26 @@ func NewProcessor(store Store, opts Options) *Processor {
 	if opts.Settings != nil {
 		settings = *opts.Settings
 	}
-	return &Processor{store: store, opts: opts, cfg: compileSettings(settings)}
+	return &Processor{store: store, opts: opts, rules: opts.Rules, cfg: compileSettings(settings)}
+}
+
+// refresh follows the stored Config when it changed. One that does not parse (it was checked when stored,
+// so only a newer version's would not) leaves the rules as they were.
+func (p *Processor) refresh(ctx context.Context) error {
+	raw, err := p.store.Setting(ctx, ConfigSetting)
+	if err != nil {
+		return fmt.Errorf("profile: read the settings: %w", err)
+	}
+	if raw == nil || bytes.Equal(raw, p.raw) {
+		return nil
+	}
+	c, err := ParseConfig(raw)
+	if err != nil {
+		p.opts.Logger.Error("the stored profile settings are not valid; the processor keeps its rules", "err", err)
+		return nil
+	}
+	p.rules, p.cfg, p.raw = c.Identity, compileSettings(c.Settings), raw
+	return nil
 }
 
 // ProfileID is the id of the profile made by the event at seq: derived from it, so that replaying the log
@@ -160,6 +186,9 @@ func (p *Processor) Run(ctx context.Context) error {
 // Process resolves one batch of the log after the processor's offset and stores it; it returns how many
 // events it read (0 at the end of the log).
 func (p *Processor) Process(ctx context.Context) (int, error) {
+	if err := p.refresh(ctx); err != nil {
+		return 0, err
+	}
 	after, err := p.store.ConsumerOffset(ctx, Consumer)
 	if err != nil {
 		return 0, fmt.Errorf("profile: read offset: %w", err)
@@ -179,7 +208,7 @@ func (p *Processor) Process(ctx context.Context) (int, error) {
 		if e.Bot {
 			continue // a bot or link scanner is never a person
 		}
-		if err := p.opts.Rules.Extract(&x, e.Payload); err != nil {
+		if err := p.rules.Extract(&x, e.Payload); err != nil {
 			continue // not a JSON object: nothing to resolve; the collector validated it, so this is rare
 		}
 		ids[i] = append([]identity.Identifier(nil), x.Identifiers...)
@@ -202,7 +231,7 @@ func (p *Processor) Process(ctx context.Context) (int, error) {
 		if len(ids[i]) == 0 {
 			continue
 		}
-		d := p.opts.Rules.Resolve(g, ids[i])
+		d := p.rules.Resolve(g, ids[i])
 		g.apply(&c, e, d)
 	}
 	g.finish(&c)

@@ -408,3 +408,29 @@ func TestProcessorFacts(t *testing.T) {
 		})
 	}
 }
+
+// An admin's stored settings replace the processor's from the next batch on.
+func TestProcessorFollowsStoredConfig(t *testing.T) {
+	clock := storetest.NewClock(start.Add(time.Hour))
+	db := storetest.SQLite(t, clock)
+	steps := []step{
+		{"track", map[string]any{"userId": "u1", "event": "Paid"}, "", false},
+		{"track", map[string]any{"userId": "u2", "event": "Paid"}, "", false},
+	}
+	appendSteps(t, db, clock, steps)
+	p := profile.NewProcessor(db, profile.Options{BatchSize: 1})
+	if _, err := p.Process(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := profile.NewConfigs(db).Put(ctx, []byte(`{"lifecycle":{"conversion_events":["Paid"]}}`), "admin@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	processAll(t, p)
+	for user, want := range map[string]profile.Stage{"u1": profile.Identified, "u2": profile.Converted} {
+		got, err := db.ProfileByIdentifier(ctx, identity.UserID, user)
+		must(t, err)
+		if got.Stage != want {
+			t.Errorf("%s: stage %s, want %s", user, got.Stage, want)
+		}
+	}
+}

@@ -170,7 +170,8 @@ func (s Settings) Validate() error {
 		}
 	}
 	if len(problems) > 0 {
-		return hearth.Errorf(hearth.Invalid, "profile.settings", "The profile settings have %d problem(s): %s.", len(problems), strings.Join(problems, "; "))
+		return &hearth.Error{Kind: hearth.Invalid, Op: "profile.settings", Code: "invalid_profile_settings",
+			Msg: fmt.Sprintf("The profile settings are not valid: %s.", strings.Join(problems, "; "))}
 	}
 	return nil
 }
@@ -206,13 +207,14 @@ func checkFieldPath(p string) string {
 	return ""
 }
 
-// ParseSettings reads settings as JSON and checks them.
+// ParseSettings reads settings as JSON and checks them; absent members take their defaults.
 func ParseSettings(data []byte) (Settings, error) {
-	var s Settings
+	s := DefaultSettings()
 	d := json.NewDecoder(strings.NewReader(string(data)))
 	d.DisallowUnknownFields()
 	if err := d.Decode(&s); err != nil {
-		return s, hearth.Errorf(hearth.Invalid, "profile.settings", "The profile settings are not valid JSON of the expected shape: %v.", err)
+		return s, &hearth.Error{Kind: hearth.Invalid, Op: "profile.settings", Code: "invalid_profile_settings",
+			Msg: fmt.Sprintf("The profile settings are not valid JSON of the expected shape: %v.", err)}
 	}
 	return s, s.Validate()
 }

@@ -202,3 +202,36 @@ func TestSettingsValidate(t *testing.T) {
 		t.Errorf("ParseSettings = %+v, %v", s, err)
 	}
 }
+
+func TestConfigJSON(t *testing.T) {
+	c, err := ParseConfig([]byte(`{"identity":{"phone_region":"HK"},"lifecycle":{"conversion_events":["Paid"]},
+		"mappings":[{"source_id":"wechat","fields":[{"from":"nickname","to":"name"}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Identity.Settings().PhoneRegion != "HK" || c.Lifecycle.ConversionEvents[0] != "Paid" ||
+		len(c.Lifecycle.ActivationEvents) == 0 || c.Mappings[0].Fields[0].To != "name" {
+		t.Errorf("ParseConfig: absent members must take their defaults, given ones kept: %+v", c)
+	}
+	out, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := ParseConfig(out)
+	if err != nil {
+		t.Fatalf("ParseConfig of MarshalJSON's output: %v\n%s", err, out)
+	}
+	out2, _ := json.Marshal(again)
+	if string(out) != string(out2) {
+		t.Errorf("round trip differs:\n%s\n%s", out, out2)
+	}
+	for _, bad := range []string{`[]`, `{"colour":1}`, `{"identity":{"types":[{"type":"shoe_size"}]}}`, `{"traits":[{"name":"x","precedence":"loudest"}]}`} {
+		if _, err := ParseConfig([]byte(bad)); err == nil {
+			t.Errorf("ParseConfig(%s) accepted it", bad)
+		}
+	}
+	def, _ := json.Marshal(DefaultConfig())
+	if !strings.Contains(string(def), `"mappings":[]`) || !strings.Contains(string(def), `"identity":{"phone_region":"CN"`) {
+		t.Errorf("the default config as JSON: %s", def)
+	}
+}

@@ -42,6 +42,7 @@ func Run(t *testing.T, open Opener) {
 		{"WeChatAccounts", testWeChatAccounts},
 		{"WeChatQRCodes", testWeChatQRCodes},
 		{"Profiles", testProfiles},
+		{"Settings", testSettings},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
