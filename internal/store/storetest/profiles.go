@@ -46,8 +46,8 @@ func testProfiles(t *testing.T, db *store.DB, clock *Clock) {
 			{ID: p3, FirstSeq: 3, FirstSeen: ts(3), LastSeen: ts(3)}},
 		Identities: []profile.Identity{{Identifier: u1, Profile: p1, FirstSeq: 1}, {Identifier: u2, Profile: p2, FirstSeq: 2},
 			{Identifier: a2, Profile: p2, FirstSeq: 2}, {Identifier: e3, Profile: p3, FirstSeq: 3}, {Identifier: a3, Profile: p3, FirstSeq: 3}},
-		Events:   []profile.Attribution{{Seq: 1, Profile: p1}, {Seq: 2, Profile: p2}, {Seq: 3, Profile: p3}, {Seq: 4, Profile: p2}, {Seq: 5, Profile: p1}},
-		Merges:   []profile.Merge{{Seq: 4, Into: p2, From: p3, Via: e3, At: ts(4)}, {Seq: 5, Into: p1, From: p2, Via: u2, At: ts(5)}},
+		Events:  []profile.Attribution{{Seq: 1, Profile: p1}, {Seq: 2, Profile: p2}, {Seq: 3, Profile: p3}, {Seq: 4, Profile: p2}, {Seq: 5, Profile: p1}},
+		Merges:  []profile.Merge{{Seq: 4, Into: p2, From: p3, Via: e3, At: ts(4)}, {Seq: 5, Into: p1, From: p2, Via: u2, At: ts(5)}},
 		LeftOut: []profile.LeftOut{{Seq: 5, Identifier: ident(identity.AnonymousID, "t1"), Reason: "limit:user_id"}},
 		Updates: map[string]profile.Update{p1: {LastSeen: ts(5), Stage: profile.Connected, Name: "Ada Lovelace", ConvertedAt: ts(3)}},
 	}))
