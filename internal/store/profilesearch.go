@@ -141,6 +141,7 @@ func (db *DB) SearchProfiles(ctx context.Context, q ProfileQuery) (ProfilePage, 
 		if ph != at.phase {
 			at = searchCursor{phase: ph}
 		}
+		s.chunk = limit + 1 - len(out) + 4
 		err := s.scan(ctx, at, func(r profileRow, end searchCursor) bool {
 			out = append(out, r)
 			ends = append(ends, end)
@@ -168,11 +169,12 @@ func (db *DB) SearchProfiles(ctx context.Context, q ProfileQuery) (ProfilePage, 
 type search struct {
 	db *DB
 	q  ProfileQuery
+	// chunk is how many rows to read at a time from an index range: what the page still needs and one more,
+	// and a few for rows of profiles that are skipped, being listed in an earlier phase or at an earlier
+	// identifier in this one.
+	chunk int
 }
 
-// searchChunk is how many rows a search reads at a time from one index range; rows of profiles listed in an
-// earlier phase, or at an earlier identifier in this one, are read and skipped.
-const searchChunk = 64
 
 // scan reads the phase of at from its position on and calls take with each profile to list, in order, until
 // take returns false or the phase has no more.
@@ -188,8 +190,8 @@ func (s *search) scan(ctx context.Context, at searchCursor, take func(profileRow
 	return s.scanRecent(ctx, at, take)
 }
 
-// nameSearchSQL reads profiles by name_key in a prefix range, after a position (name_key, id). The term
-// name_key <> '' lets both engines use the partial index profiles_name_key.
+// nameSearchSQL reads profiles by name_key in a prefix range, after a position (name_key, id). Its first term
+// is the condition of the partial index profiles_name_key, which SQLite uses only when a query states it.
 const nameSearchSQL = `SELECT ` + summaryColumns + ` FROM profiles p
 	WHERE p.name_key <> '' AND p.name_key >= $1 AND p.name_key < $2 AND (p.name_key > $3 OR p.id > $4)
 	ORDER BY p.name_key, p.id LIMIT $5`
@@ -202,7 +204,7 @@ func (s *search) scanNames(ctx context.Context, at searchCursor, take func(profi
 		return nil
 	}
 	for {
-		rows, err := s.rows(ctx, false, nameSearchSQL, lower, upper, at.key, at.id, searchChunk)
+		rows, err := s.rows(ctx, false, nameSearchSQL, lower, upper, at.key, at.id, s.chunk)
 		if err != nil {
 			return err
 		}
@@ -215,7 +217,7 @@ func (s *search) scanNames(ctx context.Context, at searchCursor, take func(profi
 				return nil
 			}
 		}
-		if len(rows) < searchChunk {
+		if len(rows) < s.chunk {
 			return nil
 		}
 		lower = at.key
@@ -250,7 +252,7 @@ func (s *search) scanIdentifiers(ctx context.Context, at searchCursor, t identit
 			lower, after = at.key, true
 		}
 		for {
-			rows, err := s.rows(ctx, true, identifierSearchSQL(after), string(t), lower, rg.end, searchChunk)
+			rows, err := s.rows(ctx, true, identifierSearchSQL(after), string(t), lower, rg.end, s.chunk)
 			if err != nil {
 				return err
 			}
@@ -271,7 +273,7 @@ func (s *search) scanIdentifiers(ctx context.Context, at searchCursor, t identit
 					return nil
 				}
 			}
-			if len(rows) < searchChunk {
+			if len(rows) < s.chunk {
 				break
 			}
 			lower, after = at.key, true
@@ -325,7 +327,7 @@ func (s *search) scanRecent(ctx context.Context, at searchCursor, take func(prof
 			profile string
 		}
 		var seqs []latest
-		err := s.db.scanRows(ctx, recentSQL, []any{before, searchChunk}, func(row *sql.Rows) error {
+		err := s.db.scanRows(ctx, recentSQL, []any{before, s.chunk}, func(row *sql.Rows) error {
 			var l latest
 			err := row.Scan(&l.seq, &l.profile)
 			seqs = append(seqs, l)
@@ -352,7 +354,7 @@ func (s *search) scanRecent(ctx context.Context, at searchCursor, take func(prof
 				return nil
 			}
 		}
-		if len(seqs) < searchChunk {
+		if len(seqs) < s.chunk {
 			return nil
 		}
 	}
@@ -473,17 +475,23 @@ const maxMergeChain = 64
 // read, for links to profiles that no longer exist.
 func (db *DB) ProfileMergedInto(ctx context.Context, id string) (string, error) {
 	const op = "store.profile_merged_into"
-	var into string
-	err := db.read.QueryRowContext(ctx, `WITH RECURSIVE chain (id, seq, depth) AS (
-			SELECT into_profile, seq, 1 FROM merges WHERE from_profile = $1
-			UNION ALL
-			SELECT m.into_profile, m.seq, c.depth + 1 FROM merges m JOIN chain c ON m.from_profile = c.id WHERE c.depth < $2
-		)
-		SELECT c.id FROM chain c JOIN profiles p ON p.id = c.id ORDER BY c.seq DESC, c.depth DESC LIMIT 1`, id, maxMergeChain).Scan(&into)
-	if err == sql.ErrNoRows {
-		return "", notFound(op, "Profile")
+	for range maxMergeChain {
+		var into string
+		var live bool
+		err := db.read.QueryRowContext(ctx, `SELECT into_profile, EXISTS (SELECT 1 FROM profiles WHERE id = into_profile)
+			FROM merges WHERE from_profile = $1 ORDER BY seq DESC LIMIT 1`, id).Scan(&into, &live)
+		if err == sql.ErrNoRows {
+			break
+		}
+		if err != nil {
+			return "", db.wrap(op, err)
+		}
+		if live {
+			return into, nil
+		}
+		id = into
 	}
-	return into, db.wrap(op, err)
+	return "", notFound(op, "Profile")
 }
 
 // prefixRange is the range of strings that start with a prefix: [start, end) in byte order.

@@ -23,15 +23,15 @@ type searchWorld struct {
 
 // person is a profile to store: its name, identifiers, and the seqs of its events.
 type person struct {
-	id, name, nameKey string
-	ids               []identity.Identifier
-	events            []int64
+	id, name string
+	ids      []identity.Identifier
+	events   []int64
 }
 
 func (w *searchWorld) add(t *testing.T, people ...person) {
 	t.Helper()
 	ctx := context.Background()
-	c := profile.Changes{From: w.off, LastSeen: map[string]time.Time{}}
+	c := profile.Changes{From: w.off, Updates: map[string]profile.Update{}}
 	upto := w.off
 	for _, p := range people {
 		first := p.events[0]
@@ -40,23 +40,21 @@ func (w *searchWorld) add(t *testing.T, people ...person) {
 		for _, id := range p.ids {
 			c.Identities = append(c.Identities, profile.Identity{Identifier: id, Profile: p.id, FirstSeq: first})
 		}
+		u := profile.Update{Stage: profile.Anonymous, Name: p.name}
+		if p.name != "" {
+			u.Stage = profile.Identified
+		}
 		for _, seq := range p.events {
 			c.Events = append(c.Events, profile.Attribution{Seq: seq, Profile: p.id})
-			c.LastSeen[p.id] = w.at.Add(time.Duration(seq) * time.Minute)
+			u.LastSeen = w.at.Add(time.Duration(seq) * time.Minute)
 			upto = max(upto, seq)
 		}
+		c.Updates[p.id] = u
 	}
 	if err := w.db.ApplyProfiles(ctx, profile.Consumer, upto, c); err != nil {
 		t.Fatal(err)
 	}
 	w.off = upto
-	for _, p := range people {
-		if p.name != "" {
-			if err := w.db.NameProfile(ctx, p.id, "identified", p.name, p.nameKey); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 }
 
 func email(v string) identity.Identifier { return identity.Identifier{Type: identity.Email, Value: v} }
@@ -103,11 +101,11 @@ func TestProfileSearch(t *testing.T) {
 			db := eng.Open(t, clock)
 			ctx := context.Background()
 			w := &searchWorld{db: db, at: clock.Now()}
-			ada := person{id: "pa", name: "Ada Lovelace", nameKey: "adalovelace", ids: []identity.Identifier{email("ada@example.com"), phone("+8613912345678")}, events: []int64{1, 40}}
-			adam := person{id: "pb", name: "Adam Smith", nameKey: "adamsmith", ids: []identity.Identifier{email("zed@example.com"), email("adam@example.org")}, events: []int64{2, 20}}
+			ada := person{id: "pa", name: "Ada Lovelace", ids: []identity.Identifier{email("ada@example.com"), phone("+8613912345678")}, events: []int64{1, 40}}
+			adam := person{id: "pb", name: "Adam Smith", ids: []identity.Identifier{email("zed@example.com"), email("adam@example.org")}, events: []int64{2, 20}}
 			nameless := person{id: "pc", ids: []identity.Identifier{email("ada@zzz.com"), email("ada.l@example.com"), identity.Identifier{Type: identity.UserID, Value: "ada"}}, events: []int64{3, 30}}
-			wang := person{id: "pd", name: "王 伟", nameKey: "王伟", ids: []identity.Identifier{phone("+8613912300000")}, events: []int64{4}}
-			bob := person{id: "pe", name: "Bob", nameKey: "bob", ids: []identity.Identifier{phone("+14155550123"), phone("+8613912399999")}, events: []int64{5, 35}}
+			wang := person{id: "pd", name: "王 伟", ids: []identity.Identifier{phone("+8613912300000")}, events: []int64{4}}
+			bob := person{id: "pe", name: "Bob", ids: []identity.Identifier{phone("+14155550123"), phone("+8613912399999")}, events: []int64{5, 35}}
 			w.add(t, ada, adam, nameless, wang, bob)
 
 			for _, tt := range []struct {
@@ -183,7 +181,7 @@ func TestProfileSearch(t *testing.T) {
 			var chens []person
 			for i := range 45 {
 				id := fmt.Sprintf("pz%02d", i)
-				chens = append(chens, person{id: id, name: fmt.Sprintf("Chen %d", i%15), nameKey: fmt.Sprintf("chen%d", i%15), events: []int64{int64(100 + i)}})
+				chens = append(chens, person{id: id, name: fmt.Sprintf("Chen %d", i%15), events: []int64{int64(100 + i)}})
 			}
 			w.add(t, chens...)
 			got, _ := all(t, db, store.ProfileQuery{NameKey: "chen", Limit: 7})
