@@ -139,6 +139,7 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 		return err
 	}
 	a.events = store.NewEventWriter(a.db, store.EventWriterOptions{DedupeWindow: a.cfg.Ingest.Dedupe, Observe: newLogMetrics(reg)})
+	reg.MustRegister(newConsumerLag(a.db, profile.Consumer))
 	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopWriter, a.writerDone = stopWriter, make(chan struct{})
 	go func() {
@@ -155,7 +156,8 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 	offline := collect.NewOfflineTouches(touchResolver{a.touch}, touchIssuer{a.touch}, a.events, a.clock, collect.OfflineOptions{})
 	srv := httpapi.New(httpapi.Options{
 		Auth: a.auth, Sources: a.sources, Events: a.db, Pinger: a.db, Touchpoints: a.touch, WeChat: a.wechat, Offline: offline,
-		Logger: a.logger, Metrics: httpapi.NewMetrics(reg), Gatherer: reg,
+		ProfileConfigs: profile.NewConfigs(a.db),
+		Logger:         a.logger, Metrics: httpapi.NewMetrics(reg), Gatherer: reg,
 		Console:       console.Handler(),
 		SecureCookies: strings.HasPrefix(a.cfg.PublicURL, "https://"),
 		System:        httpapi.System{Version: hearth.Version, Engine: string(a.db.Engine()), StartedAt: a.clock.Now()},

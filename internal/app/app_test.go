@@ -146,7 +146,7 @@ func testOperationalEndpoints(t *testing.T, engine string) {
 
 	resp, body = s.do(t, "GET", "/metrics", nil)
 	wantStatus(t, resp, body, http.StatusOK)
-	for _, metric := range []string{"hearth_http_requests_total", "go_goroutines", "process_resident_memory_bytes"} {
+	for _, metric := range []string{"hearth_http_requests_total", "go_goroutines", "process_resident_memory_bytes", `hearth_event_log_consumer_lag_events{consumer="profiles"}`} {
 		if !bytes.Contains(body, []byte("\n"+metric)) {
 			t.Errorf("/metrics lacks %s", metric)
 		}

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,4 +36,42 @@ func newTouchMetrics(reg prometheus.Registerer) func(outcome string) {
 	}, []string{"outcome"})
 	reg.MustRegister(touches)
 	return func(outcome string) { touches.WithLabelValues(outcome).Inc() }
+}
+
+// offsetReader reads the event log's head and its consumers' offsets.
+type offsetReader interface {
+	LogHead(ctx context.Context) (int64, error)
+	ConsumerOffset(ctx context.Context, name string) (int64, error)
+}
+
+// consumerLag reports, when scraped, how many events each consumer of the event log has yet to read.
+type consumerLag struct {
+	log   offsetReader
+	names []string
+	desc  *prometheus.Desc
+}
+
+func newConsumerLag(log offsetReader, names ...string) consumerLag {
+	return consumerLag{log: log, names: names, desc: prometheus.NewDesc("hearth_event_log_consumer_lag_events",
+		"Events appended to the log that a consumer (profiles: the profile processor) has yet to read.", []string{"consumer"}, nil)}
+}
+
+func (c consumerLag) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c consumerLag) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	head, err := c.log.LogHead(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.desc, err)
+		return
+	}
+	for _, name := range c.names {
+		off, err := c.log.ConsumerOffset(ctx, name)
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(c.desc, err)
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(max(0, head-off)), name)
+	}
 }

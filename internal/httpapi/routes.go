@@ -68,6 +68,9 @@ func (s *Server) routes() {
 	s.api("POST /api/v1/touches", writers, s.recordTouch)
 	s.api("POST /api/v1/touches/import", writers, s.importTouches)
 
+	s.api("GET /api/v1/settings/profiles", readers, s.getProfileSettings)
+	s.api("PUT /api/v1/settings/profiles", admins, s.putProfileSettings)
+
 	s.api("GET /api/v1/signing-keys", admins, s.listSigningKeys)
 	s.api("POST /api/v1/signing-keys", admins, s.rotateSigningKey)
 	s.api("POST /api/v1/signing-keys/{id}/retire", admins, s.retireSigningKey)

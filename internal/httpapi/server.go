@@ -13,6 +13,7 @@ import (
 	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/auth"
 	"github.com/hearth-cdp/hearth/internal/collect"
+	"github.com/hearth-cdp/hearth/internal/profile"
 	"github.com/hearth-cdp/hearth/internal/touchpoint"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -27,6 +28,8 @@ type Options struct {
 	Touchpoints *touchpoint.Service
 	// WeChat connects official accounts and makes parametric QR codes for touchpoints.
 	WeChat *touchpoint.WeChatAccounts
+	// ProfileConfigs keeps the identity rules, attribute mappings, trait rules and lifecycle.
+	ProfileConfigs *profile.Configs
 	// Offline records touches that staff, kiosks and apps report, one at a time or as CSV files.
 	Offline *collect.OfflineTouches
 	// Pinger checks the database for /healthz.

@@ -17,6 +17,7 @@ import (
 	"github.com/hearth-cdp/hearth/internal/auth"
 	"github.com/hearth-cdp/hearth/internal/collect"
 	"github.com/hearth-cdp/hearth/internal/httpapi"
+	"github.com/hearth-cdp/hearth/internal/profile"
 	"github.com/hearth-cdp/hearth/internal/store"
 	"github.com/hearth-cdp/hearth/internal/store/storetest"
 	"github.com/hearth-cdp/hearth/internal/touchpoint"
@@ -55,7 +56,8 @@ func forEachEngine(t *testing.T, fn func(t *testing.T, e *env)) {
 			}
 			srv := httpapi.New(httpapi.Options{
 				Auth: authSvc, Sources: collect.NewSources(db, clock), Events: db, Pinger: db, Touchpoints: tps, Offline: offlineTouches(t, db, tps, clock),
-				Logger: logger, Metrics: httpapi.NewMetrics(reg), Gatherer: reg,
+				ProfileConfigs: profile.NewConfigs(db),
+				Logger:         logger, Metrics: httpapi.NewMetrics(reg), Gatherer: reg,
 				Console: http.NotFoundHandler(),
 				System:  httpapi.System{Version: "test", Engine: string(db.Engine())},
 			})
