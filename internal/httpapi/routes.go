@@ -65,6 +65,11 @@ func (s *Server) routes() {
 	s.api("GET /api/v1/wechat-accounts/{id}", readers, s.getWeChatAccount)
 	s.api("PATCH /api/v1/wechat-accounts/{id}", writers, s.updateWeChatAccount)
 
+	s.api("GET /api/v1/profiles", readers, s.searchProfiles)
+	s.api("GET /api/v1/profiles/lookup", readers, s.lookupProfile)
+	s.api("GET /api/v1/profiles/{id}", readers, s.getProfile)
+	s.api("GET /api/v1/profiles/{id}/events", readers, s.profileEvents)
+
 	s.api("POST /api/v1/touches", writers, s.recordTouch)
 	s.api("POST /api/v1/touches/import", writers, s.importTouches)
 

@@ -30,6 +30,8 @@ type Options struct {
 	WeChat *touchpoint.WeChatAccounts
 	// ProfileConfigs keeps the identity rules, attribute mappings, trait rules and lifecycle.
 	ProfileConfigs *profile.Configs
+	// Profiles reads the profiles for the 360° view.
+	Profiles ProfileReader
 	// Offline records touches that staff, kiosks and apps report, one at a time or as CSV files.
 	Offline *collect.OfflineTouches
 	// Pinger checks the database for /healthz.

@@ -10,6 +10,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +33,25 @@ type env struct {
 	clock *storetest.Clock
 	keys  map[hearth.Role]string // an API key per role
 	db    *store.DB
+	logs  *logBuffer // what the server logged, at every level
+}
+
+// logBuffer holds log lines written from several goroutines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 const adminEmail, adminPassword = "admin@example.com", "correct horse battery"
@@ -43,7 +63,8 @@ func forEachEngine(t *testing.T, fn func(t *testing.T, e *env)) {
 			t.Parallel()
 			clock := storetest.NewClock(time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC))
 			db := eng.Open(t, clock)
-			logger := slog.New(slog.DiscardHandler)
+			logs := &logBuffer{}
+			logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			authSvc := auth.NewService(db, clock, logger, auth.Options{})
 			reg := prometheus.NewRegistry()
 			master, err := touchpoint.ParseMasterKey(strings.Repeat("k", 43) + "=")
@@ -55,7 +76,7 @@ func forEachEngine(t *testing.T, fn func(t *testing.T, e *env)) {
 				t.Fatal(err)
 			}
 			srv := httpapi.New(httpapi.Options{
-				Auth: authSvc, Sources: collect.NewSources(db, clock), Events: db, Pinger: db, Touchpoints: tps, Offline: offlineTouches(t, db, tps, clock),
+				Auth: authSvc, Sources: collect.NewSources(db, clock), Events: db, Pinger: db, Touchpoints: tps, Offline: offlineTouches(t, db, tps, clock), Profiles: db,
 				ProfileConfigs: profile.NewConfigs(db),
 				Logger:         logger, Metrics: httpapi.NewMetrics(reg), Gatherer: reg,
 				Console: http.NotFoundHandler(),
@@ -63,7 +84,7 @@ func forEachEngine(t *testing.T, fn func(t *testing.T, e *env)) {
 			})
 			ts := httptest.NewServer(srv)
 			t.Cleanup(ts.Close)
-			e := &env{t: t, url: ts.URL, auth: authSvc, clock: clock, keys: map[hearth.Role]string{}, db: db}
+			e := &env{t: t, url: ts.URL, auth: authSvc, clock: clock, keys: map[hearth.Role]string{}, db: db, logs: logs}
 			ctx := context.Background()
 			if _, err := authSvc.CreateUser(ctx, auth.NewUser{Email: adminEmail, Name: "Admin", Role: hearth.RoleAdmin, Password: adminPassword}); err != nil {
 				t.Fatal(err)

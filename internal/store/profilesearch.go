@@ -175,7 +175,6 @@ type search struct {
 	chunk int
 }
 
-
 // scan reads the phase of at from its position on and calls take with each profile to list, in order, until
 // take returns false or the phase has no more.
 func (s *search) scan(ctx context.Context, at searchCursor, take func(profileRow, searchCursor) bool) error {
