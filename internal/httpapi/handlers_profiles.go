@@ -127,9 +127,10 @@ func toProfileSummary(p store.ProfileSummary) profileSummaryJSON {
 // timelineEventJSON is an event as the debugger shows it, with its source and, for a touch, what was touched.
 type timelineEventJSON struct {
 	eventJSON
-	SourceID string             `json:"source_id"`
-	Source   string             `json:"source"`
-	Touch    *timelineTouchJSON `json:"touch"`
+	SourceID   string             `json:"source_id"`
+	Source     string             `json:"source"`      // its name
+	SourceKind collect.SourceKind `json:"source_kind"` // website, app, server, wechat, offline or touch
+	Touch      *timelineTouchJSON `json:"touch"`
 }
 
 type timelineTouchJSON struct {
@@ -219,7 +220,7 @@ func (s *Server) answerProfile(w http.ResponseWriter, r *http.Request, p profile
 			s.fail(w, r, err)
 			return
 		}
-		out.Traits[t.Name] = traitJSON{Value: t.Value, SourceID: t.SourceID, Source: src, Seq: t.Seq, At: t.At}
+		out.Traits[t.Name] = traitJSON{Value: t.Value, SourceID: t.SourceID, Source: src.Name, Seq: t.Seq, At: t.At}
 	}
 	var first, last *profile.Touch
 	for i, t := range p.Touches {
@@ -325,7 +326,7 @@ func (s *Server) profileEvents(w http.ResponseWriter, r *http.Request, _ auth.Pr
 			s.fail(w, r, err)
 			return
 		}
-		item := timelineEventJSON{eventJSON: toEvent(e), SourceID: e.SourceID, Source: src}
+		item := timelineEventJSON{eventJSON: toEvent(e), SourceID: e.SourceID, Source: src.Name, SourceKind: src.Kind}
 		if item.Touch, err = touchOf(r.Context(), e, names); err != nil {
 			s.fail(w, r, err)
 			return
@@ -382,28 +383,28 @@ func touchOf(ctx context.Context, e collect.Event, names *names) (*timelineTouch
 		Campaign: campaign, Via: pp.Via, Serial: serial}, nil
 }
 
-// names looks up the names of the sources and campaigns one answer mentions, each once.
+// names looks up the sources and the names of the campaigns one answer mentions, each once.
 type names struct {
 	s         *Server
-	sources   map[string]string
+	sources   map[string]collect.Source
 	campaigns map[string]*string
 }
 
 func (s *Server) newNames() *names {
-	return &names{s: s, sources: map[string]string{}, campaigns: map[string]*string{}}
+	return &names{s: s, sources: map[string]collect.Source{}, campaigns: map[string]*string{}}
 }
 
-// source returns a source's name; "" for a source that does not exist.
-func (n *names) source(ctx context.Context, id string) (string, error) {
-	if name, ok := n.sources[id]; ok || id == "" {
-		return name, nil
+// source returns a source; the zero Source for one that does not exist.
+func (n *names) source(ctx context.Context, id string) (collect.Source, error) {
+	if src, ok := n.sources[id]; ok || id == "" {
+		return src, nil
 	}
 	src, err := n.s.Sources.Get(ctx, id)
 	if err != nil && hearth.KindOf(err) != hearth.NotFound {
-		return "", err
+		return src, err
 	}
-	n.sources[id] = src.Name
-	return src.Name, nil
+	n.sources[id] = src
+	return src, nil
 }
 
 // campaign returns a campaign's name; nil for none, or a campaign that no longer exists.

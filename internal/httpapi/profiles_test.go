@@ -71,14 +71,15 @@ type profileListResp struct {
 
 type timelineResp struct {
 	Items []struct {
-		Seq       int64
-		Type      string
-		Name      string
-		MessageID string `json:"message_id"`
-		SourceID  string `json:"source_id"`
-		Source    string
-		Payload   json.RawMessage
-		Touch     *struct {
+		Seq        int64
+		Type       string
+		Name       string
+		MessageID  string `json:"message_id"`
+		SourceID   string `json:"source_id"`
+		Source     string
+		SourceKind string `json:"source_kind"`
+		Payload    json.RawMessage
+		Touch      *struct {
 			TouchpointID string `json:"touchpoint_id"`
 			Touchpoint   string
 			Channel      string
@@ -303,7 +304,7 @@ func TestProfiles(t *testing.T) {
 		if len(tl.Items) != 50 || tl.Items[0].Seq != 61 || tl.Items[49].Seq != 12 || tl.Next == nil || *tl.Next != 12 {
 			t.Fatalf("first page: %d events, next %v", len(tl.Items), tl.Next)
 		}
-		if it := tl.Items[0]; it.Name != "Page Scrolled" || it.Type != "track" || it.SourceID != web.ID || it.Source != "Website" || it.Touch != nil ||
+		if it := tl.Items[0]; it.Name != "Page Scrolled" || it.Type != "track" || it.SourceID != web.ID || it.Source != "Website" || it.SourceKind != "website" || it.Touch != nil ||
 			!strings.Contains(string(it.Payload), `"Page Scrolled"`) {
 			t.Errorf("an event: %+v", it)
 		}
@@ -315,7 +316,7 @@ func TestProfiles(t *testing.T) {
 			t.Fatalf("second page: %+v", tl)
 		}
 		touch := tl.Items[5]
-		if touch.Seq != 6 || touch.Name != "Touch" || touch.SourceID != collect.TouchSourceID || touch.Source == "" || touch.Touch == nil ||
+		if touch.Seq != 6 || touch.Name != "Touch" || touch.SourceID != collect.TouchSourceID || touch.Source == "" || touch.SourceKind != "touch" || touch.Touch == nil ||
 			touch.Touch.TouchpointID != poster.ID || touch.Touch.Touchpoint != "Jing'an window poster" || touch.Touch.Channel != "qr_poster" ||
 			touch.Touch.Campaign == nil || *touch.Touch.Campaign != "Spring launch" || touch.Touch.Via != "offline" {
 			t.Errorf("the touch: %+v %+v", touch, touch.Touch)
