@@ -28,7 +28,10 @@ const Consumer = "profiles"
 type Changes struct {
 	// From is the consumer offset the batch was read after: the store refuses the batch (a Conflict) if
 	// another processor, on another node, moved the offset meanwhile.
-	From         int64
+	From int64
+	// Unmerges is how many unmerges had finished when the batch read the graph: the store refuses the batch
+	// (a Conflict) if one finished since.
+	Unmerges     int64
 	New          []Profile // ID, FirstSeq, FirstSeen and LastSeen
 	Identities   []Identity
 	Events       []Attribution
@@ -93,6 +96,7 @@ type Store interface {
 	ApplyProfiles(ctx context.Context, consumer string, upto int64, c Changes) error
 	// Setting returns a stored setting's JSON, or nil when it was never set.
 	Setting(ctx context.Context, name string) ([]byte, error)
+	UnmergeStore
 }
 
 // Options configure a Processor.
@@ -189,9 +193,16 @@ func (p *Processor) Process(ctx context.Context) (int, error) {
 	if err := p.refresh(ctx); err != nil {
 		return 0, err
 	}
+	if err := p.runUnmerges(ctx); err != nil {
+		return 0, err
+	}
 	after, err := p.store.ConsumerOffset(ctx, Consumer)
 	if err != nil {
 		return 0, fmt.Errorf("profile: read offset: %w", err)
+	}
+	finished, err := p.store.FinishedUnmerges(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("profile: read unmerges: %w", err)
 	}
 	events, err := p.store.ReadEvents(ctx, after, p.opts.BatchSize)
 	if err != nil {
@@ -225,7 +236,12 @@ func (p *Processor) Process(ctx context.Context) (int, error) {
 			return 0, fmt.Errorf("profile: read identities of events %d to %d: %w", events[0].Seq, events[len(events)-1].Seq, err)
 		}
 	}
+	seps, err := p.loadSeparations(ctx, p.store, slices.Sorted(maps.Keys(known.FirstSeq)))
+	if err != nil {
+		return 0, fmt.Errorf("profile: read separations: %w", err)
+	}
 	g := newOverlay(known, p.cfg)
+	g.seps = seps
 	var c Changes
 	for i, e := range events {
 		if len(ids[i]) == 0 {
@@ -236,7 +252,7 @@ func (p *Processor) Process(ctx context.Context) (int, error) {
 	}
 	g.finish(&c)
 	upto := events[len(events)-1].Seq
-	c.From = after
+	c.From, c.Unmerges = after, finished
 	if err := p.store.ApplyProfiles(ctx, Consumer, upto, c); err != nil {
 		if hearth.KindOf(err) == hearth.Conflict { // another node stored this batch first: read on from there
 			return 0, nil
@@ -257,6 +273,7 @@ type overlay struct {
 	facts      map[string]*facts
 	touches    map[touchKey]*Touch
 	stages     []ProfileStageChange
+	seps       separations
 }
 
 // facts are what the batch knows of a profile beyond its identifiers.
@@ -308,9 +325,6 @@ func (g *overlay) ProfileOf(id identity.Identifier) string {
 
 func (g *overlay) Count(profile string, t identity.Type) int { return g.counts[profile][t] }
 func (g *overlay) FirstSeq(profile string) int64             { return g.firstSeq[profile] }
-
-// Separated: unmerges come later; until then no profiles are kept apart.
-func (g *overlay) Separated(a, b string) bool { return false }
 
 // factsOf returns the facts of a profile, empty ones for a profile the store did not report (a new one).
 func (g *overlay) factsOf(p string) *facts {

@@ -61,11 +61,12 @@ var story = []step{
 // appendStory writes the story to the log, the nth event at start + n minutes.
 func appendStory(t *testing.T, db *store.DB, clock *storetest.Clock) {
 	t.Helper()
-	appendSteps(t, db, clock, story)
+	appendSteps(t, db, clock, 1, story)
 }
 
-// appendSteps writes steps to the log, the nth event at start + n minutes, one a batch: their seqs are 1, 2, … in order.
-func appendSteps(t *testing.T, db *store.DB, clock *storetest.Clock, steps []step) {
+// appendSteps writes steps to the log as events first, first+1, …: the nth at start + n minutes, with message
+// id mn, one a batch, so that in an empty log their seqs are their numbers.
+func appendSteps(t *testing.T, db *store.DB, clock *storetest.Clock, first int, steps []step) {
 	t.Helper()
 	w := store.NewEventWriter(db, store.EventWriterOptions{})
 	runCtx, cancel := context.WithCancel(ctx)
@@ -78,6 +79,7 @@ func appendSteps(t *testing.T, db *store.DB, clock *storetest.Clock, steps []ste
 	}()
 	defer func() { cancel(); <-done }()
 	for i, s := range steps {
+		i += first - 1
 		fields := maps.Clone(s.payload) // the story is shared by tests that run at once
 		fields["type"] = s.typ
 		fields["messageId"] = fmt.Sprintf("m%d", i+1)
@@ -366,7 +368,7 @@ func TestProcessorFacts(t *testing.T) {
 			t.Parallel()
 			clock := storetest.NewClock(start.Add(time.Hour))
 			db := engine.Open(t, clock)
-			appendSteps(t, db, clock, steps)
+			appendSteps(t, db, clock, 1, steps)
 			processAll(t, profile.NewProcessor(db, profile.Options{BatchSize: 4, Settings: &settings}))
 
 			got, err := db.ProfileByIdentifier(ctx, identity.WeChatOpenID, "o-xiaoming")
@@ -417,7 +419,7 @@ func TestProcessorFollowsStoredConfig(t *testing.T) {
 		{"track", map[string]any{"userId": "u1", "event": "Paid"}, "", false},
 		{"track", map[string]any{"userId": "u2", "event": "Paid"}, "", false},
 	}
-	appendSteps(t, db, clock, steps)
+	appendSteps(t, db, clock, 1, steps)
 	p := profile.NewProcessor(db, profile.Options{BatchSize: 1})
 	if _, err := p.Process(ctx); err != nil {
 		t.Fatal(err)

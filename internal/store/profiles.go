@@ -132,11 +132,26 @@ func (db *DB) scanRows(ctx context.Context, query string, args []any, scan func(
 // and records how far the consumer has read, in one transaction: a processor that stops in between replays
 // the batch from the old offset and writes the same.
 func (db *DB) ApplyProfiles(ctx context.Context, consumer string, upto int64, c profile.Changes) error {
-	const op = "store.apply_profiles"
+	now := db.clock.Now()
+	return db.profileTx(ctx, "store.apply_profiles", consumer, c, func(tx *sql.Tx, exec execFunc) error {
+		if err := db.applyChanges(exec, c, now); err != nil {
+			return err
+		}
+		return exec(`UPDATE consumer_offsets SET position = $1, updated_at = $2 WHERE name = $3`, upto, now, consumer)
+	})
+}
+
+// execFunc runs a statement in a transaction, each prepared once per transaction: parsing it again for each
+// of a batch's thousands of rows took half the time of the writes.
+type execFunc func(q string, args ...any) error
+
+// profileTx runs fn in a transaction that writes the profiles: it stands only if the graph is still the one
+// c was resolved against, that is, if no other processor moved the consumer's offset from c.From and no
+// unmerge finished since c.Unmerges were. The offset's row stays locked until the commit, so that two nodes
+// cannot both pass the check.
+func (db *DB) profileTx(ctx context.Context, op, consumer string, c profile.Changes, fn func(tx *sql.Tx, exec execFunc) error) error {
 	now := db.clock.Now()
 	return db.inTx(ctx, op, func(tx *sql.Tx) error {
-		// Each statement is prepared once per batch: parsing it again for each of a batch's thousands of
-		// rows took half the time of the writes.
 		stmts := map[string]*sql.Stmt{}
 		defer func() {
 			for _, st := range stmts {
@@ -155,106 +170,114 @@ func (db *DB) ApplyProfiles(ctx context.Context, consumer string, upto int64, c 
 			_, err := st.ExecContext(ctx, args...)
 			return db.wrap(op, err)
 		}
-		// The batch was resolved against the graph as of c.From: it stands only if no other processor moved
-		// the offset since. The row is locked until the commit, so two nodes cannot both pass this check.
 		if err := exec(`INSERT INTO consumer_offsets (name, position, updated_at) VALUES ($1, 0, $2) ON CONFLICT (name) DO NOTHING`, consumer, now); err != nil {
 			return err
 		}
-		var pos int64
+		var pos, unmerges int64
 		if err := tx.QueryRowContext(ctx, `SELECT position FROM consumer_offsets WHERE name = $1`+db.dialect.forUpdate, consumer).Scan(&pos); err != nil {
 			return db.wrap(op, err)
 		}
 		if pos != c.From {
 			return hearth.Errorf(hearth.Conflict, op, "The profile processor's offset moved from %d to %d: another processor stored this batch.", c.From, pos)
 		}
-		for _, p := range c.New {
-			if err := exec(`INSERT INTO profiles (id, first_seq, first_seen, last_seen, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)`,
-				p.ID, p.FirstSeq, p.FirstSeen.UTC(), p.LastSeen.UTC(), now); err != nil {
-				return err
-			}
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM unmerges WHERE done_at IS NOT NULL`).Scan(&unmerges); err != nil {
+			return db.wrap(op, err)
 		}
-		for _, id := range c.Identities {
-			if err := exec(`INSERT INTO identities (type, value, profile_id, first_seq) VALUES ($1, $2, $3, $4)`,
-				string(id.Identifier.Type), id.Identifier.Value, id.Profile, id.FirstSeq); err != nil {
-				return err
-			}
+		if unmerges != c.Unmerges {
+			return hearth.Errorf(hearth.Conflict, op, "An unmerge changed the profiles while the batch was resolved.")
 		}
-		for _, e := range c.Events {
-			if err := exec(`INSERT INTO event_profiles (seq, profile_id) VALUES ($1, $2)`, e.Seq, e.Profile); err != nil {
-				return err
-			}
-		}
-		for _, m := range c.Merges {
-			if err := exec(`UPDATE identities SET profile_id = $1 WHERE profile_id = $2`, m.Into, m.From); err != nil {
-				return err
-			}
-			if err := exec(`UPDATE event_profiles SET profile_id = $1 WHERE profile_id = $2`, m.Into, m.From); err != nil {
-				return err
-			}
-			// The absorbed profile's span of time joins the one that absorbed it.
-			if err := exec(`UPDATE profiles SET
-				first_seen = (SELECT min(first_seen) FROM profiles WHERE id IN ($1, $2)),
-				last_seen = (SELECT max(last_seen) FROM profiles WHERE id IN ($1, $2)),
-				updated_at = $3 WHERE id = $1`, m.Into, m.From, now); err != nil {
-				return err
-			}
-			// Its touches join those of the profile that absorbed it; its traits were combined by the
-			// processor and come in Traits; its stage history ends with it.
-			if err := exec(`INSERT INTO profile_touches AS t (profile_id, touchpoint_id, touchpoint, channel, campaign_id, count, first_seq, first_at, last_seq, last_at)
-				SELECT $1, touchpoint_id, touchpoint, channel, campaign_id, count, first_seq, first_at, last_seq, last_at FROM profile_touches WHERE profile_id = $2 AND true
-				ON CONFLICT (profile_id, touchpoint_id) DO UPDATE SET `+touchCombine, m.Into, m.From); err != nil {
-				return err
-			}
-			for _, q := range []string{`DELETE FROM profile_touches WHERE profile_id = $1`, `DELETE FROM profile_traits WHERE profile_id = $1`,
-				`DELETE FROM stage_changes WHERE profile_id = $1`, `DELETE FROM profiles WHERE id = $1`} {
-				if err := exec(q, m.From); err != nil {
-					return err
-				}
-			}
-			if err := exec(`INSERT INTO merges (seq, into_profile, from_profile, via_type, via_value, at) VALUES ($1, $2, $3, $4, $5, $6)`,
-				m.Seq, m.Into, m.From, string(m.Via.Type), m.Via.Value, m.At.UTC()); err != nil {
-				return err
-			}
-		}
-		for _, l := range c.LeftOut {
-			if err := exec(`INSERT INTO left_out (seq, type, value, reason) VALUES ($1, $2, $3, $4)`,
-				l.Seq, string(l.Identifier.Type), l.Identifier.Value, l.Reason); err != nil {
-				return err
-			}
-		}
-		for _, t := range c.Touches {
-			if err := exec(`INSERT INTO profile_touches AS t (profile_id, touchpoint_id, touchpoint, channel, campaign_id, count, first_seq, first_at, last_seq, last_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-				ON CONFLICT (profile_id, touchpoint_id) DO UPDATE SET `+touchCombine,
-				t.Profile, t.TouchpointID, t.Touchpoint, t.Channel, t.CampaignID, t.Count, t.FirstSeq, t.First.UTC(), t.LastSeq, t.Last.UTC()); err != nil {
-				return err
-			}
-		}
-		for _, sc := range c.StageChanges {
-			if err := exec(`INSERT INTO stage_changes (profile_id, seq, from_stage, to_stage, at) VALUES ($1, $2, $3, $4, $5)
-				ON CONFLICT (profile_id, seq) DO UPDATE SET to_stage = excluded.to_stage, at = excluded.at`,
-				sc.Profile, sc.Seq, string(sc.From), string(sc.To), sc.At.UTC()); err != nil {
-				return err
-			}
-		}
-		for _, t := range c.Traits {
-			if err := exec(`INSERT INTO profile_traits (profile_id, name, value, source_id, seq, at) VALUES ($1, $2, $3, $4, $5, $6)
-				ON CONFLICT (profile_id, name) DO UPDATE SET value = excluded.value, source_id = excluded.source_id, seq = excluded.seq, at = excluded.at`,
-				t.Profile, t.Name, string(t.Value), t.SourceID, t.Seq, t.At.UTC()); err != nil {
-				return err
-			}
-		}
-		for _, id := range sortedKeys(c.Updates) {
-			u := c.Updates[id]
-			if err := exec(`UPDATE profiles SET last_seen = CASE WHEN last_seen < $1 THEN $1 ELSE last_seen END, stage = $2,
-				activated_at = $3, converted_at = $4, name = $5, name_key = $6, updated_at = $7 WHERE id = $8`,
-				u.LastSeen.UTC(), string(u.Stage), zeroNull(u.ActivatedAt), zeroNull(u.ConvertedAt), u.Name, profile.NameKey(u.Name), now, id); err != nil {
-				return err
-			}
-		}
-		return exec(`INSERT INTO consumer_offsets (name, position, updated_at) VALUES ($1, $2, $3)
-			ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`, consumer, upto, now)
+		return fn(tx, exec)
 	})
+}
+
+// applyChanges writes c in the order profile.Changes describes.
+func (db *DB) applyChanges(exec execFunc, c profile.Changes, now time.Time) error {
+	for _, p := range c.New {
+		if err := exec(`INSERT INTO profiles (id, first_seq, first_seen, last_seen, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)`,
+			p.ID, p.FirstSeq, p.FirstSeen.UTC(), p.LastSeen.UTC(), now); err != nil {
+			return err
+		}
+	}
+	for _, id := range c.Identities {
+		if err := exec(`INSERT INTO identities (type, value, profile_id, first_seq) VALUES ($1, $2, $3, $4)`,
+			string(id.Identifier.Type), id.Identifier.Value, id.Profile, id.FirstSeq); err != nil {
+			return err
+		}
+	}
+	for _, e := range c.Events {
+		if err := exec(`INSERT INTO event_profiles (seq, profile_id) VALUES ($1, $2)`, e.Seq, e.Profile); err != nil {
+			return err
+		}
+	}
+	for _, m := range c.Merges {
+		if err := exec(`UPDATE identities SET profile_id = $1 WHERE profile_id = $2`, m.Into, m.From); err != nil {
+			return err
+		}
+		if err := exec(`UPDATE event_profiles SET profile_id = $1 WHERE profile_id = $2`, m.Into, m.From); err != nil {
+			return err
+		}
+		// The absorbed profile's span of time joins the one that absorbed it.
+		if err := exec(`UPDATE profiles SET
+			first_seen = (SELECT min(first_seen) FROM profiles WHERE id IN ($1, $2)),
+			last_seen = (SELECT max(last_seen) FROM profiles WHERE id IN ($1, $2)),
+			updated_at = $3 WHERE id = $1`, m.Into, m.From, now); err != nil {
+			return err
+		}
+		// Its touches join those of the profile that absorbed it; its traits were combined by the
+		// processor and come in Traits; its stage history ends with it.
+		if err := exec(`INSERT INTO profile_touches AS t (profile_id, touchpoint_id, touchpoint, channel, campaign_id, count, first_seq, first_at, last_seq, last_at)
+			SELECT $1, touchpoint_id, touchpoint, channel, campaign_id, count, first_seq, first_at, last_seq, last_at FROM profile_touches WHERE profile_id = $2 AND true
+			ON CONFLICT (profile_id, touchpoint_id) DO UPDATE SET `+touchCombine, m.Into, m.From); err != nil {
+			return err
+		}
+		for _, q := range []string{`DELETE FROM profile_touches WHERE profile_id = $1`, `DELETE FROM profile_traits WHERE profile_id = $1`,
+			`DELETE FROM stage_changes WHERE profile_id = $1`, `DELETE FROM profiles WHERE id = $1`} {
+			if err := exec(q, m.From); err != nil {
+				return err
+			}
+		}
+		if err := exec(`INSERT INTO merges (seq, into_profile, from_profile, via_type, via_value, at) VALUES ($1, $2, $3, $4, $5, $6)`,
+			m.Seq, m.Into, m.From, string(m.Via.Type), m.Via.Value, m.At.UTC()); err != nil {
+			return err
+		}
+	}
+	for _, l := range c.LeftOut {
+		if err := exec(`INSERT INTO left_out (seq, type, value, reason) VALUES ($1, $2, $3, $4)`,
+			l.Seq, string(l.Identifier.Type), l.Identifier.Value, l.Reason); err != nil {
+			return err
+		}
+	}
+	for _, t := range c.Touches {
+		if err := exec(`INSERT INTO profile_touches AS t (profile_id, touchpoint_id, touchpoint, channel, campaign_id, count, first_seq, first_at, last_seq, last_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+			ON CONFLICT (profile_id, touchpoint_id) DO UPDATE SET `+touchCombine,
+			t.Profile, t.TouchpointID, t.Touchpoint, t.Channel, t.CampaignID, t.Count, t.FirstSeq, t.First.UTC(), t.LastSeq, t.Last.UTC()); err != nil {
+			return err
+		}
+	}
+	for _, sc := range c.StageChanges {
+		if err := exec(`INSERT INTO stage_changes (profile_id, seq, from_stage, to_stage, at) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (profile_id, seq) DO UPDATE SET to_stage = excluded.to_stage, at = excluded.at`,
+			sc.Profile, sc.Seq, string(sc.From), string(sc.To), sc.At.UTC()); err != nil {
+			return err
+		}
+	}
+	for _, t := range c.Traits {
+		if err := exec(`INSERT INTO profile_traits (profile_id, name, value, source_id, seq, at) VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (profile_id, name) DO UPDATE SET value = excluded.value, source_id = excluded.source_id, seq = excluded.seq, at = excluded.at`,
+			t.Profile, t.Name, string(t.Value), t.SourceID, t.Seq, t.At.UTC()); err != nil {
+			return err
+		}
+	}
+	for _, id := range sortedKeys(c.Updates) {
+		u := c.Updates[id]
+		if err := exec(`UPDATE profiles SET last_seen = CASE WHEN last_seen < $1 THEN $1 ELSE last_seen END, stage = $2,
+			activated_at = $3, converted_at = $4, name = $5, name_key = $6, updated_at = $7 WHERE id = $8`,
+			u.LastSeen.UTC(), string(u.Stage), zeroNull(u.ActivatedAt), zeroNull(u.ConvertedAt), u.Name, profile.NameKey(u.Name), now, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // touchCombine adds a profile's touches of a touchpoint to those stored (the row t): counts summed, the
