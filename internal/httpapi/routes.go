@@ -69,6 +69,8 @@ func (s *Server) routes() {
 	s.api("GET /api/v1/profiles/lookup", readers, s.lookupProfile)
 	s.api("GET /api/v1/profiles/{id}", readers, s.getProfile)
 	s.api("GET /api/v1/profiles/{id}/events", readers, s.profileEvents)
+	s.api("POST /api/v1/profiles/{id}/unmerge", admins, s.unmergeProfile)
+	s.api("GET /api/v1/unmerges/{id}", readers, s.getUnmerge)
 
 	s.api("POST /api/v1/touches", writers, s.recordTouch)
 	s.api("POST /api/v1/touches/import", writers, s.importTouches)

@@ -28,6 +28,8 @@ type Options struct {
 	Touchpoints *touchpoint.Service
 	// WeChat connects official accounts and makes parametric QR codes for touchpoints.
 	WeChat *touchpoint.WeChatAccounts
+	// Unmerges asks the profile processor to split profiles.
+	Unmerges Unmerger
 	// ProfileConfigs keeps the identity rules, attribute mappings, trait rules and lifecycle.
 	ProfileConfigs *profile.Configs
 	// Profiles reads the profiles for the 360° view.
