@@ -134,6 +134,7 @@ func benchLookup(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	fmt.Fprintf(stderr, "hearth bench lookup: %d identifiers of %d people, from %s\n", len(opts.Targets), opts.People, *truth)
 	report, err := bench.Lookup(ctx, opts, stderr)
 	if err != nil {
 		return err

@@ -59,7 +59,9 @@ func (r LookupReport) String() string {
 		r.Options.Events, r.Options.Concurrency, offered, r.Options.Duration, len(r.Options.Targets), strings.Join(targetTypes(r.Options.Targets), ", "), r.Options.People)
 	fmt.Fprintf(&b, "lookups:   %d in %.1fs = %.0f operations/s, each a lookup then its events\n", r.Accepted, r.Elapsed.Seconds(), float64(r.Accepted)/r.Elapsed.Seconds())
 	r.load.write(&b)
-	fmt.Fprintf(&b, "halves:    lookup p50 %s  p99 %s; events p50 %s  p99 %s\n", ms(r.LookupP50), ms(r.LookupP99), ms(r.EventsP50), ms(r.EventsP99))
+	if r.Accepted > 0 {
+		fmt.Fprintf(&b, "halves:    lookup p50 %s  p99 %s; events p50 %s  p99 %s\n", ms(r.LookupP50), ms(r.LookupP99), ms(r.EventsP50), ms(r.EventsP99))
+	}
 	r.server.write(&b)
 	return b.String()
 }
