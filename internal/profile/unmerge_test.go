@@ -2,6 +2,7 @@ package profile_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -124,6 +125,53 @@ func TestUnmerge(t *testing.T) {
 			}
 			if diff := cmp.Diff(wantLeft, left); diff != "" {
 				t.Errorf("left out (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// A separation holds for the profile that later absorbs one side, whether the absorbing happened in an
+// earlier batch (read from the store) or in the same one.
+func TestSeparationFollowsMerges(t *testing.T) {
+	steps := []step{
+		{"page", map[string]any{"anonymousId": "z1"}, "", false},                                                              // 1: P1, Zed's first visit
+		{"identify", map[string]any{"anonymousId": "a1", "userId": "u1"}, "", false},                                          // 2: P2, Ada
+		{"identify", map[string]any{"anonymousId": "b1", "traits": map[string]any{"email": "family@example.com"}}, "", false}, // 3: P3, Bob
+		{"identify", map[string]any{"userId": "u1", "traits": map[string]any{"email": "family@example.com"}}, "", false},      // 4: P3 into P2
+	}
+	later := []step{
+		{"page", map[string]any{"anonymousId": "z1", "context": map[string]any{"device": map[string]any{"id": "d-bob"}}}, "", false}, // 5: P1
+		{"page", map[string]any{"anonymousId": "b1", "context": map[string]any{"device": map[string]any{"id": "d-bob"}}}, "", false}, // 6: P3 into P1
+		{"page", map[string]any{"anonymousId": "z1", "userId": "u1"}, "", false},                                                     // 7: P1 holds P3: kept apart from P2
+	}
+	for _, batch := range []int{1, 100} {
+		t.Run(fmt.Sprint("batch", batch), func(t *testing.T) {
+			clock := storetest.NewClock(start.Add(time.Hour))
+			db := storetest.SQLite(t, clock)
+			appendSteps(t, db, clock, 1, steps)
+			p := profile.NewProcessor(db, profile.Options{BatchSize: batch})
+			processAll(t, p)
+			p1, p2, p3 := profile.ProfileID(1), profile.ProfileID(2), profile.ProfileID(3)
+			_, err := db.RequestUnmerge(ctx, p2, p3, "user:admin")
+			must(t, err)
+			appendSteps(t, db, clock, len(steps)+1, later)
+			processAll(t, p)
+
+			zed, err := db.ProfileByIdentifier(ctx, identity.AnonymousID, "b1")
+			must(t, err)
+			if zed.ID != p1 || len(zed.Merges) != 1 || zed.Merges[0].From != p3 {
+				t.Errorf("Bob's profile after 6 = %s with merges %v, want P3 merged into P1", zed.ID, zed.Merges)
+			}
+			ada, err := db.ProfileByIdentifier(ctx, identity.UserID, "u1")
+			must(t, err)
+			if ada.ID != p2 || len(ada.Merges) != 0 {
+				t.Errorf("Ada's profile = %s with merges %v, want P2 alone", ada.ID, ada.Merges)
+			}
+			left, err := db.LeftOut(ctx, 6, 7)
+			must(t, err)
+			want := []profile.LeftOut{{Seq: 7, Identifier: identity.Identifier{Type: identity.AnonymousID, Value: "z1"}, Reason: "separated"}}
+			if diff := cmp.Diff(want, left); diff != "" {
+				t.Errorf("left out at 7 (-want +got):\n%s", diff)
 			}
 		})
 	}
