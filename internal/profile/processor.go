@@ -236,7 +236,7 @@ func (p *Processor) Process(ctx context.Context) (int, error) {
 			return 0, fmt.Errorf("profile: read identities of events %d to %d: %w", events[0].Seq, events[len(events)-1].Seq, err)
 		}
 	}
-	seps, err := p.loadSeparations(ctx, p.store, slices.Sorted(maps.Keys(known.FirstSeq)))
+	seps, err := p.loadSeparations(ctx, p.store, true)
 	if err != nil {
 		return 0, fmt.Errorf("profile: read separations: %w", err)
 	}

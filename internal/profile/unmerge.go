@@ -31,8 +31,8 @@ type UnmergeStore interface {
 	FinishedUnmerges(ctx context.Context) (int64, error)
 	// Separations returns the pairs of profiles that unmerges keep apart.
 	Separations(ctx context.Context) ([][2]string, error)
-	// Absorbed returns, for each of profiles, the profiles merged into it at any depth.
-	Absorbed(ctx context.Context, profiles []string) (map[string][]string, error)
+	// ProfileNow returns the profile id is now: itself, or the profile it was merged into.
+	ProfileNow(ctx context.Context, id string) (string, error)
 	AllProfileEvents(ctx context.Context, id string) ([]collect.Event, error)
 	// ApplyUnmerge replaces what is derived of u.Profile and of the events seqs with c, records the
 	// separation and the outcome, in one transaction; a Conflict if the graph changed since c.From and
@@ -41,42 +41,38 @@ type UnmergeStore interface {
 	FailUnmerge(ctx context.Context, id int64, why string) error
 }
 
-// separations are the pairs of profiles kept apart, with what the graph knows of which profiles absorbed
-// which, so that a separation holds for the profiles that absorbed either side.
+// separations are the pairs of profiles kept apart, with the profile that each separated one is now part of,
+// so that a separation holds for the profiles that absorb either side.
 type separations struct {
-	pairs    map[[2]string]bool
-	absorbed map[string][]string // stored: profile → the profiles merged into it
+	pairs map[[2]string]bool
+	now   map[string]string // each separated profile → the profile it is now, as the batch began
 }
 
 func pair(a, b string) [2]string { return [2]string{min(a, b), max(a, b)} }
 
-// Separated reports whether an unmerge keeps a and b apart: whether any profile of either side (itself, or
-// one merged into it before or in this batch) was separated from one of the other.
+// Separated reports whether an unmerge keeps a and b apart: whether a profile separated from another is part
+// of a (it, or merged into it before or in this batch) and the other part of b.
 func (g *overlay) Separated(a, b string) bool {
 	if len(g.seps.pairs) == 0 {
 		return false
 	}
-	ma, mb := g.members(a), g.members(b)
-	for _, x := range ma {
-		for _, y := range mb {
+	var inA, inB []string
+	for _, s := range slices.Sorted(maps.Keys(g.seps.now)) {
+		switch g.resolve(g.seps.now[s]) {
+		case a:
+			inA = append(inA, s)
+		case b:
+			inB = append(inB, s)
+		}
+	}
+	for _, x := range inA {
+		for _, y := range inB {
 			if g.seps.pairs[pair(x, y)] {
 				return true
 			}
 		}
 	}
 	return false
-}
-
-// members are a profile and every profile merged into it, stored or in this batch.
-func (g *overlay) members(p string) []string {
-	out := append([]string{p}, g.seps.absorbed[p]...)
-	for _, q := range slices.Sorted(maps.Keys(g.mergedInto)) {
-		if g.resolve(q) == p {
-			out = append(out, q)
-			out = append(out, g.seps.absorbed[q]...)
-		}
-	}
-	return out
 }
 
 // runUnmerges carries out the pending unmerges, oldest first. One that cannot be done is recorded as failed
@@ -130,11 +126,15 @@ func (p *Processor) unmerge(ctx context.Context, us UnmergeStore, u Unmerge) err
 	if len(events) == 0 {
 		return hearth.Errorf(hearth.NotFound, "profile.unmerge", "The profile no longer exists: it was merged into another since the unmerge was asked for.")
 	}
-	seps, err := p.loadSeparations(ctx, us, nil)
+	// In the replay every profile starts anew: a separated one is itself until the replay merges it.
+	seps, err := p.loadSeparations(ctx, us, false)
 	if err != nil {
 		return err
 	}
 	seps.pairs[pair(u.Merge.Into, u.Merge.From)] = true
+	for _, id := range []string{u.Merge.Into, u.Merge.From} {
+		seps.now[id] = id
+	}
 
 	ids := make([][]identity.Identifier, len(events))
 	var all []identity.Identifier
@@ -175,18 +175,27 @@ func (p *Processor) unmerge(ctx context.Context, us UnmergeStore, u Unmerge) err
 	return us.ApplyUnmerge(ctx, Consumer, u, seqs, c)
 }
 
-// loadSeparations reads the separations and, when there are any, which profiles the given ones absorbed.
-func (p *Processor) loadSeparations(ctx context.Context, us UnmergeStore, profiles []string) (separations, error) {
-	s := separations{pairs: map[[2]string]bool{}}
+// loadSeparations reads the separations and, with stored, the profile that each separated one is now part
+// of; without, each is itself.
+func (p *Processor) loadSeparations(ctx context.Context, us UnmergeStore, stored bool) (separations, error) {
+	s := separations{pairs: map[[2]string]bool{}, now: map[string]string{}}
 	pairs, err := us.Separations(ctx)
-	if err != nil || len(pairs) == 0 {
+	if err != nil {
 		return s, err
 	}
 	for _, pr := range pairs {
 		s.pairs[pair(pr[0], pr[1])] = true
+		for _, id := range pr {
+			if _, done := s.now[id]; done {
+				continue
+			}
+			s.now[id] = id
+			if stored {
+				if s.now[id], err = us.ProfileNow(ctx, id); err != nil {
+					return s, err
+				}
+			}
+		}
 	}
-	if len(profiles) > 0 {
-		s.absorbed, err = us.Absorbed(ctx, profiles)
-	}
-	return s, err
+	return s, nil
 }

@@ -102,23 +102,21 @@ func (db *DB) Separations(ctx context.Context) ([][2]string, error) {
 	}, `SELECT profile_a, profile_b FROM separations ORDER BY profile_a, profile_b`)
 }
 
-// Absorbed returns, for each of profiles, the profiles merged into it at any depth.
-func (db *DB) Absorbed(ctx context.Context, profiles []string) (map[string][]string, error) {
-	out := map[string][]string{}
-	for _, p := range profiles {
-		ids, err := queryAll(ctx, db, "store.absorbed", func(row interface{ Scan(...any) error }) (string, error) {
-			var id string
-			err := row.Scan(&id)
-			return id, err
-		}, absorbedTree+` SELECT id FROM absorbed WHERE id <> $1 ORDER BY id`, p)
-		if err != nil {
-			return nil, err
-		}
-		if len(ids) > 0 {
-			out[p] = ids
-		}
+// ProfileNow returns the profile that id is now: itself while it exists, else the profile it was merged
+// into (following merges); id itself when neither is found.
+func (db *DB) ProfileNow(ctx context.Context, id string) (string, error) {
+	var exists bool
+	if err := db.read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM profiles WHERE id = $1)`, id).Scan(&exists); err != nil {
+		return "", db.wrap("store.profile_now", err)
 	}
-	return out, nil
+	if exists {
+		return id, nil
+	}
+	into, err := db.ProfileMergedInto(ctx, id)
+	if hearth.KindOf(err) == hearth.NotFound {
+		return id, nil
+	}
+	return into, err
 }
 
 // AllProfileEvents returns every event on a profile's timeline, oldest first.
