@@ -15,7 +15,7 @@ import (
 	"github.com/hearth-cdp/hearth/internal/store/storetest"
 )
 
-var people = flag.Int("people", 0, "people in the demo world: of BenchmarkProcessor (default 5,000) and TestResolutionTruth (default 1,500)")
+var people = flag.Int("people", 0, "people in the demo world: of BenchmarkProcessor (default 5,000) and TestResolutionTruth (default 1,000)")
 
 // BenchmarkProcessor measures the profile processor over the demo world on SQLite: a fresh store is filled
 // with the events of -people people (untimed), then the processor reads the log to its end (timed).

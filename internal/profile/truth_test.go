@@ -32,13 +32,13 @@ import (
 // A shared tablet's anonymous id (Truth.Shared) belongs to no group: it stays with one of its two people,
 // and the events that carry it alone go where it stays, whoever made them; those are counted, not failed.
 //
-// 1,500 people by default (about 18,000 events: under 20 s with -race on two cores, where SQLite is slow);
+// 1,000 people by default (about 12,000 events: under 20 s with -race on two cores, where SQLite is slow);
 // go test -run TestResolutionTruth -v -people 100000 checks a larger world and logs how long each step took.
 func TestResolutionTruth(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fills a store with a demo world")
 	}
-	n := worldSize(1500)
+	n := worldSize(1000)
 	db := storetest.SQLite(t, hearth.SystemClock{})
 	w := newTruthWorld()
 
@@ -198,42 +198,87 @@ func (r result) splitPeople() string {
 	return strings.Join(parts, ", ") + " profiles"
 }
 
-// check reads every profile that holds one of the world's identifiers, with its timeline, and compares.
+// check reads, for every identifier of the world, the profile that holds it (in batches, as the processor
+// reads the graph), then each of those profiles' identifier counts and whole timeline, and compares.
 func (w *truthWorld) check(t *testing.T, db *store.DB) result {
 	t.Helper()
 	ctx := context.Background()
 	r := result{byProfiles: map[int]int{}}
-	profileOf := map[identity.Identifier]string{}
-	onTimeline := map[string]string{} // message id -> profile
 	ids := slices.SortedFunc(maps.Keys(w.owners), func(a, b identity.Identifier) int { return strings.Compare(a.String(), b.String()) })
+	known, err := db.KnownIdentities(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	profileOf := known.ProfileOf
+	members := map[string][]identity.Identifier{} // profile -> the world's identifiers it holds
 	for _, id := range ids {
-		if _, ok := profileOf[id]; ok {
-			continue
-		}
-		p, err := db.ProfileByIdentifier(ctx, id.Type, id.Value)
-		if hearth.KindOf(err) == hearth.NotFound {
-			profileOf[id] = ""
+		p := profileOf[id]
+		if p == "" {
 			w.fail("identifier in no profile", "%s of %s", id, w.names(w.owners[id]))
 			continue
 		}
-		if err != nil {
-			t.Fatal(err)
+		members[p] = append(members[p], id)
+	}
+	profiles := slices.Sorted(maps.Keys(members))
+	r.profiles = len(profiles)
+	onTimeline := map[string]string{} // message id -> profile
+	for _, p := range profiles {
+		held := 0
+		for _, n := range known.Counts[p] {
+			held += n
 		}
-		r.profiles++
-		r.merges += len(p.Merges)
-		evs, err := db.ProfileEvents(ctx, p.ID, 0, len(w.events)+1)
+		if held != len(members[p]) { // what else it holds
+			whole, err := db.Profile(ctx, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var other []string
+			for _, i := range whole.Identities {
+				if len(w.owners[i.Identifier]) == 0 {
+					other = append(other, i.Identifier.String())
+				}
+			}
+			w.fail("identifier not in the truth", "profile %s holds %d identifiers, %d of them the world's; the others: %s", p, held, len(members[p]), strings.Join(other, " "))
+		}
+		evs, err := db.ProfileEvents(ctx, p, 0, len(w.events)+1)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, e := range evs {
 			if q, dup := onTimeline[e.MessageID]; dup {
-				w.fail("event on two timelines", "event %d (%s) is on %s's and %s's", e.Seq, e.MessageID, q, p.ID)
+				w.fail("event on two timelines", "event %d (%s) is on %s's and %s's", e.Seq, e.MessageID, q, p)
 			}
-			onTimeline[e.MessageID] = p.ID
+			onTimeline[e.MessageID] = p
 		}
-		r.ambiguous += w.checkProfile(p, evs)
-		for _, i := range p.Identities {
-			profileOf[i.Identifier] = p.ID
+		r.ambiguous += w.checkProfile(ctx, db, p, members[p], evs)
+	}
+
+	// The stored graph is the one the rules make, replayed over the log in memory: the processor's batches
+	// and the store change nothing. The replay counts the merges.
+	replay := identity.NewMemoryGraph(profile.ProfileID)
+	for after := int64(0); ; {
+		evs, err := db.ReadEvents(ctx, after, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 0 {
+			break
+		}
+		for _, e := range evs {
+			after = e.Seq
+			if e.Bot {
+				continue
+			}
+			if ids, err := w.rules.FromEvent(e.Payload); err == nil && len(ids) > 0 {
+				d := w.rules.Resolve(replay, ids)
+				r.merges += len(d.Merged)
+				replay.Apply(e.Seq, d)
+			}
+		}
+	}
+	for _, id := range ids {
+		if want := replay.ProfileOf(id); profileOf[id] != want {
+			w.fail("stored graph differs from the rules' replay", "%s is in profile %s, the replay puts it in %s", id, cmp.Or(profileOf[id], "none"), cmp.Or(want, "none"))
 		}
 	}
 
@@ -291,21 +336,18 @@ func (w *truthWorld) check(t *testing.T, db *store.DB) result {
 
 // checkProfile checks that one profile is one person's: its identifiers and the events on its timeline. It
 // returns how many events of a shared device's id alone it holds that are the other family member's.
-func (w *truthWorld) checkProfile(p profile.Profile, evs []collect.Event) (ambiguous int) {
+func (w *truthWorld) checkProfile(ctx context.Context, db *store.DB, p string, ids []identity.Identifier, evs []collect.Event) (ambiguous int) {
 	owner := int32(-1)
 	own := map[int32][]string{} // person -> the profile's identifiers that are theirs alone
 	var sharedIDs []identity.Identifier
-	for _, i := range p.Identities {
-		o := w.owners[i.Identifier]
-		switch {
-		case len(o) == 0:
-			w.fail("identifier not in the truth", "profile %s holds %s", p.ID, i.Identifier)
-		case w.shared[i.Identifier]:
-			sharedIDs = append(sharedIDs, i.Identifier)
-		default:
-			own[o[0]] = append(own[o[0]], i.Identifier.String())
-			owner = o[0]
+	for _, id := range ids {
+		if w.shared[id] {
+			sharedIDs = append(sharedIDs, id)
+			continue
 		}
+		o := w.owners[id][0]
+		own[o] = append(own[o], id.String())
+		owner = o
 	}
 	if len(own) > 1 {
 		var parts []string
@@ -313,26 +355,28 @@ func (w *truthWorld) checkProfile(p profile.Profile, evs []collect.Event) (ambig
 			parts = append(parts, fmt.Sprintf("%s (%s)", w.people[o].ID, strings.Join(own[o], " ")))
 		}
 		var merges []string
-		for _, m := range p.Merges {
-			merges = append(merges, fmt.Sprintf("event %d merged %s into %s via %s", m.Seq, m.From, m.Into, m.Via))
+		if whole, err := db.Profile(ctx, p); err == nil {
+			for _, m := range whole.Merges {
+				merges = append(merges, fmt.Sprintf("event %d merged %s into %s via %s", m.Seq, m.From, m.Into, m.Via))
+			}
 		}
-		w.fail("false merge", "profile %s holds the identifiers of %s; %s", p.ID, strings.Join(parts, " and "), cmp.Or(strings.Join(merges, ", "), "no merges"))
+		w.fail("false merge", "profile %s holds the identifiers of %s; %s", p, strings.Join(parts, " and "), cmp.Or(strings.Join(merges, ", "), "no merges"))
 	}
 	for _, id := range sharedIDs {
 		if owner >= 0 && !slices.Contains(w.owners[id], owner) {
-			w.fail("false merge", "profile %s is %s's and holds %s, a device of %s", p.ID, w.people[owner].ID, id, w.names(w.owners[id]))
+			w.fail("false merge", "profile %s is %s's and holds %s, a device of %s", p, w.people[owner].ID, id, w.names(w.owners[id]))
 		}
 	}
 	for _, e := range evs {
 		ev, ok := w.events[e.MessageID]
 		switch {
 		case !ok:
-			w.fail("event not in the world", "profile %s has event %d (%s)", p.ID, e.Seq, e.MessageID)
+			w.fail("event not in the world", "profile %s has event %d (%s)", p, e.Seq, e.MessageID)
 		case ev.carry == carriesNothing:
-			w.fail("event without identifiers on a timeline", "profile %s has event %d of %s", p.ID, e.Seq, w.people[ev.person].ID)
+			w.fail("event without identifiers on a timeline", "profile %s has event %d of %s", p, e.Seq, w.people[ev.person].ID)
 		case ev.person == owner:
 		case ev.carry == carriesOwn:
-			w.fail("false attribution", "profile %s is %s's and has event %d of %s: %s", p.ID, w.names([]int32{owner}), e.Seq, w.people[ev.person].ID, e.Payload)
+			w.fail("false attribution", "profile %s is %s's and has event %d of %s: %s", p, w.names([]int32{owner}), e.Seq, w.people[ev.person].ID, e.Payload)
 		default: // a shared device's id alone: it is where the id stays
 			ambiguous++
 		}
