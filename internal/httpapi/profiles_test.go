@@ -267,6 +267,7 @@ func TestProfiles(t *testing.T) {
 			{"?q=zz", []string{}},
 			{"", []string{p1, p5}},
 			{"?q=%2B", []string{}},
+			{"?q=" + url.QueryEscape("ada@ex grace"), []string{}},
 		} {
 			l := search(tt.query)
 			got := []string{}
