@@ -77,6 +77,124 @@ export interface EventPage {
   cursor: number
 }
 
+/** Where a person stands in the lifecycle identify → connect → activate → convert. */
+export type Stage = 'anonymous' | 'identified' | 'connected' | 'activated' | 'converted'
+export const stages: readonly Stage[] = ['anonymous', 'identified', 'connected', 'activated', 'converted']
+
+/** A person as a list shows them; email and phone are the ones a search matched, else their first. */
+export interface ProfileSummary {
+  id: string
+  name: string
+  stage: Stage
+  first_seen: string
+  last_seen: string
+  email: string | null
+  phone: string | null
+}
+
+/** A page of people; next asks for the page after it, null on the last. */
+export interface ProfilePage {
+  items: ProfileSummary[] | null
+  next: string | null
+}
+
+/** An identifier a person holds: user_id, email, phone, wechat_openid, … or a custom type. */
+export interface ProfileIdentity {
+  type: string
+  value: string
+  /** The event that brought it in. */
+  first_seq: number
+}
+
+/** A trait's value and where it came from: the source and the event that set it, and when. */
+export interface ProfileTrait {
+  value: unknown
+  source_id: string
+  source: string
+  seq: number
+  at: string
+}
+
+/** A person's touches of one touchpoint. */
+export interface ProfileTouch {
+  touchpoint_id: string
+  touchpoint: string
+  channel: Channel
+  campaign_id: string | null
+  campaign: string | null
+  count: number
+  first_seq: number
+  first_at: string
+  last_seq: number
+  last_at: string
+}
+
+/** One touch: a person's first or last. */
+export interface TouchMoment {
+  touchpoint_id: string
+  touchpoint: string
+  channel: Channel
+  campaign_id: string | null
+  campaign: string | null
+  seq: number
+  at: string
+}
+
+export interface StageChange {
+  seq: number
+  from: Stage
+  to: Stage
+  at: string
+}
+
+/** A merge: on event seq, the identifier via linked profile from to profile into, which absorbed it. */
+export interface ProfileMerge {
+  seq: number
+  into: string
+  from: string
+  via: { type: string; value: string }
+  at: string
+}
+
+/** A person whole: the 360° view. absorbed_id is the id asked for when it was of a profile merged into this one. */
+export interface Profile {
+  id: string
+  absorbed_id: string | null
+  name: string
+  stage: Stage
+  first_seen: string
+  last_seen: string
+  identities: ProfileIdentity[]
+  traits: Record<string, ProfileTrait>
+  touches: ProfileTouch[]
+  first_touch: TouchMoment | null
+  last_touch: TouchMoment | null
+  stages: StageChange[]
+  merges: ProfileMerge[]
+}
+
+/** An event of a person's timeline: as the debugger shows it, with its source and, for a touch, what was touched. */
+export interface TimelineEvent extends DebugEvent {
+  source_id: string
+  source: string
+  source_kind: SourceKind | ''
+  touch: {
+    touchpoint_id: string
+    touchpoint: string
+    channel: Channel
+    campaign_id: string | null
+    campaign: string | null
+    via: string
+    serial?: number
+  } | null
+}
+
+/** A page of a timeline, newest first; next is the before of the page after it, null on the last. */
+export interface TimelinePage {
+  items: TimelineEvent[] | null
+  next: number | null
+}
+
 export interface APIKey {
   id: string
   name: string
@@ -468,6 +586,16 @@ export const api = {
   /** Refused events with an id above after (0: the latest), newest first. */
   sourceRejections: (id: string, after: number, limit: number) =>
     request<List<RejectedEvent>>('GET', `/sources/${enc(id)}/rejections?after=${after}&limit=${limit}`).then(items),
+
+  /** People whose name, email or phone starts with q; without q, the most recently active first. */
+  profiles: (q: string, cursor = '', limit = 25) => request<ProfilePage>('GET', '/profiles' + query({ q, cursor, limit })),
+  /** A person whole; the id of a profile merged into another answers that one, with absorbed_id. */
+  profile: (id: string) => request<Profile>('GET', '/profiles/' + enc(id)),
+  /** The person holding an identifier, written as people write it. */
+  lookupProfile: (type: string, value: string) => request<Profile>('GET', '/profiles/lookup' + query({ type, value })),
+  /** A person's timeline before an event (0: the newest), newest first. */
+  profileEvents: (id: string, before = 0, limit = 50) =>
+    request<TimelinePage>('GET', `/profiles/${enc(id)}/events` + query({ before: before || undefined, limit })),
 
   users: () => request<List<User>>('GET', '/users').then(items),
   createUser: (u: { email: string; name: string; role: Role; password: string }) =>

@@ -9,6 +9,8 @@ import HomeView from './views/HomeView.vue'
 import LoginView from './views/LoginView.vue'
 import NotFoundView from './views/NotFoundView.vue'
 import OfflineTouchesView from './views/OfflineTouchesView.vue'
+import PeopleView from './views/PeopleView.vue'
+import PersonView from './views/PersonView.vue'
 import SetupView from './views/SetupView.vue'
 import SigningKeysView from './views/SigningKeysView.vue'
 import SourcesView from './views/SourcesView.vue'
@@ -34,6 +36,8 @@ export const router = createRouter({
     { path: '/login', name: 'login', component: LoginView, meta: { public: true, title: 'login.title' } },
     { path: '/setup', name: 'setup', component: SetupView, meta: { public: true, title: 'setup.title' } },
     { path: '/', name: 'home', component: HomeView, meta: { title: 'nav.home' } },
+    { path: '/people', name: 'people', component: PeopleView, meta: { title: 'nav.people' } },
+    { path: '/people/:id', name: 'person', component: PersonView, meta: { title: 'nav.people' } },
     { path: '/campaigns', name: 'campaigns', component: CampaignsView, meta: { title: 'nav.campaigns' } },
     { path: '/touchpoints', name: 'touchpoints', component: TouchpointsView, meta: { title: 'nav.touchpoints' } },
     { path: '/touchpoints/:id', name: 'touchpoint', component: TouchpointView, meta: { title: 'nav.touchpoints' } },

@@ -1,0 +1,246 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/hearth-cdp/hearth"
+	"github.com/hearth-cdp/hearth/internal/collect"
+	"github.com/hearth-cdp/hearth/internal/identity"
+	"github.com/hearth-cdp/hearth/internal/profile"
+	"github.com/hearth-cdp/hearth/internal/touchpoint"
+)
+
+// A marketer looks for people. Ada opens the shop's app, signs up with her name, email and phone, looks at 60
+// products, subscribes with the email she gave on her tablet, and is seen by a store's staff at a poster; Grace
+// signs up too. The app's profile processor makes them two people. On the people screen, searching by the start of Ada's email finds her alone, and so does
+// the start of Grace's name; Ada's page shows her identities grouped by type, her lifecycle, the poster she
+// touched, and one timeline of her events, the latest 50 first, then the rest with "Load more", down to the
+// page view she started with and the stage changes between; the merge of her tablet's profile is in her history,
+// and a link to that profile leads to her. It reads well at phone width and in Chinese.
+func TestBrowserPeople(t *testing.T) {
+	cfg := browserConfig(t, "sqlite")
+	cfg.Admin = AdminConfig{Email: "admin@example.com", Password: "a long admin password"}
+	s := startApp(t, cfg)
+	ctx := context.Background()
+
+	// An app's events: a website's from Go's HTTP client would be a bot's, which is never a person.
+	src, err := s.app.sources.Create(ctx, "Shop app", collect.KindApp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	track := func(call, body string) { postTracking(t, s.base, src.WriteKey, call, body, http.StatusOK) }
+	track("page", `{"anonymousId":"a1","name":"Spring collection"}`)
+	track("identify", `{"anonymousId":"a1","traits":{"name":"Ada Lovelace","email":"Ada@Example.com","phone":"139 1234 5678","city":"Shanghai"}}`)
+	var batch []string
+	for i := range 60 {
+		batch = append(batch, fmt.Sprintf(`{"type":"track","anonymousId":"a1","event":"Product Viewed","properties":{"sku":"SKU-%03d"}}`, i))
+	}
+	track("batch", `{"batch":[`+strings.Join(batch, ",")+`]}`)
+	// Ada on her tablet gives another email, then subscribes from her phone with it: one person, merged.
+	track("identify", `{"anonymousId":"a3","traits":{"email":"countess@example.org"}}`)
+	track("track", `{"anonymousId":"a1","event":"Newsletter Subscribed","context":{"traits":{"email":"countess@example.org"}}}`)
+	track("identify", `{"anonymousId":"g1","traits":{"name":"Grace Hopper","email":"grace@example.com"}}`)
+
+	// Staff at the Jing'an store record Ada at the poster, through the admin API.
+	tp, err := s.app.touch.CreateTouchpoint(ctx, touchpoint.Touchpoint{Name: "Jing'an window poster", Channel: touchpoint.ChannelPoster,
+		DestinationURL: "https://shop.example/spring"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _, err := s.app.auth.CreateAPIKey(ctx, "staff app", hearth.RoleMarketer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(map[string]string{"touchpoint_id": tp.ID, "email": "ada@example.com"})
+	req, _ := http.NewRequest(http.MethodPost, s.base+"/api/v1/touches", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("record a touch: %s", resp.Status)
+	}
+
+	// The app's profile processor follows the log about once a second: wait until it has read all 66 events.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		off, err := s.app.db.ConsumerOffset(ctx, profile.Consumer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if off >= 66 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the profile processor read %d of 66 events in 20 s", off)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	ada, err := s.app.db.ProfileByIdentifier(ctx, identity.Email, "ada@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	grace, err := s.app.db.ProfileByIdentifier(ctx, identity.Email, "grace@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	bctx := browser(t)
+	signIn(t, bctx, s.base, "/people", "admin@example.com", "a long admin password", tid("people-table"))
+	row := func(id string) chromedp.CSS {
+		return chromedp.CSS(`[data-testid="person-row"][data-profile-id="` + id + `"]`)
+	}
+	if n := count(t, bctx, `[data-testid="person-row"]`); n != 2 {
+		t.Errorf("the people screen lists %d people at first, want 2", n)
+	}
+	// Grace signed up last, but Ada was seen last: the touch at the poster.
+	if first := read(t, bctx, "first row", chromedp.Attributes(tid("person-row")))["data-profile-id"]; first != ada.ID {
+		t.Errorf("the first row is %s, want Ada (%s), the most recently active", first, ada.ID)
+	}
+
+	onlyRow := func(id string) chromedp.Action[chromedp.Void] {
+		return chromedp.Poll[chromedp.Void](`(() => { const rows = document.querySelectorAll('[data-testid="person-row"]');
+			return rows.length === 1 && rows[0].dataset.profileId === '` + id + `' })()`)
+	}
+	do(t, bctx, "search by the start of an email",
+		chromedp.SendKeys(tid("people-search"), "ada@ex"),
+		onlyRow(ada.ID),
+	)
+	if text := read(t, bctx, "Ada's row", chromedp.Text(row(ada.ID))); !strings.Contains(text, "Ada Lovelace") ||
+		!strings.Contains(text, "ada@example.com") || !strings.Contains(text, "Activated") {
+		t.Errorf("Ada's row says %q", text)
+	}
+	// Empties the search box as a person does, so that the page hears it.
+	clearSearch := func() {
+		read(t, bctx, "clear the search", chromedp.Evaluate[bool](`(() => { const el = document.querySelector('[data-testid="people-search"]');
+			el.value = ''; el.dispatchEvent(new Event('input')); return true })()`))
+	}
+	clearSearch()
+	do(t, bctx, "search by the start of a name",
+		chromedp.SendKeys(tid("people-search"), "grace h"),
+		onlyRow(grace.ID),
+	)
+	clearSearch()
+	do(t, bctx, "search for no one",
+		chromedp.SendKeys(tid("people-search"), "zz"),
+		chromedp.WaitVisible(tid("people-none")),
+	)
+	clearSearch()
+	do(t, bctx, "search by the start of a phone number, without the country code",
+		chromedp.SendKeys(tid("people-search"), "139 123"),
+		onlyRow(ada.ID),
+	)
+
+	do(t, bctx, "open Ada",
+		chromedp.Click(chromedp.CSS(`[data-testid="person-row"][data-profile-id="`+ada.ID+`"] [data-testid="person-link"]`)),
+		chromedp.WaitVisible(tid("person-title")),
+		chromedp.WaitVisible(tid("timeline-more")),
+	)
+	if title := read(t, bctx, "title", chromedp.Text(tid("person-title"))); title != "Ada Lovelace" {
+		t.Errorf("the person's title is %q", title)
+	}
+	if stage := read(t, bctx, "stage", chromedp.Attributes(tid("person-stage")))["data-stage"]; stage != "activated" {
+		t.Errorf("Ada's stage is %q, want activated", stage)
+	}
+	if reached := count(t, bctx, `[data-testid="lifecycle"] [data-reached="true"]`); reached != 3 {
+		t.Errorf("the lifecycle shows %d steps reached, want 3 (identify, connect, activate)", reached)
+	}
+	for typ, want := range map[string]string{"email": "ada@example.com", "phone": "+8613912345678", "anonymous_id": "a1"} {
+		got := read(t, bctx, typ, chromedp.Text(chromedp.CSS(`[data-testid="identity-group"][data-type="`+typ+`"]`)))
+		if !strings.Contains(got, want) {
+			t.Errorf("the %s identities say %q, want %s in them", typ, got, want)
+		}
+	}
+	if city := read(t, bctx, "trait", chromedp.Text(chromedp.CSS(`[data-testid="trait"][data-name="city"]`))); !strings.Contains(city, "Shanghai") ||
+		!strings.Contains(city, "Shop app") {
+		t.Errorf("the city trait says %q, want its value and its source", city)
+	}
+	if touch := read(t, bctx, "touchpoints", chromedp.Text(tid("touches"))); !strings.Contains(touch, "Jing'an window poster") {
+		t.Errorf("the touchpoints card says %q", touch)
+	}
+	if first := read(t, bctx, "first touch", chromedp.Text(tid("person-first-touch"))); !strings.Contains(first, "Jing'an window poster") {
+		t.Errorf("the first touch says %q", first)
+	}
+
+	events := `[data-testid="timeline-item"]:not([data-kind="stage"])`
+	if n := count(t, bctx, events); n != 50 {
+		t.Errorf("the timeline shows %d events at first, want 50", n)
+	}
+	if kind := read(t, bctx, "newest", chromedp.Attributes(tid("timeline-item")))["data-kind"]; kind != "touch" {
+		t.Errorf("the newest row is a %s, want the touch", kind)
+	}
+	do(t, bctx, "load the rest of the timeline",
+		chromedp.Click(tid("timeline-more")),
+		chromedp.Poll[chromedp.Void](`document.querySelectorAll('`+events+`').length === 65`),
+	)
+	if n := count(t, bctx, `[data-testid="timeline-more"]`); n != 0 {
+		t.Error(`"Load more" is still there with the whole timeline shown`)
+	}
+	if kind := read(t, bctx, "oldest", chromedp.Evaluate[string](`[...document.querySelectorAll('[data-testid="timeline-item"]')].pop().dataset.kind`)); kind != "page" {
+		t.Errorf("the oldest row is a %s, want the page view", kind)
+	}
+	// The stage changes sit above the events that caused them: connected by the identify, activated by the
+	// first product view.
+	if stages := read(t, bctx, "stage rows", chromedp.Evaluate[[]string](`[...document.querySelectorAll('[data-testid="timeline-item"]')]
+		.flatMap((el, i, all) => el.dataset.kind === 'stage' ? [all[i + 1].dataset.kind] : [])`)); strings.Join(stages, ",") != "track,identify" {
+		t.Errorf("the stage changes sit above %v, want the track and the identify", stages)
+	}
+	do(t, bctx, "open an event",
+		chromedp.Click(chromedp.CSS(`[data-testid="timeline-item"][data-kind="touch"] [data-testid="timeline-event"]`)),
+		chromedp.WaitVisible(tid("timeline-payload")),
+	)
+	if payload := read(t, bctx, "payload", chromedp.Text(tid("timeline-payload"))); !strings.Contains(payload, `"touchpoint": "Jing'an window poster"`) {
+		t.Errorf("the touch's payload: %q", payload)
+	}
+
+	tablet := profile.ProfileID(63)
+	if from := read(t, bctx, "merge", chromedp.Attributes(tid("merge-row")))["data-from"]; from != tablet {
+		t.Errorf("the merge history names %s, want the tablet's profile %s", from, tablet)
+	}
+	if merge := read(t, bctx, "merge", chromedp.Text(tid("merge-row"))); !strings.Contains(merge, "countess@example.org") || !strings.Contains(merge, "#64") {
+		t.Errorf("the merge says %q, want the email and the event that merged", merge)
+	}
+	do(t, bctx, "a link to the tablet's profile",
+		chromedp.Navigate(s.base+"/console/people/"+tablet),
+		chromedp.WaitVisible(tid("person-absorbed")),
+	)
+	if title, url := read(t, bctx, "title", chromedp.Text(tid("person-title"))), read(t, bctx, "location", chromedp.Location()); title != "Ada Lovelace" ||
+		!strings.Contains(url, "/console/people/"+ada.ID) {
+		t.Errorf("the tablet's profile shows %q at %s, want Ada at her own address", title, url)
+	}
+
+	do(t, bctx, "phone width",
+		chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(3), chromedp.EmulateMobile),
+		chromedp.Reload(),
+		chromedp.WaitVisible(tid("person-title")),
+		chromedp.WaitVisible(tid("timeline-more")),
+	)
+	if over := read(t, bctx, "overflow", chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth`)); over {
+		t.Error("the person's page is wider than a phone")
+	}
+	do(t, bctx, "desktop width, in Chinese",
+		chromedp.EmulateViewport(1280, 800),
+		chromedp.Click(tid("user-menu")),
+		chromedp.WaitVisible(tid("lang-zh-CN")),
+		chromedp.Click(tid("lang-zh-CN")),
+		chromedp.Click(tid("nav-people")),
+		chromedp.WaitVisible(tid("people-table")),
+	)
+	if h := read(t, bctx, "heading", chromedp.Text(tid("people-title"))); h != "客户" {
+		t.Errorf("the people screen in Chinese is headed %q, want 客户", h)
+	}
+	if stage := read(t, bctx, "stage", chromedp.Text(chromedp.CSS(`[data-testid="person-row"][data-profile-id="`+ada.ID+`"] [data-testid="person-row-stage"]`))); stage != "已激活" {
+		t.Errorf("Ada's stage in Chinese is %q, want 已激活", stage)
+	}
+}
