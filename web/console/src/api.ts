@@ -467,6 +467,64 @@ export interface WeChatQRInput {
   expires_in_days?: number
 }
 
+/** An identifier type as the identity rules list it, in priority order: the strongest first. */
+export interface IdentityTypeRule {
+  type: string
+  /** How many identifiers of the type one profile may hold. */
+  limit: number
+  /** Values that are never identifiers of the type; absent: the type's defaults. */
+  junk?: string[] | null
+  /** Dotted paths under traits, context or properties where the type's values also are. */
+  fields?: string[] | null
+}
+
+export interface IdentityRules {
+  /** The region (ISO 3166 code) of phone numbers written without a country code. */
+  phone_region: string
+  types: IdentityTypeRule[]
+}
+
+/** How a mapped value is coerced: as sent (""), text, number, yes/no or a date (YYYY-MM-DD). */
+export type FieldType = '' | 'string' | 'number' | 'boolean' | 'date'
+
+/** One raw field of a source onto a trait; to "" drops it; values maps raw values (as text) onto the trait's. */
+export interface FieldMap {
+  from: string
+  to?: string
+  type?: FieldType
+  values?: Record<string, unknown> | null
+}
+
+/** How one source's raw fields become traits; only: fields not mapped are dropped. */
+export interface SourceMapping {
+  source_id: string
+  only?: boolean
+  fields: FieldMap[] | null
+}
+
+export type Precedence = 'most_recent' | 'first_seen' | 'source_priority'
+
+/** Which value of a trait wins; for source_priority, sources are the source ids, strongest first. */
+export interface TraitRule {
+  name: string
+  precedence: Precedence
+  sources?: string[] | null
+}
+
+/** The track events that make a person activated, and converted. */
+export interface Lifecycle {
+  activation_events: string[] | null
+  conversion_events: string[] | null
+}
+
+/** The profile settings, one document (docs/identity.md): replaced whole; absent members take their defaults. */
+export interface ProfileSettings {
+  identity: IdentityRules
+  mappings: SourceMapping[] | null
+  traits: TraitRule[] | null
+  lifecycle: Lifecycle
+}
+
 interface List<T> {
   items: T[] | null
 }
@@ -655,4 +713,8 @@ export const api = {
   apiKeys: () => request<List<APIKey>>('GET', '/api-keys').then(items),
   createAPIKey: (name: string, role: Role) => request<NewAPIKey>('POST', '/api-keys', { name, role }),
   revokeAPIKey: (id: string) => request<void>('DELETE', '/api-keys/' + enc(id)),
+
+  profileSettings: () => request<ProfileSettings>('GET', '/settings/profiles'),
+  /** Replaces the settings whole (admins only); answers them as stored, or 400 naming every problem. */
+  saveProfileSettings: (s: ProfileSettings) => request<ProfileSettings>('PUT', '/settings/profiles', s),
 }

@@ -11,6 +11,7 @@ import NotFoundView from './views/NotFoundView.vue'
 import OfflineTouchesView from './views/OfflineTouchesView.vue'
 import PeopleView from './views/PeopleView.vue'
 import PersonView from './views/PersonView.vue'
+import ProfileSettingsView from './views/ProfileSettingsView.vue'
 import SetupView from './views/SetupView.vue'
 import SigningKeysView from './views/SigningKeysView.vue'
 import SourcesView from './views/SourcesView.vue'
@@ -49,6 +50,12 @@ export const router = createRouter({
     },
     { path: '/sources', name: 'sources', component: SourcesView, meta: { title: 'nav.sources' } },
     { path: '/sources/:id', name: 'source', component: SourceView, meta: { title: 'nav.sources' } },
+    {
+      path: '/settings/profiles',
+      name: 'profile-settings',
+      component: ProfileSettingsView,
+      meta: { title: 'profileSettings.title' },
+    },
     { path: '/team', name: 'team', component: TeamView, meta: { title: 'nav.team', roles: ['admin'] } },
     { path: '/api-keys', name: 'api-keys', component: ApiKeysView, meta: { title: 'nav.apiKeys', roles: ['admin'] } },
     {
