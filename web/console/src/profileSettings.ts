@@ -273,3 +273,12 @@ export function problemsOf(message: string): { lead: string; problems: string[] 
   if (!m) return { lead: message, problems: [] }
   return { lead: m[1] + '.', problems: m[2].split('; ').filter((p) => p !== '') }
 }
+
+/** The section of the screen that a problem the server named is in, by its place: mappings[0]… is the mapping. */
+export function sectionOf(problem: string): { id: string; label: MessageKey } | null {
+  if (problem.startsWith('mappings')) return { id: 'ps-mappings', label: 'profileSettings.mappings.title' }
+  if (problem.startsWith('traits')) return { id: 'ps-traits', label: 'profileSettings.traits.title' }
+  if (problem.startsWith('lifecycle')) return { id: 'ps-lifecycle', label: 'profileSettings.lifecycle.title' }
+  if (/^(types|phone_region|rules)\b/.test(problem)) return { id: 'ps-identity', label: 'profileSettings.identity.title' }
+  return null
+}

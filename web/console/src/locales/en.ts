@@ -810,6 +810,7 @@ const en = {
   'profileSettings.allSaved': 'All changes saved',
   'profileSettings.saved': 'Profile settings saved',
   'profileSettings.refused': 'The settings were not saved. Fix these and save again:',
+  'profileSettings.refused.show': 'Show this section',
   'profileSettings.leave': 'You have unsaved changes to the profile settings. Leave without saving?',
   'profileSettings.moveUp': 'Move up',
   'profileSettings.moveDown': 'Move down',

@@ -773,6 +773,7 @@ export default {
   'profileSettings.allSaved': '所有修改已保存',
   'profileSettings.saved': '客户档案设置已保存',
   'profileSettings.refused': '设置未保存。请修正以下问题后再保存：',
+  'profileSettings.refused.show': '查看该部分',
   'profileSettings.leave': '客户档案设置有未保存的修改。确定不保存就离开吗？',
   'profileSettings.moveUp': '上移',
   'profileSettings.moveDown': '下移',
