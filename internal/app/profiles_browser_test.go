@@ -220,6 +220,27 @@ func TestBrowserPeople(t *testing.T) {
 		t.Errorf("the tablet's profile shows %q at %s, want Ada at her own address", title, url)
 	}
 
+	// The admin splits the tablet off again: its email goes back with it, Ada keeps her own.
+	do(t, bctx, "unmerge the tablet",
+		chromedp.Click(tid("unmerge")),
+		chromedp.WaitVisible(tid("confirm-dialog")),
+		chromedp.Click(tid("confirm-ok")),
+		chromedp.WaitVisible(tid("merges-none")),
+		chromedp.WaitVisible(tid("unmerged")),
+	)
+	if ids := read(t, bctx, "Ada's identities", chromedp.Text(tid("identities"))); strings.Contains(ids, "countess@example.org") {
+		t.Errorf("after the unmerge Ada still holds the tablet's email: %q", ids)
+	}
+	do(t, bctx, "open the tablet's person",
+		chromedp.Click(chromedp.CSS(`[data-testid="unmerged"] a`)),
+		chromedp.WaitVisible(tid("merges-none")),
+	)
+	if ids, url := read(t, bctx, "tablet identities", chromedp.Text(tid("identities"))), read(t, bctx, "location", chromedp.Location()); !strings.Contains(ids, "countess@example.org") ||
+		!strings.Contains(url, "/console/people/"+tablet) {
+		t.Errorf("the tablet's person at %s holds %q, want the countess email", url, ids)
+	}
+	do(t, bctx, "back to Ada", chromedp.Navigate(s.base+"/console/people/"+ada.ID), chromedp.WaitVisible(tid("timeline-more")))
+
 	do(t, bctx, "phone width",
 		chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(3), chromedp.EmulateMobile),
 		chromedp.Reload(),

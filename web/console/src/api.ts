@@ -156,6 +156,20 @@ export interface ProfileMerge {
   at: string
 }
 
+/** An admin's split of a person where one merge joined them, carried out by the profile processor. */
+export interface Unmerge {
+  id: number
+  profile_id: string
+  merge: ProfileMerge
+  status: 'pending' | 'done' | 'failed'
+  /** The profiles it left: the person's own id and the one given back. */
+  profiles: string[]
+  error?: string
+  requested_by: string
+  requested_at: string
+  done_at: string | null
+}
+
 /** A person whole: the 360° view. absorbed_id is the id asked for when it was of a profile merged into this one. */
 export interface Profile {
   id: string
@@ -651,6 +665,9 @@ export const api = {
   profile: (id: string) => request<Profile>('GET', '/profiles/' + enc(id)),
   /** The person holding an identifier, written as people write it. */
   lookupProfile: (type: string, value: string) => request<Profile>('GET', '/profiles/lookup' + query({ type, value })),
+  /** Splits a person where profile from was merged in (admins only); answers when done, or pending after 10 s. */
+  unmerge: (id: string, from: string) => request<Unmerge>('POST', `/profiles/${enc(id)}/unmerge`, { from }),
+  unmergeStatus: (id: number) => request<Unmerge>('GET', `/unmerges/${id}`),
   /** A person's timeline before an event (0: the newest), newest first. */
   profileEvents: (id: string, before = 0, limit = 50) =>
     request<TimelinePage>('GET', `/profiles/${enc(id)}/events` + query({ before: before || undefined, limit })),
