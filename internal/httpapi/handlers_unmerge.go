@@ -25,21 +25,29 @@ type Unmerger interface {
 const unmergeWait = 10 * time.Second
 
 type unmergeJSON struct {
-	ID          int64      `json:"id"`
-	ProfileID   string     `json:"profile_id"`
-	Merge       mergeJSON  `json:"merge"`
-	Status      string     `json:"status"` // pending, done or failed
-	Profiles    []string   `json:"profiles"`
-	Error       string     `json:"error,omitempty"`
-	RequestedBy string     `json:"requested_by"`
-	RequestedAt time.Time  `json:"requested_at"`
-	DoneAt      *time.Time `json:"done_at"`
+	ID          int64        `json:"id"`
+	ProfileID   string       `json:"profile_id"`
+	Merge       unmergedJSON `json:"merge"`
+	Status      string       `json:"status"` // pending, done or failed
+	Profiles    []string     `json:"profiles"`
+	Error       string       `json:"error,omitempty"`
+	RequestedBy string       `json:"requested_by"`
+	RequestedAt time.Time    `json:"requested_at"`
+	DoneAt      *time.Time   `json:"done_at"`
+}
+
+// unmergedJSON is the merge an unmerge undoes.
+type unmergedJSON struct {
+	Seq  int64   `json:"seq"`
+	Into string  `json:"into"`
+	From string  `json:"from"`
+	Via  viaJSON `json:"via"`
 }
 
 func toUnmerge(u profile.Unmerge) unmergeJSON {
 	out := unmergeJSON{ID: u.ID, ProfileID: u.Profile, Status: "pending", Profiles: u.Profiles, Error: u.Error,
 		RequestedBy: u.RequestedBy, RequestedAt: u.RequestedAt,
-		Merge: mergeJSON{Seq: u.Merge.Seq, Into: u.Merge.Into, From: u.Merge.From, Via: viaJSON{Type: u.Merge.Via.Type, Value: u.Merge.Via.Value}}}
+		Merge: unmergedJSON{Seq: u.Merge.Seq, Into: u.Merge.Into, From: u.Merge.From, Via: viaJSON{Type: u.Merge.Via.Type, Value: u.Merge.Via.Value}}}
 	if !u.DoneAt.IsZero() {
 		out.DoneAt = &u.DoneAt
 		out.Status = "done"
