@@ -192,22 +192,26 @@ func (db *DB) profileTx(ctx context.Context, op, consumer string, c profile.Chan
 
 // applyChanges writes c in the order profile.Changes describes.
 func (db *DB) applyChanges(exec execFunc, c profile.Changes, now time.Time) error {
+	rows := make([][]any, 0, len(c.Events))
 	for _, p := range c.New {
-		if err := exec(`INSERT INTO profiles (id, first_seq, first_seen, last_seen, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)`,
-			p.ID, p.FirstSeq, p.FirstSeen.UTC(), p.LastSeen.UTC(), now); err != nil {
-			return err
-		}
+		rows = append(rows, []any{p.ID, p.FirstSeq, p.FirstSeen.UTC(), p.LastSeen.UTC(), now, now})
 	}
+	if err := db.insertRows(exec, `INSERT INTO profiles (id, first_seq, first_seen, last_seen, created_at, updated_at) VALUES `, rows); err != nil {
+		return err
+	}
+	rows = rows[:0]
 	for _, id := range c.Identities {
-		if err := exec(`INSERT INTO identities (type, value, profile_id, first_seq) VALUES ($1, $2, $3, $4)`,
-			string(id.Identifier.Type), id.Identifier.Value, id.Profile, id.FirstSeq); err != nil {
-			return err
-		}
+		rows = append(rows, []any{string(id.Identifier.Type), id.Identifier.Value, id.Profile, id.FirstSeq})
 	}
+	if err := db.insertRows(exec, `INSERT INTO identities (type, value, profile_id, first_seq) VALUES `, rows); err != nil {
+		return err
+	}
+	rows = rows[:0]
 	for _, e := range c.Events {
-		if err := exec(`INSERT INTO event_profiles (seq, profile_id) VALUES ($1, $2)`, e.Seq, e.Profile); err != nil {
-			return err
-		}
+		rows = append(rows, []any{e.Seq, e.Profile})
+	}
+	if err := db.insertRows(exec, `INSERT INTO event_profiles (seq, profile_id) VALUES `, rows); err != nil {
+		return err
 	}
 	for _, m := range c.Merges {
 		if err := exec(`UPDATE identities SET profile_id = $1 WHERE profile_id = $2`, m.Into, m.From); err != nil {
@@ -276,6 +280,29 @@ func (db *DB) applyChanges(exec execFunc, c profile.Changes, now time.Time) erro
 			u.LastSeen.UTC(), string(u.Stage), zeroNull(u.ActivatedAt), zeroNull(u.ConvertedAt), u.Name, profile.NameKey(u.Name), now, id); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// insertRows inserts rows (each with the same number of values) with prefix, "INSERT INTO t (…) VALUES ",
+// rowsPerInsert at a time: one statement per row cost a batch of the processor thousands of statements.
+func (db *DB) insertRows(exec execFunc, prefix string, rows [][]any) error {
+	for len(rows) > 0 {
+		n := min(rowsPerInsert, len(rows))
+		var q strings.Builder
+		q.WriteString(prefix)
+		args := make([]any, 0, n*len(rows[0]))
+		for i, r := range rows[:n] {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(" + db.placeholders(len(args)+1, len(r)) + ")")
+			args = append(args, r...)
+		}
+		if err := exec(q.String(), args...); err != nil {
+			return err
+		}
+		rows = rows[n:]
 	}
 	return nil
 }
