@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/hearth-cdp/hearth/internal/store/storetest"
 )
@@ -43,7 +45,13 @@ func browser(t *testing.T) context.Context {
 		cancelCtx()
 		cancelAlloc()
 	})
-	if err := chromedp.Do(ctx); err != nil {
+	// Less motion, as a person may ask for: nothing scrolls or slides under a click on a slow machine.
+	reduce := chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia,
+			emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-reduced-motion", Value: "reduce"}}})
+		return err
+	})
+	if err := chromedp.Do(ctx, reduce); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
 	return ctx
