@@ -29,18 +29,20 @@ import (
 
 // App is a running Hearth.
 type App struct {
-	cfg      Config
-	logger   *slog.Logger
-	clock    hearth.Clock
-	db       *store.DB
-	auth     *auth.Service
-	sources  *collect.Sources
-	touch    *touchpoint.Service
-	wechat   *touchpoint.WeChatAccounts
-	master   touchpoint.MasterKey
-	events   *store.EventWriter
-	http     *http.Server
-	listener net.Listener
+	cfg     Config
+	logger  *slog.Logger
+	clock   hearth.Clock
+	db      *store.DB
+	auth    *auth.Service
+	sources *collect.Sources
+	touch   *touchpoint.Service
+	wechat  *touchpoint.WeChatAccounts
+	master  touchpoint.MasterKey
+	events  *store.EventWriter
+	// writerLoad is how busy the event writer is: the profile processor gives way to it.
+	writerLoad writerLoad
+	http       *http.Server
+	listener   net.Listener
 
 	stopWorkers context.CancelFunc
 	workers     sync.WaitGroup
@@ -138,7 +140,12 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 		ln.Close()
 		return err
 	}
-	a.events = store.NewEventWriter(a.db, store.EventWriterOptions{DedupeWindow: a.cfg.Ingest.Dedupe, Observe: newLogMetrics(reg)})
+	logMetrics := newLogMetrics(reg)
+	a.events = store.NewEventWriter(a.db, store.EventWriterOptions{DedupeWindow: a.cfg.Ingest.Dedupe,
+		Observe: func(batches, events int, took time.Duration) {
+			a.writerLoad.add(took)
+			logMetrics(batches, events, took)
+		}})
 	reg.MustRegister(newConsumerLag(a.db, profile.Consumer))
 	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopWriter, a.writerDone = stopWriter, make(chan struct{})
@@ -201,8 +208,19 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 	profiles := profile.NewProcessor(a.db, profile.Options{Logger: a.logger.With("component", "profiles")})
 	a.work(workerCtx, time.Second, "profiles", func(ctx context.Context) error {
 		for { // to the end of the log, a batch at a time
+			start := time.Now()
 			if n, err := profiles.Process(ctx); err != nil || n == 0 {
 				return err
+			}
+			// Ingestion comes first: the busier the event writer, the longer the processor rests after a batch
+			// (on SQLite each batch holds the one writer that acknowledges events). At full load it takes a
+			// fifth of the time and catches up when the load falls; at a tenth it takes two thirds.
+			if rest := time.Duration(8 * a.writerLoad.utilization() * float64(time.Since(start))); rest > 0 {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(rest):
+				}
 			}
 		}
 	})

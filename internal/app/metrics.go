@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -74,4 +75,40 @@ func (c consumerLag) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(max(0, head-off)), name)
 	}
+}
+
+// writerLoad measures the share of the last second the event writer spent writing.
+type writerLoad struct {
+	mu         sync.Mutex
+	start      time.Time     // of the current second
+	busy, last time.Duration // written in the current second, and in the one before
+}
+
+func (l *writerLoad) roll(now time.Time) {
+	if d := now.Sub(l.start); d >= time.Second {
+		l.last = l.busy
+		if d >= 2*time.Second { // a whole second without writes
+			l.last = 0
+		}
+		l.busy, l.start = 0, now
+	}
+}
+
+func (l *writerLoad) add(took time.Duration) { l.addAt(time.Now(), took) }
+
+func (l *writerLoad) addAt(now time.Time, took time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.roll(now)
+	l.busy += took
+}
+
+// utilization is the share of the last whole second spent writing, from 0 to 1.
+func (l *writerLoad) utilization() float64 { return l.utilizationAt(time.Now()) }
+
+func (l *writerLoad) utilizationAt(now time.Time) float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.roll(now)
+	return min(1, l.last.Seconds())
 }

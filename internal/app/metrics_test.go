@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -32,5 +33,32 @@ hearth_event_log_consumer_lag_events{consumer="profiles"} 20
 	}
 	if err := testutil.CollectAndCompare(newConsumerLag(offsets{err: errors.New("database is closed")}, "profiles"), strings.NewReader("")); err == nil {
 		t.Error("a store that cannot be read gave a lag")
+	}
+}
+
+func TestWriterLoad(t *testing.T) {
+	var l writerLoad
+	t0 := time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)
+	if u := l.utilizationAt(t0); u != 0 {
+		t.Errorf("idle: %v", u)
+	}
+	l.addAt(t0, 0) // the second begins
+	l.addAt(t0.Add(100*time.Millisecond), 300*time.Millisecond)
+	l.addAt(t0.Add(900*time.Millisecond), 200*time.Millisecond)
+	if u := l.utilizationAt(t0.Add(500 * time.Millisecond)); u != 0 {
+		t.Errorf("within the first second: %v, want 0 (no whole second yet)", u)
+	}
+	if u := l.utilizationAt(t0.Add(1100 * time.Millisecond)); u != 0.5 {
+		t.Errorf("after a second with 500 ms of writes: %v, want 0.5", u)
+	}
+	if u := l.utilizationAt(t0.Add(1900 * time.Millisecond)); u != 0.5 {
+		t.Errorf("still that second: %v, want 0.5", u)
+	}
+	if u := l.utilizationAt(t0.Add(3500 * time.Millisecond)); u != 0 {
+		t.Errorf("after seconds without writes: %v, want 0", u)
+	}
+	l.addAt(t0.Add(4*time.Second), 3*time.Second)
+	if u := l.utilizationAt(t0.Add(5100 * time.Millisecond)); u != 1 {
+		t.Errorf("more writing than a second (overlapping commits): %v, want 1", u)
 	}
 }

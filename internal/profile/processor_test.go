@@ -420,7 +420,7 @@ func TestProcessorFollowsStoredConfig(t *testing.T) {
 		{"track", map[string]any{"userId": "u2", "event": "Paid"}, "", false},
 	}
 	appendSteps(t, db, clock, 1, steps)
-	p := profile.NewProcessor(db, profile.Options{BatchSize: 1})
+	p := profile.NewProcessor(db, profile.Options{BatchSize: 1, SettingsEvery: time.Nanosecond})
 	if _, err := p.Process(ctx); err != nil {
 		t.Fatal(err)
 	}

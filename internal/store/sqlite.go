@@ -40,17 +40,20 @@ func openSQLiteWAL(ctx context.Context, dir string, restartFrames int) (*DB, err
 	// lock later, which could fail with SQLITE_BUSY in the middle of the work.
 	// The writer never checkpoints (wal_autocheckpoint 0): copying the WAL into the database would stall every
 	// commit behind it. A checkpointer on its own connection does it beside the writer (see checkpoints).
-	// It keeps 64 MiB of pages (SQLite's default is 2 MiB): the profile processor's batches insert at random
-	// places in large indexes (identities, event_profiles), and with the default a batch on a store of
-	// 12 million events spilled dirty pages to the WAL in the middle of its transaction.
-	write, err := sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma=wal_autocheckpoint(0)&_pragma=journal_size_limit(67108864)&_pragma=cache_size(-65536)")
+	// It keeps 64 MiB of pages (SQLite's default is 2 MiB), which no other connection's writes discard: the
+	// profile processor's batches insert at random places in large indexes (identities, event_profiles), and
+	// with the default a batch on a store of 12 million events spilled dirty pages to the WAL in the middle of
+	// its transaction. Statement journals stay in memory rather than in temporary files.
+	write, err := sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma=wal_autocheckpoint(0)&_pragma=journal_size_limit(67108864)&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)")
 	if err != nil {
 		return nil, fmt.Errorf("store: open sqlite: %w", err)
 	}
 	write.SetMaxOpenConns(1)
 	write.SetConnMaxIdleTime(0)
-	// Each reader keeps 8 MiB of pages, so that the upper levels of the indexes that lookups walk stay in it.
-	read, err := sql.Open("sqlite", dsn+"&mode=ro&_pragma=cache_size(-8192)")
+	// The readers keep SQLite's default 2 MiB of pages: a read that follows the writer's commits discards the
+	// whole cache (freeing each page cost a system call in the SQLite port's allocator), so under ingestion a
+	// larger one costs more than it saves.
+	read, err := sql.Open("sqlite", dsn+"&mode=ro")
 	if err != nil {
 		write.Close()
 		return nil, fmt.Errorf("store: open sqlite: %w", err)
