@@ -208,14 +208,20 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 	profiles := profile.NewProcessor(a.db, profile.Options{Logger: a.logger.With("component", "profiles")})
 	a.work(workerCtx, time.Second, "profiles", func(ctx context.Context) error {
 		for { // to the end of the log, a batch at a time
+			// Ingestion comes first: on SQLite each batch holds the one writer that acknowledges events. While
+			// events arrive, batches are of 250 events rather than 1,000, so each hold delays acknowledgements
+			// less; once the writer is busy more than 40% of the time, the processor also rests after each
+			// batch, up to 6x the batch's time at full load, and catches up when the load falls.
+			load := a.writerLoad.utilization()
+			limit := 1000
+			if load > 0.1 {
+				limit = 250
+			}
 			start := time.Now()
-			if n, err := profiles.Process(ctx); err != nil || n == 0 {
+			if n, err := profiles.ProcessUpTo(ctx, limit); err != nil || n == 0 {
 				return err
 			}
-			// Ingestion comes first: the busier the event writer, the longer the processor rests after a batch
-			// (on SQLite each batch holds the one writer that acknowledges events). At full load it takes a
-			// fifth of the time and catches up when the load falls; at a tenth it takes two thirds.
-			if rest := time.Duration(8 * a.writerLoad.utilization() * float64(time.Since(start))); rest > 0 {
+			if rest := time.Duration(10 * (load - 0.4) * float64(time.Since(start))); rest > 0 {
 				select {
 				case <-ctx.Done():
 					return nil

@@ -201,6 +201,12 @@ func (p *Processor) Run(ctx context.Context) error {
 // Process resolves one batch of the log after the processor's offset and stores it; it returns how many
 // events it read (0 at the end of the log).
 func (p *Processor) Process(ctx context.Context) (int, error) {
+	return p.ProcessUpTo(ctx, p.opts.BatchSize)
+}
+
+// ProcessUpTo is Process with a batch of at most limit events: smaller batches hold the store's writer for
+// less time each.
+func (p *Processor) ProcessUpTo(ctx context.Context, limit int) (int, error) {
 	if err := p.refresh(ctx); err != nil {
 		return 0, err
 	}
@@ -215,7 +221,7 @@ func (p *Processor) Process(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("profile: read unmerges: %w", err)
 	}
-	events, err := p.store.ReadEvents(ctx, after, p.opts.BatchSize)
+	events, err := p.store.ReadEvents(ctx, after, max(1, limit))
 	if err != nil {
 		return 0, fmt.Errorf("profile: read events after %d: %w", after, err)
 	}
