@@ -36,7 +36,11 @@ type DB struct {
 	engine Engine
 	write  *sql.DB
 	read   *sql.DB
-	clock  hearth.Clock
+	// graph is where the profile processor reads the identity graph: on SQLite the writer's connection,
+	// whose page cache no other connection's commits discard (a reader's is discarded after each of them);
+	// on PostgreSQL the pool.
+	graph *sql.DB
+	clock hearth.Clock
 	// dialect is what this engine does differently.
 	dialect dialect
 	// dedupe finds events already in the log.

@@ -53,7 +53,7 @@ func (db *DB) KnownIdentities(ctx context.Context, ids []identity.Identifier) (p
 			n := min(knownChunk, len(values))
 			args := append([]any{string(t)}, values[:n]...)
 			values = values[n:]
-			err := db.scanRows(ctx, `SELECT value, profile_id FROM identities WHERE type = `+db.dialect.param(1)+` AND value IN (`+db.placeholders(2, n)+`)`, args, func(row *sql.Rows) error {
+			err := scanOn(ctx, db.graph, `SELECT value, profile_id FROM identities WHERE type = `+db.dialect.param(1)+` AND value IN (`+db.placeholders(2, n)+`)`, args, func(row *sql.Rows) error {
 				id := identity.Identifier{Type: t}
 				var p string
 				if err := row.Scan(&id.Value, &p); err != nil {
@@ -74,7 +74,7 @@ func (db *DB) KnownIdentities(ctx context.Context, ids []identity.Identifier) (p
 	for len(profiles) > 0 {
 		n := min(knownChunk, len(profiles))
 		in := db.placeholders(1, n)
-		err := db.scanRows(ctx, `SELECT id, first_seq, stage, activated_at, converted_at FROM profiles WHERE id IN (`+in+`)`, profiles[:n], func(row *sql.Rows) error {
+		err := scanOn(ctx, db.graph, `SELECT id, first_seq, stage, activated_at, converted_at FROM profiles WHERE id IN (`+in+`)`, profiles[:n], func(row *sql.Rows) error {
 			var p string
 			var seq int64
 			var f profile.Facts
@@ -86,7 +86,7 @@ func (db *DB) KnownIdentities(ctx context.Context, ids []identity.Identifier) (p
 			return err
 		})
 		if err == nil {
-			err = db.scanRows(ctx, `SELECT profile_id, `+traitColumns+` FROM profile_traits WHERE profile_id IN (`+in+`) ORDER BY profile_id, name`, profiles[:n], func(row *sql.Rows) error {
+			err = scanOn(ctx, db.graph, `SELECT profile_id, `+traitColumns+` FROM profile_traits WHERE profile_id IN (`+in+`) ORDER BY profile_id, name`, profiles[:n], func(row *sql.Rows) error {
 				var p string
 				t, err := scanTrait(row, &p)
 				f := k.Facts[p]
@@ -96,7 +96,7 @@ func (db *DB) KnownIdentities(ctx context.Context, ids []identity.Identifier) (p
 			})
 		}
 		if err == nil {
-			err = db.scanRows(ctx, `SELECT profile_id, type, count(*) FROM identities WHERE profile_id IN (`+in+`) GROUP BY profile_id, type`, profiles[:n], func(row *sql.Rows) error {
+			err = scanOn(ctx, db.graph, `SELECT profile_id, type, count(*) FROM identities WHERE profile_id IN (`+in+`) GROUP BY profile_id, type`, profiles[:n], func(row *sql.Rows) error {
 				var p string
 				var t identity.Type
 				var c int
@@ -115,7 +115,12 @@ func (db *DB) KnownIdentities(ctx context.Context, ids []identity.Identifier) (p
 
 // scanRows runs a query on the read pool and calls scan for each row.
 func (db *DB) scanRows(ctx context.Context, query string, args []any, scan func(*sql.Rows) error) error {
-	rows, err := db.read.QueryContext(ctx, query, args...)
+	return scanOn(ctx, db.read, query, args, scan)
+}
+
+// scanOn runs a query on conn and calls scan for each row.
+func scanOn(ctx context.Context, conn *sql.DB, query string, args []any, scan func(*sql.Rows) error) error {
+	rows, err := conn.QueryContext(ctx, query, args...)
 	if err != nil {
 		return err
 	}

@@ -82,14 +82,20 @@ func (db *DB) Unmerge(ctx context.Context, id int64) (profile.Unmerge, error) {
 
 // PendingUnmerges returns the unmerges not carried out yet, oldest first.
 func (db *DB) PendingUnmerges(ctx context.Context) ([]profile.Unmerge, error) {
-	return queryAll(ctx, db, "store.pending_unmerges", scanUnmerge, `SELECT `+unmergeColumns+` FROM unmerges WHERE done_at IS NULL ORDER BY id`)
+	var out []profile.Unmerge
+	err := scanOn(ctx, db.graph, `SELECT `+unmergeColumns+` FROM unmerges WHERE done_at IS NULL ORDER BY id`, nil, func(row *sql.Rows) error {
+		u, err := scanUnmerge(row)
+		out = append(out, u)
+		return err
+	})
+	return out, db.wrap("store.pending_unmerges", err)
 }
 
 // FinishedUnmerges counts the unmerges carried out (or failed): a batch resolved before one finished is
 // refused (ApplyProfiles).
 func (db *DB) FinishedUnmerges(ctx context.Context) (int64, error) {
 	var n int64
-	err := db.read.QueryRowContext(ctx, `SELECT count(*) FROM unmerges WHERE done_at IS NOT NULL`).Scan(&n)
+	err := db.graph.QueryRowContext(ctx, `SELECT count(*) FROM unmerges WHERE done_at IS NOT NULL`).Scan(&n)
 	return n, db.wrap("store.finished_unmerges", err)
 }
 
