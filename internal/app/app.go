@@ -162,9 +162,9 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 	})
 	offline := collect.NewOfflineTouches(touchResolver{a.touch}, touchIssuer{a.touch}, a.events, a.clock, collect.OfflineOptions{})
 	srv := httpapi.New(httpapi.Options{
-		Auth: a.auth, Sources: a.sources, Events: a.db, Pinger: a.db, Touchpoints: a.touch, WeChat: a.wechat, Offline: offline, Profiles: a.db, Unmerges: a.db,
-		ProfileConfigs: profile.NewConfigs(a.db),
-		Logger:         a.logger, Metrics: httpapi.NewMetrics(reg), Gatherer: reg,
+		Auth: a.auth, Sources: a.sources, Events: a.db, Pinger: a.db, Touchpoints: a.touch, WeChat: a.wechat, Offline: offline,
+		Profiles: a.db, Unmerges: a.db, ProfileConfigs: profile.NewConfigs(a.db),
+		Logger: a.logger, Metrics: httpapi.NewMetrics(reg), Gatherer: reg,
 		Console:       console.Handler(),
 		SecureCookies: strings.HasPrefix(a.cfg.PublicURL, "https://"),
 		System:        httpapi.System{Version: hearth.Version, Engine: string(a.db.Engine()), StartedAt: a.clock.Now()},
