@@ -253,7 +253,7 @@ func (p *Processor) ProcessUpTo(ctx context.Context, limit int) (int, error) {
 			return 0, fmt.Errorf("profile: read identities of events %d to %d: %w", events[0].Seq, events[len(events)-1].Seq, err)
 		}
 	}
-	seps, err := p.loadSeparations(ctx, p.store, true)
+	seps, err := p.loadSeparations(ctx, true)
 	if err != nil {
 		return 0, fmt.Errorf("profile: read separations: %w", err)
 	}

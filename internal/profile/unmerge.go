@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -78,13 +79,12 @@ func (g *overlay) Separated(a, b string) bool {
 // runUnmerges carries out the pending unmerges, oldest first. One that cannot be done is recorded as failed
 // with the reason; a Conflict (the graph moved meanwhile) leaves it pending for the next round.
 func (p *Processor) runUnmerges(ctx context.Context) error {
-	us := p.store
-	pending, err := us.PendingUnmerges(ctx)
+	pending, err := p.store.PendingUnmerges(ctx)
 	if err != nil {
 		return fmt.Errorf("profile: read pending unmerges: %w", err)
 	}
 	for _, u := range pending {
-		err := p.unmerge(ctx, us, u)
+		err := p.unmerge(ctx, u)
 		switch {
 		case err == nil:
 			p.opts.Logger.Info("profile unmerged", "unmerge", u.ID, "profile", u.Profile)
@@ -99,7 +99,7 @@ func (p *Processor) runUnmerges(ctx context.Context) error {
 			if !errors.As(err, &he) {
 				why = "The unmerge failed: " + err.Error()
 			}
-			if err := us.FailUnmerge(ctx, u.ID, why); err != nil {
+			if err := p.store.FailUnmerge(ctx, u.ID, why); err != nil {
 				return fmt.Errorf("profile: record a failed unmerge: %w", err)
 			}
 		}
@@ -110,16 +110,16 @@ func (p *Processor) runUnmerges(ctx context.Context) error {
 // unmerge splits a profile by replaying its events, in log order, under the rules and the separations, with
 // the two sides of the merge kept apart from now on: each side gets back the id its first event gave it,
 // and each event, trait, touch and stage change goes to the side it belongs to.
-func (p *Processor) unmerge(ctx context.Context, us UnmergeStore, u Unmerge) error {
+func (p *Processor) unmerge(ctx context.Context, u Unmerge) error {
 	after, err := p.store.ConsumerOffset(ctx, Consumer)
 	if err != nil {
 		return err
 	}
-	finished, err := us.FinishedUnmerges(ctx)
+	finished, err := p.store.FinishedUnmerges(ctx)
 	if err != nil {
 		return err
 	}
-	events, err := us.AllProfileEvents(ctx, u.Profile)
+	events, err := p.store.AllProfileEvents(ctx, u.Profile)
 	if err != nil {
 		return err
 	}
@@ -127,7 +127,7 @@ func (p *Processor) unmerge(ctx context.Context, us UnmergeStore, u Unmerge) err
 		return hearth.Errorf(hearth.NotFound, "profile.unmerge", "The profile no longer exists: it was merged into another since the unmerge was asked for.")
 	}
 	// In the replay every profile starts anew: a separated one is itself until the replay merges it.
-	seps, err := p.loadSeparations(ctx, us, false)
+	seps, err := p.loadSeparations(ctx, false)
 	if err != nil {
 		return err
 	}
@@ -171,15 +171,15 @@ func (p *Processor) unmerge(ctx context.Context, us UnmergeStore, u Unmerge) err
 	}
 	g.finish(&c)
 	c.From, c.Unmerges = after, finished
-	slices.SortStableFunc(c.LeftOut, func(a, b LeftOut) int { return int(a.Seq - b.Seq) })
-	return us.ApplyUnmerge(ctx, Consumer, u, seqs, c)
+	slices.SortStableFunc(c.LeftOut, func(a, b LeftOut) int { return cmp.Compare(a.Seq, b.Seq) })
+	return p.store.ApplyUnmerge(ctx, Consumer, u, seqs, c)
 }
 
 // loadSeparations reads the separations and, with stored, the profile that each separated one is now part
 // of; without, each is itself.
-func (p *Processor) loadSeparations(ctx context.Context, us UnmergeStore, stored bool) (separations, error) {
+func (p *Processor) loadSeparations(ctx context.Context, stored bool) (separations, error) {
 	s := separations{pairs: map[[2]string]bool{}, now: map[string]string{}}
-	pairs, err := us.Separations(ctx)
+	pairs, err := p.store.Separations(ctx)
 	if err != nil {
 		return s, err
 	}
@@ -191,7 +191,7 @@ func (p *Processor) loadSeparations(ctx context.Context, us UnmergeStore, stored
 			}
 			s.now[id] = id
 			if stored {
-				if s.now[id], err = us.ProfileNow(ctx, id); err != nil {
+				if s.now[id], err = p.store.ProfileNow(ctx, id); err != nil {
 					return s, err
 				}
 			}
