@@ -17,7 +17,8 @@ const ConfigSetting = "profiles"
 //
 //	{"identity": {…identity rules…}, "mappings": […], "traits": […], "lifecycle": {…}}
 //
-// Absent members take their defaults. A change applies to the events processed after it.
+// Absent members take their defaults. The processor follows a change within a second; events it processed
+// before keep what they gave.
 type Config struct {
 	Identity identity.Rules
 	Settings
