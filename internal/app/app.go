@@ -20,7 +20,9 @@ import (
 	"github.com/hearth-cdp/hearth/internal/collect"
 	"github.com/hearth-cdp/hearth/internal/console"
 	"github.com/hearth-cdp/hearth/internal/httpapi"
+	"github.com/hearth-cdp/hearth/internal/identity"
 	"github.com/hearth-cdp/hearth/internal/profile"
+	"github.com/hearth-cdp/hearth/internal/segment"
 	"github.com/hearth-cdp/hearth/internal/store"
 	"github.com/hearth-cdp/hearth/internal/touchpoint"
 	"github.com/prometheus/client_golang/prometheus"
@@ -160,10 +162,16 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 	}, func(r *http.Request, err error) {
 		a.logger.ErrorContext(r.Context(), "ingest failed", "route", r.Pattern, "err", err)
 	})
+	segments := segment.NewEngine(a.db, a.clock, segment.Options{Logger: a.logger.With("component", "segments")})
+	configs := profile.NewConfigs(a.db)
 	offline := collect.NewOfflineTouches(touchResolver{a.touch}, touchIssuer{a.touch}, a.events, a.clock, collect.OfflineOptions{})
 	srv := httpapi.New(httpapi.Options{
 		Auth: a.auth, Sources: a.sources, Events: a.db, Pinger: a.db, Touchpoints: a.touch, WeChat: a.wechat, Offline: offline,
-		Profiles: a.db, Unmerges: a.db, ProfileConfigs: profile.NewConfigs(a.db),
+		Profiles: a.db, Unmerges: a.db, ProfileConfigs: configs,
+		Segments: segment.NewService(a.db, a.clock, segments, func(ctx context.Context) (identity.Rules, error) {
+			c, err := configs.Get(ctx)
+			return c.Identity, err
+		}), SegmentData: a.db,
 		Logger: a.logger, Metrics: httpapi.NewMetrics(reg), Gatherer: reg,
 		Console:       console.Handler(),
 		SecureCookies: strings.HasPrefix(a.cfg.PublicURL, "https://"),
@@ -221,6 +229,7 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 			if n, err := profiles.ProcessUpTo(ctx, limit); err != nil || n == 0 {
 				return err
 			}
+			segments.Wake()
 			if rest := time.Duration(10 * (load - 0.4) * float64(time.Since(start))); rest > 0 {
 				select {
 				case <-ctx.Done():
@@ -230,6 +239,11 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 			}
 		}
 	})
+	a.workers.Add(1)
+	go func() {
+		defer a.workers.Done()
+		segments.Run(workerCtx)
+	}()
 	a.logger.Info("serving", "addr", ln.Addr().String(), "engine", a.db.Engine(), "console", a.baseURL()+"/console/")
 	return nil
 }

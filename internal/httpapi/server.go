@@ -14,6 +14,7 @@ import (
 	"github.com/hearth-cdp/hearth/internal/auth"
 	"github.com/hearth-cdp/hearth/internal/collect"
 	"github.com/hearth-cdp/hearth/internal/profile"
+	"github.com/hearth-cdp/hearth/internal/segment"
 	"github.com/hearth-cdp/hearth/internal/touchpoint"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -34,6 +35,9 @@ type Options struct {
 	ProfileConfigs *profile.Configs
 	// Profiles reads the profiles for the 360° view.
 	Profiles ProfileReader
+	// Segments keeps the segments marketers define; SegmentData reads their members, sizes and history.
+	Segments    *segment.Service
+	SegmentData SegmentReader
 	// Offline records touches that staff, kiosks and apps report, one at a time or as CSV files.
 	Offline *collect.OfflineTouches
 	// Pinger checks the database for /healthz.

@@ -408,7 +408,11 @@ func (g *overlay) apply(c *Changes, e collect.Event, d identity.Decision) {
 		g.counts[p][id.Type]++
 		c.Identities = append(c.Identities, Identity{Identifier: id, Profile: p, FirstSeq: e.Seq})
 	}
-	c.Events = append(c.Events, Attribution{Seq: e.Seq, Profile: p})
+	a := Attribution{Seq: e.Seq, Profile: p, At: e.Timestamp}
+	if e.Type == "track" {
+		a.Name = e.Name
+	}
+	c.Events = append(c.Events, a)
 	if e.Timestamp.After(f.lastSeen) {
 		f.lastSeen = e.Timestamp
 	}

@@ -98,4 +98,6 @@ type LeftOut struct {
 type Attribution struct {
 	Seq     int64
 	Profile string
+	Name    string    // a track event's name, for segment conditions; "" for other types
+	At      time.Time // the event's time
 }

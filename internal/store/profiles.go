@@ -213,9 +213,9 @@ func (db *DB) applyChanges(exec execFunc, c profile.Changes, now time.Time) erro
 	}
 	rows = rows[:0]
 	for _, e := range c.Events {
-		rows = append(rows, []any{e.Seq, e.Profile})
+		rows = append(rows, []any{e.Seq, e.Profile, e.Name, e.At.UTC()})
 	}
-	if err := db.insertRows(exec, `INSERT INTO event_profiles (seq, profile_id) VALUES `, rows); err != nil {
+	if err := db.insertRows(exec, `INSERT INTO event_profiles (seq, profile_id, name, at) VALUES `, rows); err != nil {
 		return err
 	}
 	for _, m := range c.Merges {

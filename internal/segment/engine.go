@@ -1,0 +1,294 @@
+package segment
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/RoaringBitmap/roaring/v2/roaring64"
+	"github.com/hearth-cdp/hearth"
+	"github.com/hearth-cdp/hearth/internal/profile"
+)
+
+// Options configure an Engine.
+type Options struct {
+	Interval time.Duration // how long Run waits when it has nothing to do and is not woken; default 1s
+	Span     int64         // events of the log one step covers at most; default 20,000
+	Chunk    int           // entries and leavings written per transaction of a full evaluation; default 5,000
+	Logger   *slog.Logger
+}
+
+// Engine keeps segment memberships current. One goroutine runs it: a step carries out the full evaluations
+// that are due, or follows the profile processor through the log and re-evaluates the people its batches
+// touched and the people leaving a time window.
+type Engine struct {
+	store Store
+	clock hearth.Clock
+	opts  Options
+	wake  chan struct{}
+}
+
+// NewEngine makes an engine reading and writing through store.
+func NewEngine(store Store, clock hearth.Clock, opts Options) *Engine {
+	if opts.Interval <= 0 {
+		opts.Interval = time.Second
+	}
+	if opts.Span <= 0 {
+		opts.Span = 20_000
+	}
+	if opts.Chunk <= 0 {
+		opts.Chunk = 5000
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{store: store, clock: clock, opts: opts, wake: make(chan struct{}, 1)}
+}
+
+// Wake asks Run to step now: the profile processor stored a batch, or a segment changed.
+func (e *Engine) Wake() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run steps until ctx ends, waiting to be woken (or for the interval) when a step finds nothing to do. An
+// error is logged and the step retried after the interval.
+func (e *Engine) Run(ctx context.Context) {
+	for {
+		busy, err := e.Step(ctx)
+		if err != nil && ctx.Err() == nil {
+			e.opts.Logger.Error("segment step failed", "err", err)
+		}
+		if busy && err == nil {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.wake:
+		case <-time.After(e.opts.Interval):
+		}
+	}
+}
+
+// Step carries out the full evaluation of one segment that needs it, or else one step of keeping every
+// segment current; it reports whether it did work that may have left more to do.
+func (e *Engine) Step(ctx context.Context) (bool, error) {
+	segs, err := e.store.Segments(ctx)
+	if err != nil {
+		return false, err
+	}
+	order, err := dependencyOrder(segs)
+	if err != nil {
+		return false, err
+	}
+	for i, s := range order {
+		if !s.Evaluating() {
+			continue
+		}
+		// The segments that use this one are evaluated after it: its members change all at once.
+		done := map[string]bool{}
+		for _, d := range order[i:] {
+			if d.ID == s.ID || slices.ContainsFunc(d.rule().References(), func(ref string) bool { return done[ref] }) {
+				if err := e.evaluate(ctx, d); err != nil {
+					return false, err
+				}
+				done[d.ID] = true
+			}
+		}
+		return true, nil
+	}
+	return e.follow(ctx, order)
+}
+
+// dependencyOrder sorts segments so that each comes after the segments its rule uses. A cycle cannot be
+// stored (the API refuses it); one found anyway is an error rather than a loop.
+func dependencyOrder(segs []Segment) ([]Segment, error) {
+	byID := map[string]Segment{}
+	for _, s := range segs {
+		byID[s.ID] = s
+	}
+	state := map[string]int{} // 1: being visited, 2: done
+	var order []Segment
+	var visit func(s Segment) error
+	visit = func(s Segment) error {
+		switch state[s.ID] {
+		case 1:
+			return hearth.Errorf(hearth.Internal, "segment.order", "Segment %s uses itself through other segments.", s.ID)
+		case 2:
+			return nil
+		}
+		state[s.ID] = 1
+		for _, ref := range s.rule().References() {
+			if r, ok := byID[ref]; ok {
+				if err := visit(r); err != nil {
+					return err
+				}
+			}
+		}
+		state[s.ID] = 2
+		order = append(order, s)
+		return nil
+	}
+	for _, s := range segs {
+		if err := visit(s); err != nil {
+			return nil, err
+		}
+	}
+	return order, nil
+}
+
+// evaluate finds every member of a segment anew, records who entered and who left, a chunk per transaction,
+// and marks the segment evaluated.
+func (e *Engine) evaluate(ctx context.Context, s Segment) error {
+	offset, err := e.store.ConsumerOffset(ctx, Consumer)
+	if err != nil {
+		return err
+	}
+	now := e.clock.Now().UTC()
+	var matched, current *Set
+	err = e.store.View(ctx, func(r Reader) error {
+		v := newEvaluation(ctx, r, now)
+		if matched, err = v.match(s.rule(), nil); err != nil {
+			return err
+		}
+		current, err = r.Members(ctx, s.ID, nil)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("segment: evaluate %s: %w", s.ID, err)
+	}
+	entered, left := ProfileIDs(roaring64.AndNot(matched, current)), ProfileIDs(roaring64.AndNot(current, matched))
+	for {
+		n := min(e.opts.Chunk, len(entered))
+		m := min(e.opts.Chunk-n, len(left))
+		step := Step{From: offset, Upto: offset, At: now, Deltas: []Delta{{Segment: s.ID, Entered: entered[:n], Left: left[:m]}}}
+		entered, left = entered[n:], left[m:]
+		last := len(entered) == 0 && len(left) == 0
+		if last {
+			step.Evaluated = map[string]int64{s.ID: s.Version}
+			step.Checked = map[string]time.Time{s.ID: now}
+		}
+		if err := e.store.ApplyStep(ctx, step); err != nil {
+			return fmt.Errorf("segment: store the evaluation of %s: %w", s.ID, err)
+		}
+		if last {
+			e.opts.Logger.Info("segment evaluated", "segment", s.ID, "size", matched.GetCardinality(), "took", time.Since(now).Round(time.Millisecond))
+			return nil
+		}
+	}
+}
+
+// follow re-evaluates, for every segment, the people whose profiles the log's next events changed, the
+// people an unmerge split, and the people leaving one of the segment's time windows. A segment that uses
+// another also re-evaluates the people whose membership of that one changed.
+func (e *Engine) follow(ctx context.Context, order []Segment) (bool, error) {
+	after, err := e.store.ConsumerOffset(ctx, Consumer)
+	if err != nil {
+		return false, err
+	}
+	upto, err := e.store.ConsumerOffset(ctx, profile.Consumer)
+	if err != nil {
+		return false, err
+	}
+	upto = min(max(upto, after), after+e.opts.Span)
+	lastUnmerge, err := e.store.ConsumerOffset(ctx, UnmergesConsumer)
+	if err != nil {
+		return false, err
+	}
+	touched, gone := roaring64.New(), map[string]string{}
+	if upto > after {
+		if touched, gone, err = e.store.Changed(ctx, after, upto); err != nil {
+			return false, err
+		}
+	}
+	unmerged, split, err := e.store.Unmerges(ctx, lastUnmerge)
+	if err != nil {
+		return false, err
+	}
+	touched.Or(split)
+	now := e.clock.Now().UTC()
+	step := Step{From: after, Upto: upto, Unmerges: unmerged, Gone: gone, Checked: map[string]time.Time{}, At: now}
+	candidates := map[string]*Set{}
+	for _, s := range order {
+		c := touched.Clone()
+		if r := s.rule(); r.windowed() {
+			from := s.WindowsChecked
+			if from.IsZero() || from.After(now) {
+				from = now
+			}
+			l, err := leaving(ctx, e.store, r, from, now)
+			if err != nil {
+				return false, fmt.Errorf("segment: people leaving the windows of %s: %w", s.ID, err)
+			}
+			c.Or(l)
+			step.Checked[s.ID] = now
+		}
+		candidates[s.ID] = c
+	}
+	err = e.store.View(ctx, func(r Reader) error {
+		changed := map[string]*Set{} // per segment, the people who entered or left in this step
+		for _, s := range order {
+			c := candidates[s.ID]
+			for _, ref := range s.rule().References() {
+				if ch := changed[ref]; ch != nil {
+					c.Or(ch)
+				}
+			}
+			if c.IsEmpty() {
+				continue
+			}
+			within, err := r.Profiles(ctx, c)
+			if err != nil {
+				return err
+			}
+			within.And(c)
+			matched, err := newEvaluation(ctx, r, now).match(s.rule(), within)
+			if err != nil {
+				return fmt.Errorf("segment: evaluate %s: %w", s.ID, err)
+			}
+			current, err := r.Members(ctx, s.ID, c)
+			if err != nil {
+				return err
+			}
+			current.And(within) // the members merged away leave with Gone
+			entered, left := roaring64.AndNot(matched, current), roaring64.AndNot(current, matched)
+			if entered.IsEmpty() && left.IsEmpty() {
+				continue
+			}
+			changed[s.ID] = roaring64.Or(entered, left)
+			step.Deltas = append(step.Deltas, Delta{Segment: s.ID, Entered: ProfileIDs(entered), Left: ProfileIDs(left)})
+		}
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	if upto == after && unmerged == lastUnmerge && len(step.Deltas) == 0 && len(step.Checked) == 0 {
+		return false, nil
+	}
+	if err := e.store.ApplyStep(ctx, step); err != nil {
+		if hearth.KindOf(err) == hearth.Conflict { // another engine stored this step first
+			return true, nil
+		}
+		return false, err
+	}
+	return upto > after, nil
+}
+
+// Size returns how many profiles a rule matches now, without storing anything: the console's live count.
+func Size(ctx context.Context, st Store, rule Rule, now time.Time) (int64, error) {
+	var n int64
+	err := st.View(ctx, func(r Reader) error {
+		s, err := newEvaluation(ctx, r, now).match(rule, nil)
+		if err == nil {
+			n = int64(s.GetCardinality())
+		}
+		return err
+	})
+	return n, err
+}
