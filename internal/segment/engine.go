@@ -200,7 +200,7 @@ func (e *Engine) follow(ctx context.Context, order []Segment) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	touched, gone := roaring64.New(), map[string]string{}
+	touched, gone := roaring64.New(), []string(nil)
 	if upto > after {
 		if touched, gone, err = e.store.Changed(ctx, after, upto); err != nil {
 			return false, err
@@ -230,7 +230,9 @@ func (e *Engine) follow(ctx context.Context, order []Segment) (bool, error) {
 		}
 		candidates[s.ID] = c
 	}
-	err = e.store.View(ctx, func(r Reader) error {
+	err = e.store.View(ctx, func(snapshot Reader) error {
+		// Segments that use another read its members as this step leaves them.
+		r := &stepReader{Reader: snapshot, entered: map[string]*Set{}, left: map[string]*Set{}}
 		changed := map[string]*Set{} // per segment, the people who entered or left in this step
 		for _, s := range order {
 			c := candidates[s.ID]
@@ -261,6 +263,7 @@ func (e *Engine) follow(ctx context.Context, order []Segment) (bool, error) {
 				continue
 			}
 			changed[s.ID] = roaring64.Or(entered, left)
+			r.entered[s.ID], r.left[s.ID] = entered, left
 			step.Deltas = append(step.Deltas, Delta{Segment: s.ID, Entered: ProfileIDs(entered), Left: ProfileIDs(left)})
 		}
 		return nil
@@ -280,15 +283,43 @@ func (e *Engine) follow(ctx context.Context, order []Segment) (bool, error) {
 	return upto > after, nil
 }
 
-// Size returns how many profiles a rule matches now, without storing anything: the console's live count.
-func Size(ctx context.Context, st Store, rule Rule, now time.Time) (int64, error) {
-	var n int64
+// stepReader reads the members of segments as a step changes them.
+type stepReader struct {
+	Reader
+	entered, left map[string]*Set
+}
+
+func (r *stepReader) Members(ctx context.Context, segment string, within *Set) (*Set, error) {
+	s, err := r.Reader.Members(ctx, segment, within)
+	if err != nil || r.entered[segment] == nil {
+		return s, err
+	}
+	s.AndNot(r.left[segment])
+	s.Or(r.entered[segment])
+	return s, nil
+}
+
+// Viewer gives consistent views of the store.
+type Viewer interface {
+	View(ctx context.Context, fn func(Reader) error) error
+}
+
+// Match returns the profiles among within (nil: all) that a rule matches now, in one view of the store.
+func Match(ctx context.Context, st Viewer, rule Rule, now time.Time, within *Set) (*Set, error) {
+	var s *Set
 	err := st.View(ctx, func(r Reader) error {
-		s, err := newEvaluation(ctx, r, now).match(rule, nil)
-		if err == nil {
-			n = int64(s.GetCardinality())
-		}
+		var err error
+		s, err = newEvaluation(ctx, r, now).match(rule, within)
 		return err
 	})
-	return n, err
+	return s, err
+}
+
+// Size returns how many profiles a rule matches now, without storing anything: the console's live count.
+func Size(ctx context.Context, st Viewer, rule Rule, now time.Time) (int64, error) {
+	s, err := Match(ctx, st, rule, now, nil)
+	if err != nil {
+		return 0, err
+	}
+	return int64(s.GetCardinality()), nil
 }

@@ -54,6 +54,9 @@ func (s Segment) rule() Rule {
 // Set is a set of profiles, by number (profile.ProfileID of the number is the profile's id).
 type Set = roaring64.Bitmap
 
+// NewSet returns an empty set.
+func NewSet() *Set { return roaring64.New() }
+
 // ProfileNumber is the number of a profile id: the seq of the event that made it.
 func ProfileNumber(id string) (uint64, error) {
 	if len(id) != 17 || id[0] != 'p' {
@@ -115,9 +118,9 @@ type Step struct {
 	From, Upto int64
 	// Unmerges up to this id have been looked at.
 	Unmerges int64
-	// Gone are the profiles merged away, to the profile they live in now: their memberships end, and their
-	// history of entering and leaving moves with them.
-	Gone      map[string]string
+	// Gone are the profiles merged away: their memberships and their history of entering and leaving end
+	// with them, as their stage history does; the profile that absorbed them is evaluated in the same step.
+	Gone      []string
 	Deltas    []Delta
 	Checked   map[string]time.Time // segments whose time windows were checked, to when
 	Evaluated map[string]int64     // segments now fully evaluated, for which version
@@ -134,8 +137,8 @@ type Store interface {
 	// split.
 	Unmerges(ctx context.Context, afterID int64) (int64, *Set, error)
 	// Changed returns the profiles that the events in (after, upto] are attributed to now, and the profiles
-	// those events merged away, to the profile each lives in now.
-	Changed(ctx context.Context, after, upto int64) (*Set, map[string]string, error)
+	// those events merged away.
+	Changed(ctx context.Context, after, upto int64) (*Set, []string, error)
 	// EventsLeaving returns the profiles with a track event of the name at a time in [from, to).
 	EventsLeaving(ctx context.Context, name string, from, to time.Time) (*Set, error)
 	// TouchesLeaving returns the profiles whose last touch as t names is at a time in [from, to).

@@ -553,32 +553,18 @@ func (db *DB) Unmerges(ctx context.Context, afterID int64) (int64, *segment.Set,
 }
 
 // Changed returns the profiles the events in (after, upto] belong to now, and the profiles those events
-// merged away, each to the profile it lives in now.
-func (db *DB) Changed(ctx context.Context, after, upto int64) (*segment.Set, map[string]string, error) {
+// merged away.
+func (db *DB) Changed(ctx context.Context, after, upto int64) (*segment.Set, []string, error) {
 	const op = "store.segment_changed"
 	touched := roaring64.New()
 	if err := profileSet(ctx, db.read, `SELECT profile_id FROM event_profiles WHERE seq > $1 AND seq <= $2`, []any{after, upto}, touched); err != nil {
 		return nil, nil, db.wrap(op, err)
 	}
-	gone := map[string]string{}
-	rows, err := db.read.QueryContext(ctx, `SELECT from_profile, into_profile FROM merges WHERE seq > $1 AND seq <= $2 ORDER BY seq, id`, after, upto)
-	if err != nil {
-		return nil, nil, db.wrap(op, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var from, into string
-		if err := rows.Scan(&from, &into); err != nil {
-			return nil, nil, db.wrap(op, err)
-		}
-		for f, i := range gone { // an earlier one merged into the one merged away now
-			if i == from {
-				gone[f] = into
-			}
-		}
-		gone[from] = into
-	}
-	return touched, gone, db.wrap(op, rows.Err())
+	gone, err := queryAll(ctx, db, op, func(row interface{ Scan(...any) error }) (string, error) {
+		var from string
+		return from, row.Scan(&from)
+	}, `SELECT from_profile FROM merges WHERE seq > $1 AND seq <= $2 ORDER BY seq, id`, after, upto)
+	return touched, gone, err
 }
 
 // EventsLeaving returns the profiles with a track event of the name at a time in [from, to).
@@ -646,7 +632,7 @@ func (db *DB) ApplyStep(ctx context.Context, s segment.Step) error {
 			}
 		}
 		sizes := map[string]int64{} // the change of each segment's size
-		for _, from := range sortedKeys(s.Gone) {
+		for _, from := range s.Gone {
 			rows, err := tx.QueryContext(ctx, `SELECT segment_id FROM segment_members WHERE profile_id = $1`, from)
 			if err != nil {
 				return db.wrap(op, err)
@@ -663,7 +649,7 @@ func (db *DB) ApplyStep(ctx context.Context, s segment.Step) error {
 			if err := exec(`DELETE FROM segment_members WHERE profile_id = $1`, from); err != nil {
 				return err
 			}
-			if err := exec(`UPDATE segment_changes SET profile_id = $1 WHERE profile_id = $2`, s.Gone[from], from); err != nil {
+			if err := exec(`DELETE FROM segment_changes WHERE profile_id = $1`, from); err != nil {
 				return err
 			}
 		}
