@@ -69,8 +69,20 @@ func (s *Server) routes() {
 	s.api("GET /api/v1/profiles/lookup", readers, s.lookupProfile)
 	s.api("GET /api/v1/profiles/{id}", readers, s.getProfile)
 	s.api("GET /api/v1/profiles/{id}/events", readers, s.profileEvents)
+	s.api("GET /api/v1/profiles/{id}/segments", readers, s.profileSegments)
 	s.api("POST /api/v1/profiles/{id}/unmerge", admins, s.unmergeProfile)
 	s.api("GET /api/v1/unmerges/{id}", readers, s.getUnmerge)
+
+	s.api("GET /api/v1/segments", readers, s.listSegments)
+	s.api("POST /api/v1/segments", writers, s.createSegment)
+	s.api("POST /api/v1/segments/count", readers, s.countSegment) // stores nothing
+	s.api("GET /api/v1/segments/{id}", readers, s.getSegment)
+	s.api("PATCH /api/v1/segments/{id}", writers, s.updateSegment)
+	s.api("DELETE /api/v1/segments/{id}", writers, s.deleteSegment)
+	s.api("PUT /api/v1/segments/{id}/list", writers, s.replaceSegmentList)
+	s.api("GET /api/v1/segments/{id}/members", readers, s.segmentMembers)
+	s.api("GET /api/v1/segments/{id}/members.csv", readers, s.exportSegmentMembers)
+	s.api("GET /api/v1/segments/{id}/sizes", readers, s.segmentSizes)
 
 	s.api("POST /api/v1/touches", writers, s.recordTouch)
 	s.api("POST /api/v1/touches/import", writers, s.importTouches)
