@@ -539,6 +539,150 @@ export interface ProfileSettings {
   lifecycle: Lifecycle
 }
 
+/** Where a rule segment's membership stands: evaluating during a full evaluation, ready after. */
+export type SegmentStatus = 'evaluating' | 'ready'
+
+/** How a trait or an event property compares (docs/segments.md, Comparisons). */
+export type CompareOp =
+  | 'equals'
+  | 'contains'
+  | 'in'
+  | 'gt'
+  | 'gte'
+  | 'lt'
+  | 'lte'
+  | 'exists'
+  | 'before'
+  | 'after'
+  | 'within_last_days'
+export const compareOps: readonly CompareOp[] = [
+  'equals',
+  'contains',
+  'in',
+  'gt',
+  'gte',
+  'lt',
+  'lte',
+  'exists',
+  'before',
+  'after',
+  'within_last_days',
+]
+
+/** A comparison: value for most ops, values for in, days for within_last_days, nothing for exists. */
+export interface Comparison {
+  op: CompareOp
+  value?: string | number | boolean
+  values?: (string | number)[]
+  days?: number
+}
+
+export interface TraitCondition extends Comparison {
+  name: string
+}
+
+/** A filter on a top-level key of a track event's properties. */
+export interface PropertyFilter extends Comparison {
+  property: string
+}
+
+export type CountOp = 'at_least' | 'at_most' | 'exactly'
+
+/** A track event's condition: its name, filters, how many times (default at least once) and when (default ever). */
+export interface EventCondition {
+  name: string
+  where?: PropertyFilter[]
+  count?: { op: CountOp; value: number }
+  within_last_days?: number
+  between?: { from: string; to: string }
+}
+
+/** Exactly one of touchpoint_id, campaign_id or channel; within_last_days: the last touch was that recent. */
+export interface TouchedCondition {
+  touchpoint_id?: string
+  campaign_id?: string
+  channel?: Channel
+  within_last_days?: number
+}
+
+export type ReachChannel = 'email' | 'sms' | 'wechat' | 'any'
+export const reachChannels: readonly ReachChannel[] = ['email', 'sms', 'wechat', 'any']
+
+/** A segment's rule: a JSON tree whose every node has one key, a combinator or a condition. */
+export type Rule =
+  | { and: Rule[] }
+  | { or: Rule[] }
+  | { not: Rule }
+  | { trait: TraitCondition }
+  | { event: EventCondition }
+  | { touched: TouchedCondition }
+  | { stage: { op: 'is' | 'at_least'; value: Stage } }
+  | { reachable: { channel: ReachChannel } }
+  | { segment: { id: string } }
+
+/** A group of people kept current: by a rule, or by an uploaded list of email addresses and phone numbers. */
+export interface Segment {
+  id: string
+  name: string
+  description: string
+  kind: 'rule' | 'list'
+  rule: Rule | null
+  /** A list segment's count of email addresses and phone numbers. */
+  list_items?: number
+  size: number
+  status: SegmentStatus
+  evaluated_at: string | null
+  created_at: string
+  updated_at: string
+}
+
+/** A new segment (a rule, or kind list), or on update the fields to change. */
+export interface SegmentInput {
+  name?: string
+  description?: string
+  rule?: Rule
+  kind?: 'list'
+}
+
+export interface SegmentMember {
+  profile_id: string
+  name: string
+  stage: Stage
+  since: string
+}
+
+/** A page of members, newest first; next_cursor asks for the next page, null (or empty) on the last. */
+export interface SegmentMemberPage {
+  members: SegmentMember[] | null
+  next_cursor: string | null
+}
+
+/** The size at the end of an hour that changed it. */
+export interface SegmentSize {
+  at: string
+  size: number
+}
+
+/** What an upload of a list read: the items on the list now, and the lines it could not read and why. */
+export interface ListUpload {
+  items: number
+  rejected: { line: number; reason: string }[] | null
+}
+
+/** A person entering (entered) or leaving a segment. */
+export interface SegmentChange {
+  segment_id: string
+  segment: string
+  entered: boolean
+  at: string
+}
+
+/** The segments a person is in now, and their history of entering and leaving, newest first. */
+export interface PersonSegments {
+  segments: { id: string; name: string; since: string }[] | null
+  changes: SegmentChange[] | null
+}
+
 interface List<T> {
   items: T[] | null
 }
@@ -573,11 +717,16 @@ export function setUnauthenticatedHandler(fn: () => void): void {
   onUnauthenticated = fn
 }
 
-/** Sends body as JSON, or a FormData as it is (a multipart upload, its boundary set by the browser). */
+/**
+ * Sends body as JSON, a FormData as it is (a multipart upload, its boundary set by the browser), or a Blob as its
+ * bytes with the Blob's type.
+ */
 async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = { Accept: 'application/json' }
   const form = body instanceof FormData
-  if (body !== undefined && !form) headers['Content-Type'] = 'application/json'
+  const blob = body instanceof Blob
+  if (blob) headers['Content-Type'] = body.type || 'application/octet-stream'
+  else if (body !== undefined && !form) headers['Content-Type'] = 'application/json'
   if (method !== 'GET' && method !== 'HEAD' && csrfToken) headers['X-CSRF-Token'] = csrfToken
 
   let res: Response
@@ -586,7 +735,7 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
       method,
       headers,
       credentials: 'same-origin',
-      body: body === undefined ? undefined : form ? body : JSON.stringify(body),
+      body: body === undefined ? undefined : form || blob ? body : JSON.stringify(body),
     })
   } catch {
     throw new ApiError(0, 'network', '')
@@ -631,6 +780,11 @@ function query(params: Record<string, string | number | undefined>): string {
 export function qrURL(id: string, token: string, format: QRFormat, o: QROptions, download = false): string {
   const q = query({ size: o.size, margin: o.margin, level: o.level, download: download ? 1 : undefined, v: token })
   return `/api/v1/touchpoints/${enc(id)}/qr.${format}${q}`
+}
+
+/** The address of a segment's members as CSV, for a download link (the session cookie authorises it). */
+export function segmentMembersCSVURL(id: string): string {
+  return `/api/v1/segments/${enc(id)}/members.csv`
 }
 
 export const api = {
@@ -730,6 +884,26 @@ export const api = {
   apiKeys: () => request<List<APIKey>>('GET', '/api-keys').then(items),
   createAPIKey: (name: string, role: Role) => request<NewAPIKey>('POST', '/api-keys', { name, role }),
   revokeAPIKey: (id: string) => request<void>('DELETE', '/api-keys/' + enc(id)),
+
+  segments: () => request<{ segments: Segment[] | null }>('GET', '/segments').then((l) => l.segments ?? []),
+  segment: (id: string) => request<Segment>('GET', '/segments/' + enc(id)),
+  /** Evaluated before it answers when that takes under 5 s, else answers with status evaluating. */
+  createSegment: (s: SegmentInput) => request<Segment>('POST', '/segments', s),
+  updateSegment: (id: string, s: SegmentInput) => request<Segment>('PATCH', '/segments/' + enc(id), s),
+  /** 409 while another segment's rule uses it. */
+  deleteSegment: (id: string) => request<void>('DELETE', '/segments/' + enc(id)),
+  /** How many people a rule holds now, without saving it; 400 invalid_rule names the part that is wrong. */
+  countRule: (rule: Rule) => request<{ size: number; took_ms: number }>('POST', '/segments/count', { rule }),
+  /** Replaces a list segment's list with a CSV file's. */
+  uploadSegmentList: (id: string, file: Blob) =>
+    // The file's own type may be anything (Windows calls a .csv application/vnd.ms-excel): the API reads text/csv.
+    request<ListUpload>('PUT', `/segments/${enc(id)}/list`, new Blob([file], { type: 'text/csv' })),
+  segmentMembers: (id: string, cursor = '', limit = 50) =>
+    request<SegmentMemberPage>('GET', `/segments/${enc(id)}/members` + query({ cursor, limit })),
+  /** The size at the end of each hour that changed it in the last days, oldest first. */
+  segmentSizes: (id: string, days = 30) =>
+    request<{ sizes: SegmentSize[] | null }>('GET', `/segments/${enc(id)}/sizes` + query({ days })).then((l) => l.sizes ?? []),
+  profileSegments: (id: string) => request<PersonSegments>('GET', `/profiles/${enc(id)}/segments`),
 
   profileSettings: () => request<ProfileSettings>('GET', '/settings/profiles'),
   /** Replaces the settings whole (admins only); answers them as stored, or 400 naming every problem. */

@@ -1,6 +1,6 @@
 // People as the console shows them: a person's best label, their stage, their identifiers by type, trait
-// values, and the timeline of events and stage changes in one list.
-import type { Profile, ProfileIdentity, ProfileSummary, Stage, StageChange, TimelineEvent } from './api'
+// values, and the timeline of events, stage changes and segment changes in one list.
+import type { Profile, ProfileIdentity, ProfileSummary, SegmentChange, Stage, StageChange, TimelineEvent } from './api'
 import type { IconName } from './icons'
 import { t } from './i18n'
 import type { MessageKey } from './locales/en'
@@ -106,17 +106,39 @@ export function viaLabel(via: string): string {
   return ['link', 'wechat', 'offline', 'web'].includes(via) ? t(`person.via.${via}` as MessageKey) : via
 }
 
-/** One row of the timeline: an event, or the stage change an event caused. */
-export type TimelineRow = { kind: 'event'; seq: number; event: TimelineEvent } | { kind: 'stage'; seq: number; change: StageChange }
+/** One row of the timeline: an event, the stage change an event caused, or a segment entered or left. */
+export type TimelineRow =
+  | { kind: 'event'; seq: number; event: TimelineEvent }
+  | { kind: 'stage'; seq: number; change: StageChange }
+  | { kind: 'segment'; seq: number; change: SegmentChange }
 
 /**
  * The timeline's rows, newest first: the events loaded so far, with each stage change just above the event that
- * caused it. Stage changes older than the oldest event loaded wait until that page is loaded (all shows them all).
+ * caused it, and each segment change above the latest event received before it (segments follow events a moment
+ * later; one a time window let go of sits above the events before it). Changes older than the oldest event loaded
+ * wait until that page is loaded (all shows them all).
  */
-export function timelineRows(events: readonly TimelineEvent[], changes: readonly StageChange[], all: boolean): TimelineRow[] {
+export function timelineRows(
+  events: readonly TimelineEvent[],
+  changes: readonly StageChange[],
+  all: boolean,
+  segments: readonly SegmentChange[] = [],
+): TimelineRow[] {
   const oldest = events.length ? events[events.length - 1]!.seq : Infinity
   const rows: TimelineRow[] = events.map((event) => ({ kind: 'event', seq: event.seq, event }))
   for (const change of changes) if (all || change.seq >= oldest) rows.push({ kind: 'stage', seq: change.seq, change })
-  // Newest first; at one seq, the stage change before (above) its event.
-  return rows.sort((a, b) => b.seq - a.seq || (a.kind === 'stage' ? -1 : 1))
+  // Events newest first, so the first one received at or before a change is the one it sits above.
+  const received = events.map((e) => ({ seq: e.seq, at: Date.parse(e.received_at) }))
+  const at = new Map<TimelineRow, number>()
+  for (const change of segments) {
+    const when = Date.parse(change.at)
+    const before = received.find((e) => e.at <= when)
+    if (!before && !all) continue // its event is on a page not loaded yet
+    const row: TimelineRow = { kind: 'segment', seq: before?.seq ?? 0, change }
+    at.set(row, when)
+    rows.push(row)
+  }
+  // Newest first; at one seq, segment changes above the stage change, above its event; segment changes by time.
+  const rank = { segment: 2, stage: 1, event: 0 }
+  return rows.sort((a, b) => b.seq - a.seq || rank[b.kind] - rank[a.kind] || (at.get(b) ?? 0) - (at.get(a) ?? 0))
 }

@@ -12,6 +12,9 @@ import OfflineTouchesView from './views/OfflineTouchesView.vue'
 import PeopleView from './views/PeopleView.vue'
 import PersonView from './views/PersonView.vue'
 import ProfileSettingsView from './views/ProfileSettingsView.vue'
+import SegmentEditView from './views/SegmentEditView.vue'
+import SegmentsView from './views/SegmentsView.vue'
+import SegmentView from './views/SegmentView.vue'
 import SetupView from './views/SetupView.vue'
 import SigningKeysView from './views/SigningKeysView.vue'
 import SourcesView from './views/SourcesView.vue'
@@ -39,6 +42,20 @@ export const router = createRouter({
     { path: '/', name: 'home', component: HomeView, meta: { title: 'nav.home' } },
     { path: '/people', name: 'people', component: PeopleView, meta: { title: 'nav.people' } },
     { path: '/people/:id', name: 'person', component: PersonView, meta: { title: 'nav.people' } },
+    { path: '/segments', name: 'segments', component: SegmentsView, meta: { title: 'nav.segments' } },
+    {
+      path: '/segments/new',
+      name: 'segment-new',
+      component: SegmentEditView,
+      meta: { title: 'nav.segments', roles: ['admin', 'marketer'] },
+    },
+    { path: '/segments/:id', name: 'segment', component: SegmentView, meta: { title: 'nav.segments' } },
+    {
+      path: '/segments/:id/edit',
+      name: 'segment-edit',
+      component: SegmentEditView,
+      meta: { title: 'nav.segments', roles: ['admin', 'marketer'] },
+    },
     { path: '/campaigns', name: 'campaigns', component: CampaignsView, meta: { title: 'nav.campaigns' } },
     { path: '/touchpoints', name: 'touchpoints', component: TouchpointsView, meta: { title: 'nav.touchpoints' } },
     { path: '/touchpoints/:id', name: 'touchpoint', component: TouchpointView, meta: { title: 'nav.touchpoints' } },
