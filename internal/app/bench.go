@@ -26,10 +26,48 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return benchTouch(ctx, args[1:], stdout, stderr)
 		case "lookup":
 			return benchLookup(ctx, args[1:], stdout, stderr)
+		case "segments":
+			return benchSegments(ctx, args[1:], stdout, stderr)
 		}
 	}
-	fmt.Fprint(stderr, "usage: hearth bench ingest|touch|lookup --url URL --api-key KEY [flags]; see hearth bench ingest -h, hearth bench touch -h, hearth bench lookup -h\n")
+	fmt.Fprint(stderr, "usage: hearth bench ingest|touch|lookup|segments --url URL --api-key KEY [flags]; see hearth bench ingest -h and so on\n")
 	return errUsage
+}
+
+func benchSegments(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("hearth bench segments", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var opts bench.SegmentsOptions
+	fs.StringVar(&opts.URL, "url", "http://127.0.0.1:8080", "the running Hearth to measure, with people in it (hearth demo)")
+	fs.StringVar(&opts.APIKey, "api-key", "", "an admin API key")
+	rule := fs.String("rule", "", "the rule to evaluate and count, JSON (default: a city, orders in the last 90 days, the most touched touchpoint)")
+	fs.IntVar(&opts.Counts, "counts", 10, "live counts of the rule to time")
+	fs.Float64Var(&opts.Rate, "rate", 5000, "events per second of ingestion during the membership latency run")
+	fs.DurationVar(&opts.Duration, "duration", 30*time.Second, "how long the membership latency run lasts; 0 skips it")
+	fs.Float64Var(&opts.Probes, "probes", 10, "probe events a second during the latency run")
+	if err := parse(fs, args, func() {}); err != nil {
+		return err
+	}
+	if opts.APIKey == "" {
+		fmt.Fprint(stderr, "hearth bench segments: give --api-key\n")
+		return errUsage
+	}
+	opts.URL, opts.Rule = strings.TrimSuffix(opts.URL, "/"), json.RawMessage(*rule)
+	if opts.Duration > 0 {
+		var src struct {
+			WriteKey string `json:"write_key"`
+		}
+		if err := benchCreate(ctx, opts.URL, opts.APIKey, "/api/v1/sources", map[string]string{"name": benchName(), "kind": "server"}, &src); err != nil {
+			return err
+		}
+		opts.WriteKey = src.WriteKey
+	}
+	report, err := bench.Segments(ctx, opts, stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, report)
+	return nil
 }
 
 func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) error {

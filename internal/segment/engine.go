@@ -274,6 +274,7 @@ func (e *Engine) follow(ctx context.Context, order []Segment) (bool, error) {
 	if upto == after && unmerged == lastUnmerge && len(step.Deltas) == 0 && len(step.Checked) == 0 {
 		return false, nil
 	}
+	step.At = e.clock.Now().UTC() // entering and leaving are recorded as of the commit that shows them
 	if err := e.store.ApplyStep(ctx, step); err != nil {
 		if hearth.KindOf(err) == hearth.Conflict { // another engine stored this step first
 			return true, nil

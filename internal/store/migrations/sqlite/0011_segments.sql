@@ -5,8 +5,9 @@
 -- count a profile's events by name and time without reading the log.
 ALTER TABLE event_profiles ADD COLUMN name TEXT NOT NULL DEFAULT '';
 ALTER TABLE event_profiles ADD COLUMN at TIMESTAMP;
-UPDATE event_profiles SET name = CASE WHEN e.type = 'track' THEN e.name ELSE '' END, at = e.timestamp
-	FROM events e WHERE e.seq = event_profiles.seq;
+-- Row by row, each event found by its seq: UPDATE … FROM would first build the whole join in memory.
+UPDATE event_profiles SET (name, at) = (SELECT CASE WHEN e.type = 'track' THEN e.name ELSE '' END, e.timestamp
+	FROM events e WHERE e.seq = event_profiles.seq);
 CREATE INDEX event_profiles_name ON event_profiles (name, at, profile_id) WHERE name <> '';
 
 -- The indexes that conditions over every profile read: traits by name, touches by channel, stages.
