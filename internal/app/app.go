@@ -143,10 +143,15 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 		return err
 	}
 	logMetrics := newLogMetrics(reg)
+	logGrew := make(chan struct{}, 1) // the profile processor waits on it
 	a.events = store.NewEventWriter(a.db, store.EventWriterOptions{DedupeWindow: a.cfg.Ingest.Dedupe,
 		Observe: func(batches, events int, took time.Duration) {
 			a.writerLoad.add(took)
 			logMetrics(batches, events, took)
+			select {
+			case logGrew <- struct{}{}:
+			default:
+			}
 		}})
 	reg.MustRegister(newConsumerLag(a.db, profile.Consumer))
 	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
@@ -214,7 +219,9 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 		return err
 	})
 	profiles := profile.NewProcessor(a.db, profile.Options{Logger: a.logger.With("component", "profiles")})
-	a.work(workerCtx, time.Second, "profiles", func(ctx context.Context) error {
+	// The processor starts as soon as events arrive, then lets them gather for a while: segment memberships
+	// follow within a second, and its batches stay large enough not to crowd the writer.
+	a.workOn(workerCtx, logGrew, 100*time.Millisecond, time.Second, "profiles", func(ctx context.Context) error {
 		for { // to the end of the log, a batch at a time
 			// Ingestion comes first: on SQLite each batch holds the one writer that acknowledges events. While
 			// events arrive, batches are of 250 events rather than 1,000, so each hold delays acknowledgements
@@ -271,6 +278,33 @@ func (a *App) work(ctx context.Context, interval time.Duration, name string, fn 
 	go func() {
 		defer a.workers.Done()
 		a.every(ctx, interval, name, fn)
+	}()
+}
+
+// workOn runs fn in a worker when woken, at most every gap and at least every interval, until ctx ends.
+func (a *App) workOn(ctx context.Context, wake <-chan struct{}, gap, interval time.Duration, name string, fn func(context.Context) error) {
+	a.workers.Add(1)
+	go func() {
+		defer a.workers.Done()
+		t := time.NewTimer(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-wake:
+			case <-t.C:
+			}
+			if err := fn(ctx); err != nil && ctx.Err() == nil {
+				a.logger.Error("periodic task failed", "task", name, "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(gap):
+			}
+			t.Reset(interval)
+		}
 	}()
 }
 
