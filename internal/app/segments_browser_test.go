@@ -189,6 +189,16 @@ func TestBrowserSegments(t *testing.T) {
 	if n := read(t, ctx, "chart", chromedp.Attributes(tid("segment-chart")))["data-points"]; n == "" || n == "0" {
 		t.Errorf("the growth chart has %q points", n)
 	}
+	// Pointing at the chart's right end shows the size now.
+	do(t, ctx, "hover the growth chart",
+		chromedp.Poll[chromedp.Void](`(() => { const svg = document.querySelector('[data-testid="segment-chart"] svg'); if (!svg) return false;
+			svg.scrollIntoView({ block: 'center' }); const r = svg.getBoundingClientRect();
+			svg.dispatchEvent(new PointerEvent('pointermove', { clientX: r.right - 2, clientY: r.top + r.height / 2, bubbles: true }));
+			return !!document.querySelector('[data-testid="chart-tooltip"]') })()`),
+	)
+	if tip := read(t, ctx, "tooltip", chromedp.Text(chromedp.CSS(`[data-testid="chart-tooltip"] strong`))); tip != "2" {
+		t.Errorf("the chart's tooltip at its end says %q, want 2", tip)
+	}
 
 	// The export is a link the session cookie authorises, as the numbered codes' ZIP is.
 	href := read(t, ctx, "export link", chromedp.Attributes(tid("segment-export")))["href"]

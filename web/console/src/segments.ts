@@ -458,11 +458,12 @@ function tidy(parts: Part[]): Part[] {
     }
     let text = p.text.replace(/\s+/g, ' ')
     if (space) text = text.replace(/^ /, '')
-    // No space before closing punctuation.
-    if (out.length && /^ [)）,，.]/.test(text)) text = text.slice(1)
+    // No space before closing punctuation, nor after Chinese punctuation.
+    const prev = out[out.length - 1]
+    if (prev && /^ [)）,，.]/.test(text)) text = text.slice(1)
+    if (prev && !prev.value && !prev.to && /[（），、：]$/.test(prev.text)) text = text.replace(/^ /, '')
     if (!text) continue
     space = text.endsWith(' ')
-    const prev = out[out.length - 1]
     if (prev && !prev.value && !prev.to) prev.text += text
     else out.push({ text })
   }
