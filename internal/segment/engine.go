@@ -195,6 +195,12 @@ func (e *Engine) follow(ctx context.Context, order []Segment) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	if len(order) == 0 { // nothing to keep current: a segment made later is evaluated in full
+		if upto <= after {
+			return false, nil
+		}
+		return false, e.store.ApplyStep(ctx, Step{From: after, Upto: upto, At: e.clock.Now().UTC()})
+	}
 	upto = min(max(upto, after), after+e.opts.Span)
 	lastUnmerge, err := e.store.ConsumerOffset(ctx, UnmergesConsumer)
 	if err != nil {
@@ -314,13 +320,4 @@ func Match(ctx context.Context, st Viewer, rule Rule, now time.Time, within *Set
 		return err
 	})
 	return s, err
-}
-
-// Size returns how many profiles a rule matches now, without storing anything: the console's live count.
-func Size(ctx context.Context, st Viewer, rule Rule, now time.Time) (int64, error) {
-	s, err := Match(ctx, st, rule, now, nil)
-	if err != nil {
-		return 0, err
-	}
-	return int64(s.GetCardinality()), nil
 }

@@ -97,6 +97,9 @@ func (w *world) populate(r *rand.Rand, people int) {
 	for i := range people {
 		user := fmt.Sprintf("u%d", i)
 		traits := map[string]any{"city": cities[r.IntN(len(cities))], "score": float64(10 * r.IntN(10))}
+		if traits["city"] == "上海" && r.IntN(2) == 0 {
+			traits["city"] = json.RawMessage(`"\u4e0a\u6d77"`) // as some SDKs write it
+		}
 		if r.IntN(2) == 0 {
 			traits["vip"] = r.IntN(2) == 0
 		}

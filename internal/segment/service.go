@@ -22,6 +22,7 @@ type Service struct {
 	clock  hearth.Clock
 	engine *Engine
 	rules  func(context.Context) (identity.Rules, error) // the identity rules that read a list's values
+	counts leafCache
 }
 
 // NewService makes a Service. rules returns the identity rules in force, to read a list's email addresses
@@ -205,12 +206,24 @@ func (s *Service) List(ctx context.Context) ([]Segment, error) {
 	return segs, err
 }
 
-// Count returns how many people a rule matches now.
+// Count returns how many people a rule matches now, as a marketer edits it: conditions unchanged in the last
+// minute are not queried again.
 func (s *Service) Count(ctx context.Context, rule Rule) (int64, error) {
 	if err := s.checkReferences(ctx, "", rule); err != nil {
 		return 0, err
 	}
-	return Size(ctx, s.store, rule, s.clock.Now())
+	// A count is of the minute: its windows start on the minute, so that the conditions a marketer did not
+	// change are answered from the cache.
+	now := s.clock.Now().Truncate(time.Minute)
+	var n int64
+	err := s.store.View(ctx, func(r Reader) error {
+		m, err := newEvaluation(ctx, cachingReader{Reader: r, cache: &s.counts, now: s.clock.Now()}, now).match(rule, nil)
+		if err == nil {
+			n = int64(m.GetCardinality())
+		}
+		return err
+	})
+	return n, err
 }
 
 // Wait returns the segment once its members are evaluated, or as it is when ctx ends first.

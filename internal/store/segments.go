@@ -263,11 +263,63 @@ func plain(col string, within *segment.Set) string {
 }
 
 func (r segmentReader) Traits(ctx context.Context, c segment.Compare, today string, within *segment.Set) (*segment.Set, error) {
-	return r.db.profiles(ctx, r.tx, "store.segment_traits", within, func(q *query, in func(string)) {
-		q.add(`SELECT profile_id FROM profile_traits WHERE name = `, q.arg(c.Name), ` AND `)
-		r.db.compare(q, traitJSON(r.db), c, today)
-		in("profile_id")
+	const op = "store.segment_traits"
+	escaped := `instr(value, char(92)) > 0` // a backslash: the value was written with escapes
+	if r.db.engine == Postgres {
+		escaped = `strpos(value, chr(92)) > 0`
+	}
+	texts, plain := plainTexts(c)
+	if !plain || within != nil {
+		return r.db.profiles(ctx, r.tx, op, within, func(q *query, in func(string)) {
+			q.add(`SELECT profile_id FROM profile_traits WHERE name = `, q.arg(c.Name), ` AND `)
+			r.db.compare(q, traitJSON(r.db), c, today)
+			in("profile_id")
+		})
+	}
+	// Text without quotes, backslashes or control characters has one JSON form: the values in that form
+	// are found in the index by name and value, and the others, written with escapes, by their own index.
+	s, err := r.db.profiles(ctx, r.tx, op, nil, func(q *query, _ func(string)) {
+		q.add(`SELECT profile_id FROM profile_traits WHERE name = `, q.arg(c.Name), ` AND value IN (`)
+		for i, t := range texts {
+			if i > 0 {
+				q.add(", ")
+			}
+			q.add(q.arg(`"` + t + `"`))
+		}
+		q.add(`)`)
 	})
+	if err != nil {
+		return nil, err
+	}
+	escapes, err := r.db.profiles(ctx, r.tx, op, nil, func(q *query, _ func(string)) {
+		q.add(`SELECT profile_id FROM profile_traits WHERE name = `, q.arg(c.Name), ` AND `, escaped, ` AND `)
+		r.db.compare(q, traitJSON(r.db), c, today)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.Or(escapes)
+	return s, nil
+}
+
+// plainTexts returns the texts an equals or in compares with, if they are all text whose JSON form is the
+// text in quotes.
+func plainTexts(c segment.Compare) ([]string, bool) {
+	values := c.Values
+	if c.Op == segment.Equals {
+		values = []any{c.Value}
+	} else if c.Op != segment.In {
+		return nil, false
+	}
+	texts := make([]string, 0, len(values))
+	for _, v := range values {
+		t, ok := v.(string)
+		if !ok || strings.ContainsFunc(t, func(r rune) bool { return r == '"' || r == '\\' || r < 0x20 }) {
+			return nil, false
+		}
+		texts = append(texts, t)
+	}
+	return texts, true
 }
 
 func (r segmentReader) Events(ctx context.Context, e segment.EventQuery, within *segment.Set) (*segment.Set, error) {

@@ -9,10 +9,17 @@ UPDATE event_profiles SET name = CASE WHEN e.type = 'track' THEN e.name ELSE '' 
 	FROM events e WHERE e.seq = event_profiles.seq;
 CREATE INDEX event_profiles_name ON event_profiles (name, at, profile_id) WHERE name <> '';
 
--- The indexes that conditions over every profile read: traits by name, touches by channel, stages.
+-- The indexes that conditions over every profile read: traits by name and value, touches, stages.
 -- Not with the value, as on SQLite: a long one would pass the size of an index entry.
 CREATE INDEX profile_traits_name ON profile_traits (name, profile_id);
-CREATE INDEX profile_touches_channel ON profile_touches (channel, profile_id);
+-- Text compares as its JSON string; the few values written with escapes are found through this one.
+CREATE INDEX profile_traits_escaped ON profile_traits (name, profile_id) WHERE strpos(value, chr(92)) > 0;
+-- Touches by touchpoint, campaign and channel, each with the profile and the time of the last touch.
+DROP INDEX profile_touches_touchpoint;
+DROP INDEX profile_touches_campaign;
+CREATE INDEX profile_touches_touchpoint ON profile_touches (touchpoint_id, last_at, profile_id);
+CREATE INDEX profile_touches_campaign ON profile_touches (campaign_id, last_at, profile_id);
+CREATE INDEX profile_touches_channel ON profile_touches (channel, last_at, profile_id);
 CREATE INDEX profiles_stage ON profiles (stage, id);
 
 CREATE TABLE segments (
