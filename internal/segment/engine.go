@@ -149,6 +149,11 @@ func (e *Engine) evaluate(ctx context.Context, s Segment) error {
 	if err != nil {
 		return err
 	}
+	// Read before the view: the view holds the profiles of the events up to it at least.
+	processed, err := e.store.ConsumerOffset(ctx, profile.Consumer)
+	if err != nil {
+		return err
+	}
 	now := e.clock.Now().UTC()
 	var matched, current *Set
 	err = e.store.View(ctx, func(r Reader) error {
@@ -170,7 +175,7 @@ func (e *Engine) evaluate(ctx context.Context, s Segment) error {
 		entered, left = entered[n:], left[m:]
 		last := len(entered) == 0 && len(left) == 0
 		if last {
-			step.Evaluated = map[string]int64{s.ID: s.Version}
+			step.Evaluated = map[string]Evaluated{s.ID: {Version: s.Version, Offset: processed}}
 			step.Checked = map[string]time.Time{s.ID: now}
 		}
 		if err := e.store.ApplyStep(ctx, step); err != nil {
@@ -201,14 +206,22 @@ func (e *Engine) follow(ctx context.Context, order []Segment) (bool, error) {
 		}
 		return false, e.store.ApplyStep(ctx, Step{From: after, Upto: upto, At: e.clock.Now().UTC()})
 	}
-	upto = min(max(upto, after), after+e.opts.Span)
+	// Events that every segment's last full evaluation saw need no following.
+	from := after
+	for i, s := range order {
+		if i == 0 || s.EvaluatedOffset < from {
+			from = s.EvaluatedOffset
+		}
+	}
+	from = max(from, after)
+	upto = min(max(upto, from), from+e.opts.Span)
 	lastUnmerge, err := e.store.ConsumerOffset(ctx, UnmergesConsumer)
 	if err != nil {
 		return false, err
 	}
 	touched, gone := roaring64.New(), []string(nil)
-	if upto > after {
-		if touched, gone, err = e.store.Changed(ctx, after, upto); err != nil {
+	if upto > from {
+		if touched, gone, err = e.store.Changed(ctx, from, upto); err != nil {
 			return false, err
 		}
 	}

@@ -33,6 +33,9 @@ type Segment struct {
 	Version          int64
 	EvaluatedVersion int64
 	EvaluatedAt      time.Time
+	// EvaluatedOffset is the profile processor's offset in the log when it was: the members were evaluated
+	// with the profiles of the events up to it, at least.
+	EvaluatedOffset int64
 	// WindowsChecked is when people whose events, traits or touches left a time window were last looked for.
 	WindowsChecked time.Time
 	CreatedAt      time.Time
@@ -123,8 +126,15 @@ type Step struct {
 	Gone      []string
 	Deltas    []Delta
 	Checked   map[string]time.Time // segments whose time windows were checked, to when
-	Evaluated map[string]int64     // segments now fully evaluated, for which version
+	Evaluated map[string]Evaluated // segments now fully evaluated
 	At        time.Time
+}
+
+// Evaluated is what a full evaluation of a segment was of: a version of its rule, with the profiles of the
+// events up to an offset at least.
+type Evaluated struct {
+	Version int64
+	Offset  int64
 }
 
 // Store is what the engine needs of the store.

@@ -19,7 +19,7 @@ import (
 // Segments: their definitions, the queries that find the profiles a condition holds for, the engine's
 // steps, and the members and history the API reads (docs/segments.md).
 
-const segmentColumns = `id, name, description, kind, rule, list_items, size, version, evaluated_version, evaluated_at, windows_checked,
+const segmentColumns = `id, name, description, kind, rule, list_items, size, version, evaluated_version, evaluated_offset, evaluated_at, windows_checked,
 	created_at, updated_at, created_by`
 
 func scanSegment(row interface{ Scan(...any) error }) (segment.Segment, error) {
@@ -27,7 +27,7 @@ func scanSegment(row interface{ Scan(...any) error }) (segment.Segment, error) {
 	var rule sql.NullString
 	var evaluated, checked sql.NullTime
 	err := row.Scan(&s.ID, &s.Name, &s.Description, &s.Kind, &rule, &s.ListItems, &s.Size, &s.Version, &s.EvaluatedVersion,
-		&evaluated, &checked, &s.CreatedAt, &s.UpdatedAt, &s.CreatedBy)
+		&s.EvaluatedOffset, &evaluated, &checked, &s.CreatedAt, &s.UpdatedAt, &s.CreatedBy)
 	if err != nil {
 		return s, err
 	}
@@ -745,8 +745,9 @@ func (db *DB) ApplyStep(ctx context.Context, s segment.Step) error {
 				continue
 			}
 			// A full evaluation counts the members again, which a step's sums could only follow.
-			if err := exec(`UPDATE segments SET evaluated_version = $1, evaluated_at = $2, size = (SELECT count(*) FROM segment_members WHERE segment_id = $3) WHERE id = $3`,
-				s.Evaluated[id], at, id); err != nil {
+			ev := s.Evaluated[id]
+			if err := exec(`UPDATE segments SET evaluated_version = $1, evaluated_offset = $2, evaluated_at = $3,
+				size = (SELECT count(*) FROM segment_members WHERE segment_id = $4) WHERE id = $4`, ev.Version, ev.Offset, at, id); err != nil {
 				return err
 			}
 			sizes[id] += 0 // record the size of this hour

@@ -32,6 +32,7 @@ CREATE TABLE segments (
 	size BIGINT NOT NULL DEFAULT 0,
 	version BIGINT NOT NULL, -- counts the changes of the rule or list
 	evaluated_version BIGINT NOT NULL DEFAULT 0, -- the version the members were last fully evaluated for
+	evaluated_offset BIGINT NOT NULL DEFAULT 0, -- the profile processor's offset when it was: events up to it need no following
 	evaluated_at TIMESTAMPTZ,
 	windows_checked TIMESTAMPTZ, -- when people leaving a time window were last looked for
 	created_at TIMESTAMPTZ NOT NULL,

@@ -32,6 +32,7 @@ CREATE TABLE segments (
 	size INTEGER NOT NULL DEFAULT 0,
 	version INTEGER NOT NULL, -- counts the changes of the rule or list
 	evaluated_version INTEGER NOT NULL DEFAULT 0, -- the version the members were last fully evaluated for
+	evaluated_offset INTEGER NOT NULL DEFAULT 0, -- the profile processor's offset when it was: events up to it need no following
 	evaluated_at TIMESTAMP,
 	windows_checked TIMESTAMP, -- when people leaving a time window were last looked for
 	created_at TIMESTAMP NOT NULL,
