@@ -129,24 +129,22 @@ func Segments(ctx context.Context, o SegmentsOptions, progress io.Writer) (Segme
 	}
 	rule := o.Rule
 	if len(rule) == 0 {
+		type touchpoint struct {
+			ID    string `json:"id"`
+			Stats struct {
+				Touches int64 `json:"touches"`
+			} `json:"stats"`
+		}
 		var tps struct {
-			Touchpoints []struct {
-				ID      string `json:"id"`
-				Touches int64  `json:"touches"`
-			} `json:"touchpoints"`
+			Items []touchpoint `json:"items"`
 		}
 		if err := admin(ctx, o.URL, o.APIKey, "GET", "/api/v1/touchpoints", nil, &tps); err != nil {
 			return r, err
 		}
-		if len(tps.Touchpoints) == 0 {
+		if len(tps.Items) == 0 {
 			return r, errors.New("bench: the store has no touchpoint: fill it with hearth demo first")
 		}
-		top := slices.MaxFunc(tps.Touchpoints, func(a, b struct {
-			ID      string `json:"id"`
-			Touches int64  `json:"touches"`
-		}) int {
-			return int(a.Touches - b.Touches)
-		})
+		top := slices.MaxFunc(tps.Items, func(a, b touchpoint) int { return int(a.Stats.Touches - b.Stats.Touches) })
 		rule = json.RawMessage(fmt.Sprintf(`{"and": [{"trait": {"name": "city", "op": "equals", "value": "上海"}}, `+
 			`{"event": {"name": "Order Completed", "count": {"op": "at_least", "value": 1}, "within_last_days": 90}}, `+
 			`{"touched": {"touchpoint_id": %q}}]}`, top.ID))
