@@ -27,7 +27,8 @@ import (
 // lists the segment and her timeline shows her entering it; the CSV export holds both with their emails. A list
 // segment takes a CSV file: two good lines and one bad, which the page names by its line; its size follows the
 // list. Deleting a segment another one uses is refused with the server's reason. At phone width, the editor
-// opens the saved rule whole, every row complete, nothing wider than the screen.
+// opens the saved rule whole, every row complete, nothing wider than the screen; making the segment use the one
+// that uses it is refused on save, in the server's words, and the editor stays.
 func TestBrowserSegments(t *testing.T) {
 	cfg := browserConfig(t, "sqlite")
 	cfg.Admin = AdminConfig{Email: "admin@example.com", Password: "a long admin password"}
@@ -273,8 +274,11 @@ func TestBrowserSegments(t *testing.T) {
 	)
 
 	// Another segment uses the first: deleting the first is refused with the server's reason.
+	var other struct {
+		ID string `json:"id"`
+	}
 	if code := s.call(t, key, "POST", "/api/v1/segments", map[string]any{"name": "Buyers not at the trade show",
-		"rule": map[string]any{"and": []any{map[string]any{"segment": map[string]string{"id": segID}}}}}, nil); code != http.StatusCreated {
+		"rule": map[string]any{"and": []any{map[string]any{"segment": map[string]string{"id": segID}}}}}, &other); code != http.StatusCreated {
 		t.Fatalf("create a segment that uses the first: %d", code)
 	}
 	do(t, ctx, "deleting a segment in use is refused",
@@ -308,4 +312,25 @@ func TestBrowserSegments(t *testing.T) {
 		t.Error("the segment editor is wider than a phone")
 	}
 	count("the saved rule, at phone width", "2")
+
+	// The first segment cannot use the one that uses it: saving says why, in the server's words.
+	do(t, ctx, "use the segment that uses this one, and save",
+		chromedp.Click(chromedp.CSS(`[data-testid="rb-group"][data-depth="0"] > .rb-group-foot [data-testid="rb-add"]`)),
+		chromedp.WaitVisible(item("3", "rb-type")),
+		pick(item("3", "rb-type"), "segment"),
+		pick(item("3", "rb-segment"), other.ID),
+		chromedp.WaitVisible(item("3", "rb-sentence")),
+	)
+	// Counting alone knows nothing of the segment being edited: the other segment holds this one's members.
+	count("… and in the segment that uses this one", "2")
+	do(t, ctx, "save is refused",
+		chromedp.Click(tid("segment-save")),
+		chromedp.WaitVisible(tid("segment-error")),
+	)
+	if refusal := read(t, ctx, "refusal", chromedp.Text(tid("segment-error"))); !strings.Contains(refusal, "circle") {
+		t.Errorf("saving a circle of segments says %q", refusal)
+	}
+	if url := read(t, ctx, "location", chromedp.Location()); !strings.HasSuffix(url, "/segments/"+segID+"/edit") {
+		t.Errorf("after a refused save the page is %s, want the editor still", url)
+	}
 }

@@ -994,7 +994,6 @@ const en = {
     'A segment groups people by who they are and what they did, such as Shanghai customers who ordered twice, and Hearth keeps it current. A list segment holds the people of an uploaded list.',
   'segments.sparkline': '{from} → {to} over 30 days',
   'segments.sparkline.flat': '{n} people, unchanged over 30 days',
-  'segments.people': '{n} people',
 
   'segments.new.title': 'New segment',
   'segments.new.text': 'Describe who belongs in it; Hearth counts them as you go.',
@@ -1071,7 +1070,6 @@ const en = {
   'segments.upload.busy': 'Reading the list…',
   'segments.upload.fileRequired': 'Choose a CSV file first.',
   'segments.upload.tooLarge': 'The file is larger than {size}.',
-  'segments.upload.result': 'Upload read',
   'segments.upload.items': 'On the list now',
   'segments.upload.rejectedCount': 'Lines not read',
   'segments.upload.allGood': 'Every line was read.',

@@ -940,7 +940,6 @@ export default {
     '分群按客户的属性和行为把人归为一组，例如“下单两次以上的上海客户”，并由 Hearth 持续更新。名单分群则包含上传名单中的人。',
   'segments.sparkline': '近 30 天：{from} → {to}',
   'segments.sparkline.flat': '{n} 人，近 30 天无变化',
-  'segments.people': '{n} 人',
 
   'segments.new.title': '新建分群',
   'segments.new.text': '描述哪些人属于这个分群，Hearth 会边编辑边计数。',
@@ -1016,7 +1015,6 @@ export default {
   'segments.upload.busy': '正在读取名单…',
   'segments.upload.fileRequired': '请先选择 CSV 文件。',
   'segments.upload.tooLarge': '文件超过 {size}。',
-  'segments.upload.result': '上传结果',
   'segments.upload.items': '当前名单条目',
   'segments.upload.rejectedCount': '未能读取的行',
   'segments.upload.allGood': '所有行均已读取。',
