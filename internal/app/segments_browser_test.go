@@ -102,8 +102,8 @@ func TestBrowserSegments(t *testing.T) {
 		return chromedp.Poll[chromedp.Void](`(() => { const el = document.querySelector(` + "`" + string(sel) + "`" + `);
 			if (!el) return false; el.value = '` + value + `'; el.dispatchEvent(new Event('change', { bubbles: true })); return el.value === '` + value + `' })()`)
 	}
-	// count waits for the live count to settle on want.
-	count := func(step string, want string) {
+	// liveCount waits for the editor's live count to settle on want.
+	liveCount := func(step string, want string) {
 		t.Helper()
 		waitCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		defer cancel()
@@ -130,7 +130,7 @@ func TestBrowserSegments(t *testing.T) {
 		chromedp.SendKeys(item("0", "rb-trait-name"), "city"),
 		chromedp.SendKeys(item("0", "rb-value"), "Shanghai"),
 	)
-	count("city is Shanghai", "4")
+	liveCount("city is Shanghai", "4")
 	if sentence := read(t, ctx, "row 0", chromedp.Text(item("0", "rb-sentence"))); sentence != "city is “Shanghai”" {
 		t.Errorf("the first row reads %q", sentence)
 	}
@@ -146,7 +146,7 @@ func TestBrowserSegments(t *testing.T) {
 		t.Errorf("the empty event row says %q", lacking)
 	}
 	do(t, ctx, "name the event", chromedp.SendKeys(item("1", "rb-event-name"), "Order Completed"))
-	count("city is Shanghai and did Order Completed", "3")
+	liveCount("city is Shanghai and did Order Completed", "3")
 
 	do(t, ctx, "a third row: they touched the poster",
 		chromedp.Click(chromedp.CSS(`[data-testid="rb-group"][data-depth="0"] > .rb-group-foot [data-testid="rb-add"]`)),
@@ -154,9 +154,9 @@ func TestBrowserSegments(t *testing.T) {
 		pick(item("2", "rb-type"), "touched"),
 		pick(item("2", "rb-touchpoint"), tp.ID),
 	)
-	count("… and touched the poster", "1")
+	liveCount("… and touched the poster", "1")
 	do(t, ctx, "exclude the people who touched it", chromedp.Click(item("2", "rb-not")))
-	count("… and not touched the poster", "2")
+	liveCount("… and not touched the poster", "2")
 	if sentence := read(t, ctx, "row 2", chromedp.Text(item("2", "rb-sentence"))); sentence != "has not touched Jing'an window poster" {
 		t.Errorf("the excluded row reads %q", sentence)
 	}
@@ -311,7 +311,7 @@ func TestBrowserSegments(t *testing.T) {
 	if over := read(t, ctx, "overflow", chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth`)); over {
 		t.Error("the segment editor is wider than a phone")
 	}
-	count("the saved rule, at phone width", "2")
+	liveCount("the saved rule, at phone width", "2")
 
 	// The first segment cannot use the one that uses it: saving says why, in the server's words.
 	do(t, ctx, "use the segment that uses this one, and save",
@@ -322,7 +322,7 @@ func TestBrowserSegments(t *testing.T) {
 		chromedp.WaitVisible(item("3", "rb-sentence")),
 	)
 	// Counting alone knows nothing of the segment being edited: the other segment holds this one's members.
-	count("… and in the segment that uses this one", "2")
+	liveCount("… and in the segment that uses this one", "2")
 	do(t, ctx, "save is refused",
 		chromedp.Click(tid("segment-save")),
 		chromedp.WaitVisible(tid("segment-error")),
