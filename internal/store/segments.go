@@ -268,10 +268,10 @@ func (r segmentReader) Traits(ctx context.Context, c segment.Compare, today stri
 	if r.db.engine == Postgres {
 		escaped = `strpos(value, chr(92)) > 0`
 	}
-	texts, plain := plainTexts(c)
-	if !plain || within != nil {
+	texts, fast := plainTexts(c)
+	if !fast || within != nil {
 		return r.db.profiles(ctx, r.tx, op, within, func(q *query, in func(string)) {
-			q.add(`SELECT profile_id FROM profile_traits WHERE name = `, q.arg(c.Name), ` AND `)
+			q.add(`SELECT profile_id FROM profile_traits WHERE `, plain("name", within), ` = `, q.arg(c.Name), ` AND `)
 			r.db.compare(q, traitJSON(r.db), c, today)
 			in("profile_id")
 		})
@@ -356,7 +356,7 @@ func (r segmentReader) Events(ctx context.Context, e segment.EventQuery, within 
 func touchKey(q *query, t segment.Touched, within *segment.Set) {
 	switch {
 	case t.TouchpointID != "":
-		q.add(`touchpoint_id = `, q.arg(t.TouchpointID)) // the primary key, restricted or not
+		q.add(plain("touchpoint_id", within), ` = `, q.arg(t.TouchpointID))
 	case t.CampaignID != "":
 		q.add(plain("campaign_id", within), ` = `, q.arg(t.CampaignID))
 	default:
