@@ -197,7 +197,7 @@ func Segments(ctx context.Context, o SegmentsOptions, progress io.Writer) (Segme
 			}
 			anon := fmt.Sprintf("probe-%d-%d", time.Now().UnixNano(), i)
 			body, _ := json.Marshal(map[string]any{"type": "track", "event": probe, "anonymousId": anon})
-			if status, _ := send(probeCtx, client, o.URL+"/v1/track", o.WriteKey, body); status == http.StatusOK {
+			if accepted, _ := send(probeCtx, client, o.URL+"/v1/track", o.WriteKey, body); accepted == 1 {
 				mu.Lock()
 				acked[anon] = time.Now()
 				mu.Unlock()
