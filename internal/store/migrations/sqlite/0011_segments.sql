@@ -21,6 +21,8 @@ CREATE INDEX profile_touches_touchpoint ON profile_touches (touchpoint_id, last_
 CREATE INDEX profile_touches_campaign ON profile_touches (campaign_id, last_at, profile_id);
 CREATE INDEX profile_touches_channel ON profile_touches (channel, last_at, profile_id);
 CREATE INDEX profiles_stage ON profiles (stage, id);
+-- The segment engine reads the merges of each span of the log it follows.
+CREATE INDEX merges_seq ON merges (seq);
 
 CREATE TABLE segments (
 	id TEXT PRIMARY KEY,
