@@ -260,46 +260,54 @@ func (e *Engine) follow(ctx context.Context, order []Segment) (bool, error) {
 		}
 		candidates[s.ID] = c
 	}
-	err = e.store.View(ctx, func(snapshot Reader) error {
-		// Segments that use another read its members as this step leaves them.
-		r := &stepReader{Reader: snapshot, entered: map[string]*Set{}, left: map[string]*Set{}}
-		changed := map[string]*Set{} // per segment, the people who entered or left in this step
-		for _, s := range order {
-			c := candidates[s.ID]
-			for _, ref := range s.rule().References() {
-				if ch := changed[ref]; ch != nil {
-					c.Or(ch)
-				}
-			}
-			if c.IsEmpty() {
-				continue
-			}
-			within, err := r.Profiles(ctx, c)
-			if err != nil {
-				return err
-			}
-			within.And(c)
-			matched, err := newEvaluation(ctx, r, now).match(s.rule(), within)
-			if err != nil {
-				return fmt.Errorf("segment: evaluate %s: %w", s.ID, err)
-			}
-			current, err := r.Members(ctx, s.ID, c)
-			if err != nil {
-				return err
-			}
-			current.And(within) // the members merged away leave with Gone
-			entered, left := roaring64.AndNot(matched, current), roaring64.AndNot(current, matched)
-			if entered.IsEmpty() && left.IsEmpty() {
-				continue
-			}
-			changed[s.ID] = roaring64.Or(entered, left)
-			r.entered[s.ID], r.left[s.ID] = entered, left
-			step.Deltas = append(step.Deltas, Delta{Segment: s.ID, Entered: ProfileIDs(entered), Left: ProfileIDs(left)})
+	// The people to re-evaluate are read once for every segment, and each rule is decided in memory.
+	var needs Needs
+	everyone := roaring64.New()
+	for _, s := range order {
+		needs.add(s.rule())
+		everyone.Or(candidates[s.ID])
+	}
+	var facts map[uint64]*Facts
+	if !everyone.IsEmpty() {
+		if err := e.store.View(ctx, func(r Reader) error {
+			facts, err = r.Facts(ctx, everyone, needs)
+			return err
+		}); err != nil {
+			return false, fmt.Errorf("segment: read the facts of %d profiles: %w", everyone.GetCardinality(), err)
 		}
-		return nil
-	})
-	if err != nil {
-		return false, err
+	}
+	changed := map[string]*Set{} // per segment, the people who entered or left in this step
+	for _, s := range order {
+		c := candidates[s.ID]
+		for _, ref := range s.rule().References() {
+			if ch := changed[ref]; ch != nil {
+				c.Or(ch)
+			}
+		}
+		rule := s.rule()
+		var d Delta
+		moved := roaring64.New()
+		for n := range roaring64.Values(c) {
+			f := facts[n]
+			if f == nil {
+				continue // merged away: its memberships end with Gone
+			}
+			if in := holds(rule, f, now); in != f.Members[s.ID] {
+				if in {
+					d.Entered = append(d.Entered, profile.ProfileID(int64(n)))
+					f.Members[s.ID] = true // the segments that use this one read it so
+				} else {
+					d.Left = append(d.Left, profile.ProfileID(int64(n)))
+					delete(f.Members, s.ID)
+				}
+				moved.Add(n)
+			}
+		}
+		if !moved.IsEmpty() {
+			d.Segment = s.ID
+			changed[s.ID] = moved
+			step.Deltas = append(step.Deltas, d)
+		}
 	}
 	if upto == after && unmerged == lastUnmerge && len(step.Deltas) == 0 && len(step.Checked) == 0 {
 		return false, nil
@@ -312,22 +320,6 @@ func (e *Engine) follow(ctx context.Context, order []Segment) (bool, error) {
 		return false, err
 	}
 	return upto > after, nil
-}
-
-// stepReader reads the members of segments as a step changes them.
-type stepReader struct {
-	Reader
-	entered, left map[string]*Set
-}
-
-func (r *stepReader) Members(ctx context.Context, segment string, within *Set) (*Set, error) {
-	s, err := r.Reader.Members(ctx, segment, within)
-	if err != nil || r.entered[segment] == nil {
-		return s, err
-	}
-	s.AndNot(r.left[segment])
-	s.Or(r.entered[segment])
-	return s, nil
 }
 
 // Viewer gives consistent views of the store.

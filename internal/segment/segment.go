@@ -105,6 +105,8 @@ type Reader interface {
 	Members(ctx context.Context, segment string, within *Set) (*Set, error)
 	// Listed returns the profiles that hold an identifier of a list segment's list.
 	Listed(ctx context.Context, segment string, within *Set) (*Set, error)
+	// Facts returns what needs names of each of the profiles that exist, by number.
+	Facts(ctx context.Context, profiles *Set, needs Needs) (map[uint64]*Facts, error)
 }
 
 // Delta is who entered and who left a segment.

@@ -1,10 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -438,6 +440,167 @@ func (r segmentReader) Listed(ctx context.Context, id string, within *segment.Se
 			` AND l.type = i.type AND l.value = i.value WHERE true`)
 		in("i.profile_id")
 	})
+}
+
+// Facts reads what the rules of a step need of the profiles, a few queries per 500 profiles.
+func (r segmentReader) Facts(ctx context.Context, profiles *segment.Set, needs segment.Needs) (map[uint64]*segment.Facts, error) {
+	const op = "store.segment_facts"
+	out := map[uint64]*segment.Facts{}
+	ids := segment.ProfileIDs(profiles)
+	for len(ids) > 0 {
+		chunk := ids[:min(knownChunk, len(ids))]
+		ids = ids[len(chunk):]
+		// each runs a query for the chunk, with more written after "IN (…)", and scans its rows
+		each := func(head, tail string, extra []any, scan func(f *segment.Facts) error, dest ...any) error {
+			q := &query{db: r.db}
+			q.add(head)
+			q.in("", chunk)
+			q.add(tail)
+			q.args = append(q.args, extra...)
+			rows, err := r.tx.QueryContext(ctx, q.text.String(), q.args...)
+			if err != nil {
+				return r.db.wrap(op, err)
+			}
+			defer rows.Close()
+			var id string
+			for rows.Next() {
+				if err := rows.Scan(append([]any{&id}, dest...)...); err != nil {
+					return r.db.wrap(op, err)
+				}
+				n, err := segment.ProfileNumber(id)
+				if err != nil {
+					return err
+				}
+				if f := out[n]; f != nil {
+					if err := scan(f); err != nil {
+						return err
+					}
+				}
+			}
+			return r.db.wrap(op, rows.Err())
+		}
+		var stage string
+		if err := r.profilesOf(ctx, chunk, out, &stage); err != nil {
+			return nil, err
+		}
+		var name, value string
+		if len(needs.Traits) > 0 {
+			tail := ` AND name IN (` + r.db.placeholders(len(chunk)+1, len(needs.Traits)) + `)`
+			err := each(`SELECT profile_id, name, value FROM profile_traits WHERE profile_id`, tail, anys(needs.Traits), func(f *segment.Facts) error {
+				f.Traits[name] = json.RawMessage(value)
+				return nil
+			}, &name, &value)
+			if err != nil {
+				return nil, err
+			}
+		}
+		if needs.Reachable {
+			var typ string
+			err := each(`SELECT profile_id, type FROM identities WHERE profile_id`, ` AND type IN ('email', 'phone', 'wechat_openid')`, nil, func(f *segment.Facts) error {
+				for ch, via := range reachVia {
+					if string(via.id) == typ && !bytes.Equal(f.Traits[via.consent], []byte("false")) {
+						f.Reachable[ch] = true
+					}
+				}
+				return nil
+			}, &typ)
+			if err != nil {
+				return nil, err
+			}
+		}
+		if needs.Touches {
+			var t segment.TouchFact
+			err := each(`SELECT profile_id, touchpoint_id, campaign_id, channel, last_at FROM profile_touches WHERE profile_id`, ``, nil, func(f *segment.Facts) error {
+				t.Last = t.Last.UTC()
+				f.Touches = append(f.Touches, t)
+				return nil
+			}, &t.TouchpointID, &t.CampaignID, &t.Channel, &t.Last)
+			if err != nil {
+				return nil, err
+			}
+		}
+		if len(needs.Events) > 0 {
+			var at time.Time
+			tail := ` AND name IN (` + r.db.placeholders(len(chunk)+1, len(needs.Events)) + `)`
+			err := each(`SELECT profile_id, name, at FROM event_profiles WHERE profile_id`, tail, anys(needs.Events), func(f *segment.Facts) error {
+				if !slices.Contains(needs.Properties, name) {
+					f.Events = append(f.Events, segment.EventFact{Name: name, At: at.UTC()})
+				}
+				return nil
+			}, &name, &at)
+			if err != nil {
+				return nil, err
+			}
+		}
+		if len(needs.Properties) > 0 {
+			var at time.Time
+			var payload []byte
+			tail := ` AND ep.name IN (` + r.db.placeholders(len(chunk)+1, len(needs.Properties)) + `)`
+			err := each(`SELECT ep.profile_id, ep.name, ep.at, e.payload FROM event_profiles ep JOIN events e ON e.seq = ep.seq WHERE ep.profile_id`, tail, anys(needs.Properties), func(f *segment.Facts) error {
+				var body struct {
+					Properties map[string]json.RawMessage `json:"properties"`
+				}
+				_ = json.Unmarshal(payload, &body) // the collector checked it is an object
+				f.Events = append(f.Events, segment.EventFact{Name: name, At: at.UTC(), Properties: body.Properties})
+				return nil
+			}, &name, &at, &payload)
+			if err != nil {
+				return nil, err
+			}
+		}
+		if needs.Members {
+			var seg string
+			if err := each(`SELECT profile_id, segment_id FROM segment_members WHERE profile_id`, ``, nil, func(f *segment.Facts) error {
+				f.Members[seg] = true
+				return nil
+			}, &seg); err != nil {
+				return nil, err
+			}
+		}
+		if needs.Lists {
+			var seg string
+			if err := each(`SELECT i.profile_id, l.segment_id FROM identities i JOIN segment_list_items l ON l.type = i.type AND l.value = i.value WHERE i.profile_id`, ``, nil, func(f *segment.Facts) error {
+				f.Listed[seg] = true
+				return nil
+			}, &seg); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// profilesOf adds the profiles of ids that exist to out, with their stage.
+func (r segmentReader) profilesOf(ctx context.Context, ids []string, out map[uint64]*segment.Facts, stage *string) error {
+	q := &query{db: r.db}
+	q.add(`SELECT id, stage FROM profiles WHERE `)
+	q.in("id", ids)
+	rows, err := r.tx.QueryContext(ctx, q.text.String(), q.args...)
+	if err != nil {
+		return r.db.wrap("store.segment_facts", err)
+	}
+	defer rows.Close()
+	var id string
+	for rows.Next() {
+		if err := rows.Scan(&id, stage); err != nil {
+			return err
+		}
+		n, err := segment.ProfileNumber(id)
+		if err != nil {
+			return err
+		}
+		out[n] = &segment.Facts{Stage: profile.Stage(*stage), Traits: map[string]json.RawMessage{}, Reachable: map[string]bool{},
+			Members: map[string]bool{}, Listed: map[string]bool{}}
+	}
+	return rows.Err()
+}
+
+func anys(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
 }
 
 // jsonValue is a JSON value in the database, as each engine reads it: its type, and its value as text.
