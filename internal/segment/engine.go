@@ -19,8 +19,8 @@ type Options struct {
 	Chunk    int           // entries and leavings written per transaction of a full evaluation; default 5,000
 	// Gap is the least time between two steps that follow the log: a step's queries cost much the same for
 	// a few events as for many, so the engine lets them gather. Default 200ms.
-	Gap time.Duration
-	Logger   *slog.Logger
+	Gap    time.Duration
+	Logger *slog.Logger
 }
 
 // Engine keeps segment memberships current. One goroutine runs it: a step carries out the full evaluations
