@@ -442,7 +442,8 @@ func (r segmentReader) Listed(ctx context.Context, id string, within *segment.Se
 	})
 }
 
-// Facts reads what the rules of a step need of the profiles, a few queries per 500 profiles.
+// Facts reads what the rules of a step need of the profiles, a few queries per 500 profiles, each looking
+// the profiles up (their other columns compared through expressions, as for restricted conditions).
 func (r segmentReader) Facts(ctx context.Context, profiles *segment.Set, needs segment.Needs) (map[uint64]*segment.Facts, error) {
 	const op = "store.segment_facts"
 	out := map[uint64]*segment.Facts{}
@@ -485,7 +486,7 @@ func (r segmentReader) Facts(ctx context.Context, profiles *segment.Set, needs s
 		}
 		var name, value string
 		if len(needs.Traits) > 0 {
-			tail := ` AND name IN (` + r.db.placeholders(len(chunk)+1, len(needs.Traits)) + `)`
+			tail := ` AND (name || '') IN (` + r.db.placeholders(len(chunk)+1, len(needs.Traits)) + `)`
 			err := each(`SELECT profile_id, name, value FROM profile_traits WHERE profile_id`, tail, anys(needs.Traits), func(f *segment.Facts) error {
 				f.Traits[name] = json.RawMessage(value)
 				return nil
@@ -496,7 +497,7 @@ func (r segmentReader) Facts(ctx context.Context, profiles *segment.Set, needs s
 		}
 		if needs.Reachable {
 			var typ string
-			err := each(`SELECT profile_id, type FROM identities WHERE profile_id`, ` AND type IN ('email', 'phone', 'wechat_openid')`, nil, func(f *segment.Facts) error {
+			err := each(`SELECT profile_id, type FROM identities WHERE profile_id`, ` AND (type || '') IN ('email', 'phone', 'wechat_openid')`, nil, func(f *segment.Facts) error {
 				for ch, via := range reachVia {
 					if string(via.id) == typ && !bytes.Equal(f.Traits[via.consent], []byte("false")) {
 						f.Reachable[ch] = true
@@ -521,7 +522,7 @@ func (r segmentReader) Facts(ctx context.Context, profiles *segment.Set, needs s
 		}
 		if len(needs.Events) > 0 {
 			var at time.Time
-			tail := ` AND name IN (` + r.db.placeholders(len(chunk)+1, len(needs.Events)) + `)`
+			tail := ` AND (name || '') IN (` + r.db.placeholders(len(chunk)+1, len(needs.Events)) + `)`
 			err := each(`SELECT profile_id, name, at FROM event_profiles WHERE profile_id`, tail, anys(needs.Events), func(f *segment.Facts) error {
 				if !slices.Contains(needs.Properties, name) {
 					f.Events = append(f.Events, segment.EventFact{Name: name, At: at.UTC()})
@@ -535,7 +536,7 @@ func (r segmentReader) Facts(ctx context.Context, profiles *segment.Set, needs s
 		if len(needs.Properties) > 0 {
 			var at time.Time
 			var payload []byte
-			tail := ` AND ep.name IN (` + r.db.placeholders(len(chunk)+1, len(needs.Properties)) + `)`
+			tail := ` AND (ep.name || '') IN (` + r.db.placeholders(len(chunk)+1, len(needs.Properties)) + `)`
 			err := each(`SELECT ep.profile_id, ep.name, ep.at, e.payload FROM event_profiles ep JOIN events e ON e.seq = ep.seq WHERE ep.profile_id`, tail, anys(needs.Properties), func(f *segment.Facts) error {
 				var body struct {
 					Properties map[string]json.RawMessage `json:"properties"`
