@@ -222,22 +222,27 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 	// The processor starts as soon as events arrive, then lets them gather for a while: segment memberships
 	// follow within a second, and its batches stay large enough not to crowd the writer.
 	a.workOn(workerCtx, logGrew, 100*time.Millisecond, time.Second, "profiles", func(ctx context.Context) error {
+		behind := false
 		for { // to the end of the log, a batch at a time
 			// Ingestion comes first: on SQLite each batch holds the one writer that acknowledges events. While
 			// events arrive, batches are of 250 events rather than 1,000, so each hold delays acknowledgements
-			// less; once the writer is busy more than 40% of the time, the processor also rests after each
-			// batch, up to 6x the batch's time at full load, and catches up when the load falls.
+			// less, unless the last batch was full: then the log is ahead, and larger batches catch up at
+			// less cost per event (segment memberships wait on it). Once the writer is busy more than 60% of
+			// the time, the processor also rests after each batch, up to 4x the batch's time at full load, and
+			// catches up when the load falls.
 			load := a.writerLoad.utilization()
 			limit := 1000
-			if load > 0.1 {
+			if load > 0.1 && !behind {
 				limit = 250
 			}
 			start := time.Now()
-			if n, err := profiles.ProcessUpTo(ctx, limit); err != nil || n == 0 {
+			n, err := profiles.ProcessUpTo(ctx, limit)
+			if err != nil || n == 0 {
 				return err
 			}
+			behind = n == limit
 			segments.Wake()
-			if rest := time.Duration(10 * (load - 0.4) * float64(time.Since(start))); rest > 0 {
+			if rest := time.Duration(10 * (load - 0.6) * float64(time.Since(start))); rest > 0 {
 				select {
 				case <-ctx.Done():
 					return nil
