@@ -483,6 +483,10 @@ func TestEngineKeepsMembersCurrent(t *testing.T) {
 			check("first", buyers, "ada")
 			check("first", mailable, "ada")
 			check("first", list, "ada")
+			_, err = svc.Update(ctx, buyers.ID, segment.Input{Rule: rule(t, `{"and": [{"reachable": {"channel": "email"}}, {"segment": {"id": "`+mailable.ID+`"}}]}`)})
+			if want := "rule.and[1].segment.id: uses segment " + mailable.ID + ", which uses this one"; err == nil || !strings.HasPrefix(hearth.MessageOf(err), want) {
+				t.Errorf("a circle of segments: %v, want %q…", err, want)
+			}
 			if err := svc.Delete(ctx, buyers.ID); hearth.KindOf(err) != hearth.Conflict {
 				t.Errorf("deleting a segment another uses: %v, want a conflict", err)
 			}

@@ -436,6 +436,20 @@ func (r Rule) walk(fn func(Rule)) {
 	}
 }
 
+// walkPaths calls fn for every node of r with its path from the root, as errors name it.
+func (r Rule) walkPaths(path string, fn func(n Rule, path string)) {
+	fn(r, path)
+	for i, c := range r.And {
+		c.walkPaths(fmt.Sprintf("%s.and[%d]", path, i), fn)
+	}
+	for i, c := range r.Or {
+		c.walkPaths(fmt.Sprintf("%s.or[%d]", path, i), fn)
+	}
+	if r.Not != nil {
+		r.Not.walkPaths(path+".not", fn)
+	}
+}
+
 // windowed reports whether a rule has a condition over the last so many days, whose truth changes with time.
 func (r Rule) windowed() bool {
 	found := false

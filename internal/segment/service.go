@@ -81,21 +81,49 @@ func (s *Service) checkReferences(ctx context.Context, id string, rule Rule) err
 			segs[i].Rule, segs[i].Kind = &rule, RuleKind
 		}
 	}
-	for _, ref := range refs {
-		if ref == id {
-			return invalid("rule", "uses segment %s, which is this segment", ref)
-		}
-		if !byID[ref] {
-			return invalid("rule", "uses segment %s, which does not exist", ref)
-		}
-	}
 	if !byID[id] {
 		segs = append(segs, Segment{ID: id, Kind: RuleKind, Rule: &rule})
 	}
-	if _, err := dependencyOrder(segs); err != nil {
-		return invalid("rule", "uses a segment that uses this one: segments cannot use each other in a circle")
+	_, cycle := dependencyOrder(segs)
+	var bad error
+	rule.walkPaths("rule", func(n Rule, path string) {
+		if n.Segment == nil || bad != nil {
+			return
+		}
+		at, ref := path+".segment.id", n.Segment.ID
+		switch {
+		case ref == id:
+			bad = invalid(at, "uses segment %s, which is this segment", ref)
+		case !byID[ref]:
+			bad = invalid(at, "uses segment %s, which does not exist", ref)
+		case cycle != nil && usesSegment(segs, ref, id):
+			bad = invalid(at, "uses segment %s, which uses this one: segments cannot use each other in a circle", ref)
+		}
+	})
+	return bad
+}
+
+// usesSegment reports whether segment from uses segment to, directly or through others.
+func usesSegment(segs []Segment, from, to string) bool {
+	byID := map[string]Segment{}
+	for _, s := range segs {
+		byID[s.ID] = s
 	}
-	return nil
+	seen := map[string]bool{}
+	var uses func(id string) bool
+	uses = func(id string) bool {
+		if seen[id] {
+			return false
+		}
+		seen[id] = true
+		for _, ref := range byID[id].rule().References() {
+			if ref == to || uses(ref) {
+				return true
+			}
+		}
+		return false
+	}
+	return uses(from)
 }
 
 // Create stores a new segment; a rule segment's members are evaluated in the background (Wait).
