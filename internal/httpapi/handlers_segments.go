@@ -287,8 +287,9 @@ func (s *Server) countSegment(w http.ResponseWriter, r *http.Request, _ auth.Pri
 }
 
 type listUploadJSON struct {
-	Items    int               `json:"items"`
-	Rejected []rejectedRowJSON `json:"rejected"` // the first 1,000
+	Items        int               `json:"items"`
+	Rejected     []rejectedRowJSON `json:"rejected"` // the first 1,000
+	MoreRejected int               `json:"more_rejected"`
 }
 
 // replaceSegmentList makes a CSV body (text/csv) the list of a list segment.
@@ -324,7 +325,7 @@ func (s *Server) replaceSegmentList(w http.ResponseWriter, r *http.Request, _ au
 		s.fail(w, r, err)
 		return
 	}
-	out := listUploadJSON{Items: res.Items, Rejected: make([]rejectedRowJSON, 0, len(res.Rejected))}
+	out := listUploadJSON{Items: res.Items, Rejected: make([]rejectedRowJSON, 0, len(res.Rejected)), MoreRejected: res.MoreRejected}
 	for _, rj := range res.Rejected {
 		out.Rejected = append(out.Rejected, rejectedRowJSON{Line: rj.Line, Reason: rj.Reason})
 	}

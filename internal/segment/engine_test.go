@@ -585,3 +585,18 @@ func TestEngineAgainstOracle(t *testing.T) {
 		})
 	}
 }
+
+func TestListReportsEveryRejectedLine(t *testing.T) {
+	w := newWorld(t, storetest.SQLite)
+	eng := segment.NewEngine(w.db, w.clock, segment.Options{})
+	svc := segment.NewService(w.db, w.clock, eng, func(context.Context) (identity.Rules, error) { return identity.DefaultRules(), nil })
+	name := "Fair"
+	list, err := svc.Create(ctx, segment.Input{Name: &name, Kind: segment.ListKind}, "test")
+	must(t, err)
+	csv := "ada@example.com\n" + strings.Repeat("nobody\n", 1005)
+	res, err := svc.ReplaceList(ctx, list.ID, []byte(csv))
+	must(t, err)
+	if res.Items != 1 || len(res.Rejected) != 1000 || res.MoreRejected != 5 || res.Rejected[0].Line != 2 {
+		t.Errorf("items %d, rejected %d listed (first line %d) and %d more; want 1, 1000 from line 2, and 5", res.Items, len(res.Rejected), res.Rejected[0].Line, res.MoreRejected)
+	}
+}

@@ -279,8 +279,9 @@ type Rejected struct {
 
 // ListResult is what reading a list gave.
 type ListResult struct {
-	Items    int
-	Rejected []Rejected // the first 1,000
+	Items        int
+	Rejected     []Rejected // the first 1,000
+	MoreRejected int        // the rest
 }
 
 // ReplaceList reads a CSV list of email addresses and phone numbers and makes it the list of a list segment:
@@ -327,6 +328,8 @@ func readList(data []byte, rules identity.Rules) ([]identity.Identifier, ListRes
 	reject := func(line int, format string, args ...any) {
 		if len(res.Rejected) < maxRejectedReported {
 			res.Rejected = append(res.Rejected, Rejected{Line: line, Reason: fmt.Sprintf(format, args...)})
+		} else {
+			res.MoreRejected++
 		}
 	}
 	columns := map[int]identity.Type{} // from a header; none: each line is one value of either type

@@ -666,7 +666,9 @@ export interface SegmentSize {
 /** What an upload of a list read: the items on the list now, and the lines it could not read and why. */
 export interface ListUpload {
   items: number
+  /** The first 1,000 lines not read; more_rejected counts the rest. */
   rejected: { line: number; reason: string }[] | null
+  more_rejected: number
 }
 
 /** A person entering (entered) or leaving a segment. */

@@ -1073,6 +1073,7 @@ const en = {
   'segments.upload.items': 'On the list now',
   'segments.upload.rejectedCount': 'Lines not read',
   'segments.upload.allGood': 'Every line was read.',
+  'segments.upload.more': 'And {n} more lines not read, not listed.',
   'segments.upload.line': 'Line',
   'segments.upload.reason': 'Why',
   'segments.upload.done': 'List uploaded: {n} items',

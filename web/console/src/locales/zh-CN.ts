@@ -1018,6 +1018,7 @@ export default {
   'segments.upload.items': '当前名单条目',
   'segments.upload.rejectedCount': '未能读取的行',
   'segments.upload.allGood': '所有行均已读取。',
+  'segments.upload.more': '另有 {n} 行未读取，未列出。',
   'segments.upload.line': '行号',
   'segments.upload.reason': '原因',
   'segments.upload.done': '名单已上传：{n} 条',
