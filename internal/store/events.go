@@ -69,20 +69,24 @@ const rowsPerInsert = 64
 // within the transaction, inserts, records rejections and per-source counts. Appends are serialised (one
 // writer on SQLite, an advisory lock on PostgreSQL), so log order is commit order and readers that follow
 // offsets never skip an event committed late.
-func (db *DB) appendBatches(ctx context.Context, batches []*collect.Batch, dedupeSince time.Time) ([]collect.AppendResult, error) {
+//
+// held is how long the transaction held the writer, from its start to its commit, without the wait for it.
+func (db *DB) appendBatches(ctx context.Context, batches []*collect.Batch, dedupeSince time.Time) (results []collect.AppendResult, held time.Duration, err error) {
 	const op = "store.append_events"
-	results := make([]collect.AppendResult, len(batches))
+	results = make([]collect.AppendResult, len(batches))
 	// Prepared before the transaction: on SQLite the transaction holds the one write connection.
 	insert, err := db.dialect.eventInserter(ctx, db)
 	if err != nil {
-		return nil, db.wrap(op, err)
+		return nil, 0, db.wrap(op, err)
 	}
+	var began time.Time
 	var (
 		newKeys  []int64
 		newTimes []time.Time
 		lastSeq  int64
 	)
 	err = db.inTx(ctx, op, func(tx *sql.Tx) error {
+		began = time.Now()
 		if err := db.dialect.lockEventLog(ctx, tx); err != nil {
 			return db.wrap(op, err)
 		}
@@ -149,10 +153,13 @@ func (db *DB) appendBatches(ctx context.Context, batches []*collect.Batch, dedup
 		}
 		return nil
 	})
+	if !began.IsZero() {
+		held = time.Since(began)
+	}
 	if err == nil && len(newKeys) > 0 {
 		db.dedupe.added(newKeys, lastSeq-int64(len(newKeys))+1, newTimes)
 	}
-	return results, err
+	return results, held, err
 }
 
 // eventRow is an event accepted for the log, with what its row adds.

@@ -24,7 +24,8 @@ type EventWriterOptions struct {
 	DedupeWindow time.Duration // default 7 days
 	// MaxEvents bounds one transaction.
 	MaxEvents int // default 20,000
-	// Observe, if set, is told about each transaction (for metrics).
+	// Observe, if set, is told about each transaction (for metrics): took is how long it held the writer,
+	// without the wait for it (the profile processor's rests follow it, and would follow their own batches).
 	Observe func(batches, events int, took time.Duration)
 }
 
@@ -116,23 +117,22 @@ func (w *EventWriter) drain() {
 }
 
 func (w *EventWriter) write(ctx context.Context, pending []*appendReq, events int) {
-	start := time.Now()
 	batches := make([]*collect.Batch, len(pending))
 	for i, r := range pending {
 		batches[i] = r.batch
 	}
 	since := w.db.clock.Now().Add(-w.opts.DedupeWindow)
-	results, err := w.db.appendBatches(ctx, batches, since)
+	results, held, err := w.db.appendBatches(ctx, batches, since)
 	if err != nil && len(pending) > 1 && hearth.KindOf(err) != hearth.Unavailable {
 		// One bad batch must not fail its neighbours: write each on its own.
 		for _, r := range pending {
-			res, err := w.db.appendBatches(ctx, []*collect.Batch{r.batch}, since)
+			res, _, err := w.db.appendBatches(ctx, []*collect.Batch{r.batch}, since)
 			r.result <- appendResult{res: first(res), err: err}
 		}
 		return
 	}
 	if w.observe != nil && err == nil {
-		w.observe(len(pending), events, time.Since(start))
+		w.observe(len(pending), events, held)
 	}
 	for i, r := range pending {
 		if err != nil {
