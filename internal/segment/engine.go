@@ -244,19 +244,21 @@ func (e *Engine) follow(ctx context.Context, order []Segment) (bool, error) {
 	now := e.clock.Now().UTC()
 	step := Step{From: after, Upto: upto, Unmerges: unmerged, Gone: gone, Checked: map[string]time.Time{}, At: now}
 	candidates := map[string]*Set{}
+	recheck := false // a window was last checked long enough ago to write that it was checked again
 	for _, s := range order {
 		c := touched.Clone()
 		if r := s.rule(); r.windowed() {
-			from := s.WindowsChecked
-			if from.IsZero() || from.After(now) {
-				from = now
+			since := s.WindowsChecked
+			if since.IsZero() || since.After(now) {
+				since = now
 			}
-			l, err := leaving(ctx, e.store, r, from, now)
+			l, err := leaving(ctx, e.store, r, since, now)
 			if err != nil {
 				return false, fmt.Errorf("segment: people leaving the windows of %s: %w", s.ID, err)
 			}
 			c.Or(l)
 			step.Checked[s.ID] = now
+			recheck = recheck || now.Sub(since) >= time.Minute
 		}
 		candidates[s.ID] = c
 	}
@@ -309,8 +311,8 @@ func (e *Engine) follow(ctx context.Context, order []Segment) (bool, error) {
 			step.Deltas = append(step.Deltas, d)
 		}
 	}
-	if upto == after && unmerged == lastUnmerge && len(step.Deltas) == 0 && len(step.Checked) == 0 {
-		return false, nil
+	if upto == after && unmerged == lastUnmerge && len(step.Deltas) == 0 && !recheck {
+		return false, nil // nothing to write: an idle server does not commit every second
 	}
 	step.At = e.clock.Now().UTC() // entering and leaving are recorded as of the commit that shows them
 	if err := e.store.ApplyStep(ctx, step); err != nil {

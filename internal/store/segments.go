@@ -914,7 +914,9 @@ func (db *DB) ApplyStep(ctx context.Context, s segment.Step) error {
 				size = (SELECT count(*) FROM segment_members WHERE segment_id = $4) WHERE id = $4`, ev.Version, ev.Offset, at, id); err != nil {
 				return err
 			}
-			sizes[id] += 0 // record the size of this hour
+			if _, ok := sizes[id]; !ok {
+				sizes[id] = 0 // so that the size of this hour is recorded
+			}
 		}
 		for _, id := range sortedKeys(sizes) {
 			if !existing[id] {
