@@ -227,8 +227,8 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 			// Ingestion comes first: on SQLite each batch holds the one writer that acknowledges events. While
 			// events arrive, batches are of 250 events rather than 1,000, so each hold delays acknowledgements
 			// less, unless the last batch was full: then the log is ahead, and larger batches catch up at
-			// less cost per event (segment memberships wait on it). Once the writer is busy more than 60% of
-			// the time, the processor also rests after each batch, up to 4x the batch's time at full load, and
+			// less cost per event (segment memberships wait on it). Once the writer is busy more than 40% of
+			// the time, the processor also rests after each batch, up to 6x the batch's time at full load, and
 			// catches up when the load falls.
 			load := a.writerLoad.utilization()
 			limit := 1000
@@ -242,7 +242,7 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 			}
 			behind = n == limit
 			segments.Wake()
-			if rest := time.Duration(10 * (load - 0.6) * float64(time.Since(start))); rest > 0 {
+			if rest := time.Duration(10 * (load - 0.4) * float64(time.Since(start))); rest > 0 {
 				select {
 				case <-ctx.Done():
 					return nil
