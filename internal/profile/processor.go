@@ -50,6 +50,9 @@ type Update struct {
 	ActivatedAt time.Time // zero: not activated
 	ConvertedAt time.Time // zero: not converted
 	Name        string
+	// Row: the stage, activation, conversion or name differ from the stored row. Most batches move only a
+	// profile's last_seen, and the store then leaves the indexed columns (and their indexes) alone.
+	Row bool
 }
 
 // ProfileTouch is a profile's touches of a touchpoint, to be added to what the store holds.
@@ -300,6 +303,17 @@ type facts struct {
 	traits                   map[string]Trait
 	changed                  map[string]bool // traits the batch set
 	lastSeen                 time.Time       // the batch's latest event of the profile; zero: not touched yet
+	stored                   Update          // the row as the store holds it (a new profile's: its defaults)
+}
+
+// sameRow tells whether u and v hold the same row, last_seen aside.
+func (u Update) sameRow(v Update) bool {
+	return u.Stage == v.Stage && u.ActivatedAt.Equal(v.ActivatedAt) && u.ConvertedAt.Equal(v.ConvertedAt) && u.Name == v.Name
+}
+
+// row is the profile's row as f has it, without last_seen.
+func (f *facts) row() Update {
+	return Update{Stage: f.stage, ActivatedAt: f.activatedAt, ConvertedAt: f.convertedAt, Name: displayName(f.traits)}
 }
 
 type touchKey struct{ profile, touchpoint string }
@@ -318,6 +332,7 @@ func newOverlay(k Known, cfg *config) *overlay {
 		for _, t := range f.Traits {
 			ff.traits[t.Name] = t
 		}
+		ff.stored = ff.row()
 		g.facts[p] = ff
 	}
 	return g
@@ -347,7 +362,7 @@ func (g *overlay) FirstSeq(profile string) int64             { return g.firstSeq
 func (g *overlay) factsOf(p string) *facts {
 	f := g.facts[p]
 	if f == nil {
-		f = &facts{stage: Anonymous, traits: map[string]Trait{}, changed: map[string]bool{}}
+		f = &facts{stage: Anonymous, traits: map[string]Trait{}, changed: map[string]bool{}, stored: Update{Stage: Anonymous}}
 		g.facts[p] = f
 	}
 	return f
@@ -513,6 +528,9 @@ func (g *overlay) finish(c *Changes) {
 		for _, name := range slices.Sorted(maps.Keys(f.changed)) {
 			c.Traits = append(c.Traits, ProfileTrait{Profile: p, Trait: f.traits[name]})
 		}
-		c.Updates[p] = Update{LastSeen: f.lastSeen, Stage: f.stage, ActivatedAt: f.activatedAt, ConvertedAt: f.convertedAt, Name: displayName(f.traits)}
+		u := f.row()
+		u.Row = !u.sameRow(f.stored)
+		u.LastSeen = f.lastSeen
+		c.Updates[p] = u
 	}
 }

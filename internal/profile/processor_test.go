@@ -404,6 +404,10 @@ func TestProcessorFacts(t *testing.T) {
 			if got.Stage != profile.Connected || got.Name != "王小明" {
 				t.Errorf("stage, name = %s, %q", got.Stage, got.Name)
 			}
+			// Batches that only move last seen leave the row's other columns alone, and still move it.
+			if !got.FirstSeen.Equal(at(1)) || !got.LastSeen.Equal(at(9)) {
+				t.Errorf("first, last seen = %v, %v; want %v, %v", got.FirstSeen, got.LastSeen, at(1), at(9))
+			}
 			if _, err := db.ProfileByIdentifier(ctx, identity.AnonymousID, "scanner"); hearth.KindOf(err) != hearth.NotFound {
 				t.Errorf("a link scanner's event made a profile: %v", err)
 			}

@@ -156,7 +156,7 @@ type execFunc func(q string, args ...any) error
 // cannot both pass the check.
 func (db *DB) profileTx(ctx context.Context, op, consumer string, c profile.Changes, fn func(tx *sql.Tx, exec execFunc) error) error {
 	now := db.clock.Now()
-	return db.inTx(ctx, op, func(tx *sql.Tx) error {
+	return db.derivedTx(ctx, op, func(tx *sql.Tx) error {
 		stmts := map[string]*sql.Stmt{}
 		defer func() {
 			for _, st := range stmts {
@@ -280,6 +280,12 @@ func (db *DB) applyChanges(exec execFunc, c profile.Changes, now time.Time) erro
 	}
 	for _, id := range sortedKeys(c.Updates) {
 		u := c.Updates[id]
+		if !u.Row {
+			if err := exec(`UPDATE profiles SET last_seen = $1, updated_at = $2 WHERE id = $3 AND last_seen < $1`, u.LastSeen.UTC(), now, id); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := exec(`UPDATE profiles SET last_seen = CASE WHEN last_seen < $1 THEN $1 ELSE last_seen END, stage = $2,
 			activated_at = $3, converted_at = $4, name = $5, name_key = $6, updated_at = $7 WHERE id = $8`,
 			u.LastSeen.UTC(), string(u.Stage), zeroNull(u.ActivatedAt), zeroNull(u.ConvertedAt), u.Name, profile.NameKey(u.Name), now, id); err != nil {

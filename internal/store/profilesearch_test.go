@@ -40,7 +40,7 @@ func (w *searchWorld) add(t *testing.T, people ...person) {
 		for _, id := range p.ids {
 			c.Identities = append(c.Identities, profile.Identity{Identifier: id, Profile: p.id, FirstSeq: first})
 		}
-		u := profile.Update{Stage: profile.Anonymous, Name: p.name}
+		u := profile.Update{Stage: profile.Anonymous, Name: p.name, Row: true}
 		if p.name != "" {
 			u.Stage = profile.Identified
 		}

@@ -49,7 +49,7 @@ func testProfiles(t *testing.T, db *store.DB, clock *Clock) {
 		Events:  []profile.Attribution{{Seq: 1, Profile: p1}, {Seq: 2, Profile: p2}, {Seq: 3, Profile: p3}, {Seq: 4, Profile: p2}, {Seq: 5, Profile: p1}},
 		Merges:  []profile.Merge{{Seq: 4, Into: p2, From: p3, Via: e3, At: ts(4)}, {Seq: 5, Into: p1, From: p2, Via: u2, At: ts(5)}},
 		LeftOut: []profile.LeftOut{{Seq: 5, Identifier: ident(identity.AnonymousID, "t1"), Reason: "limit:user_id"}},
-		Updates: map[string]profile.Update{p1: {LastSeen: ts(5), Stage: profile.Connected, Name: "Ada Lovelace", ConvertedAt: ts(3)}},
+		Updates: map[string]profile.Update{p1: {LastSeen: ts(5), Stage: profile.Connected, Name: "Ada Lovelace", ConvertedAt: ts(3), Row: true}},
 	}))
 	off, err := db.ConsumerOffset(ctx, "profiles")
 	must(t, err)
@@ -141,11 +141,21 @@ func testProfiles(t *testing.T, db *store.DB, clock *Clock) {
 
 	// Last seen only moves forward.
 	must(t, db.ApplyProfiles(ctx, "profiles", 6, profile.Changes{From: 5, Events: []profile.Attribution{{Seq: 6, Profile: p1}},
-		Updates: map[string]profile.Update{p1: {LastSeen: ts(2), Stage: profile.Connected, Name: "Ada Lovelace", ConvertedAt: ts(3)}}}))
+		Updates: map[string]profile.Update{p1: {LastSeen: ts(2), Stage: profile.Connected, Name: "Ada Lovelace", ConvertedAt: ts(3), Row: true}}}))
 	got, err = db.Profile(ctx, p1)
 	must(t, err)
 	if !got.LastSeen.Equal(ts(5)) || !got.UpdatedAt.Equal(clock.Now()) {
 		t.Errorf("last seen, updated = %v, %v; want %v, %v", got.LastSeen, got.UpdatedAt, ts(5), clock.Now())
+	}
+	// An update of last seen alone (Row false) moves it forward, and only forward, and leaves the rest.
+	for i, seen := range []int64{6, 4} {
+		must(t, db.ApplyProfiles(ctx, "profiles", int64(7+i), profile.Changes{From: int64(6 + i),
+			Updates: map[string]profile.Update{p1: {LastSeen: ts(seen), Stage: profile.Anonymous}}}))
+	}
+	got, err = db.Profile(ctx, p1)
+	must(t, err)
+	if !got.LastSeen.Equal(ts(6)) || got.Stage != profile.Connected || got.Name != "Ada Lovelace" {
+		t.Errorf("after last-seen updates: last seen %v, stage %s, name %q; want %v, connected, Ada Lovelace", got.LastSeen, got.Stage, got.Name, ts(6))
 	}
 	testProfileFacts(t, db, ts)
 }
@@ -167,7 +177,7 @@ func testProfileFacts(t *testing.T, db *store.DB, ts func(int64) time.Time) {
 		StageChanges: []profile.ProfileStageChange{{Profile: a, StageChange: profile.StageChange{Seq: 1, From: profile.Anonymous, To: profile.Identified, At: at(1)}},
 			{Profile: b, StageChange: profile.StageChange{Seq: 2, From: profile.Anonymous, To: profile.Connected, At: at(2)}}},
 		Traits:  []profile.ProfileTrait{trait(a, "name", `"Ada"`, 1), trait(a, "city", `"上海"`, 1), trait(b, "name", `"Ada L."`, 2), trait(b, "vip", `true`, 2)},
-		Updates: map[string]profile.Update{a: {LastSeen: at(1), Stage: profile.Identified, Name: "Ada"}, b: {LastSeen: at(2), Stage: profile.Connected, Name: "Ada L.", ActivatedAt: at(2)}},
+		Updates: map[string]profile.Update{a: {LastSeen: at(1), Stage: profile.Identified, Name: "Ada", Row: true}, b: {LastSeen: at(2), Stage: profile.Connected, Name: "Ada L.", ActivatedAt: at(2), Row: true}},
 	}))
 	k, err := db.KnownIdentities(ctx, nil)
 	must(t, err)
@@ -179,7 +189,7 @@ func testProfileFacts(t *testing.T, db *store.DB, ts func(int64) time.Time) {
 		Merges:       []profile.Merge{{Seq: 3, Into: a, From: b, Via: ident(identity.Email, "ada@example.com"), At: at(3)}},
 		StageChanges: []profile.ProfileStageChange{{Profile: a, StageChange: profile.StageChange{Seq: 3, From: profile.Identified, To: profile.Activated, At: at(3)}}},
 		Traits:       []profile.ProfileTrait{trait(a, "name", `"Ada L."`, 2), trait(a, "vip", `true`, 2)},
-		Updates:      map[string]profile.Update{a: {LastSeen: at(3), Stage: profile.Activated, Name: "Ada L.", ActivatedAt: at(2)}},
+		Updates:      map[string]profile.Update{a: {LastSeen: at(3), Stage: profile.Activated, Name: "Ada L.", ActivatedAt: at(2), Row: true}},
 	}))
 	got, err := db.Profile(ctx, a)
 	must(t, err)
