@@ -5,6 +5,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strings"
@@ -126,6 +127,47 @@ func (db *DB) wrap(op string, err error) error {
 // inTx runs fn in a write transaction, committing when fn returns nil.
 func (db *DB) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
 	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return db.wrap(op, err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return db.wrap(op, tx.Commit())
+}
+
+// derivedTx runs fn in a write transaction of what a consumer of the event log derives from it and commits
+// with its offset (the profile processor's batches, the segment engine's steps). Its commit need not wait for
+// the disk: a crash may lose the last such commits, never part of one, and the consumer then reads those events
+// again and writes the same. On SQLite the commit skips its fsync (synchronous NORMAL: the WAL stays
+// consistent, and the next commit of the event log, FULL, syncs it too); on PostgreSQL it does not wait for
+// the WAL flush. The event log's own appends keep waiting for the disk.
+func (db *DB) derivedTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	if db.engine == Postgres {
+		return db.inTx(ctx, op, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+				return db.wrap(op, err)
+			}
+			return fn(tx)
+		})
+	}
+	// The setting cannot change inside a transaction: it is set on the one write connection around it.
+	conn, err := db.write.Conn(ctx)
+	if err != nil {
+		return db.wrap(op, err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+		return db.wrap(op, err)
+	}
+	defer func() {
+		if _, err := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = FULL`); err != nil {
+			// A connection left without its fsyncs must not append events: drop it.
+			conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return db.wrap(op, err)
 	}

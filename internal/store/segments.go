@@ -820,7 +820,7 @@ func (db *DB) ApplyStep(ctx context.Context, s segment.Step) error {
 	const op = "store.apply_segment_step"
 	at := s.At.UTC()
 	hour := at.Truncate(time.Hour)
-	return db.inTx(ctx, op, func(tx *sql.Tx) error {
+	return db.derivedTx(ctx, op, func(tx *sql.Tx) error {
 		exec := func(q string, args ...any) error {
 			_, err := tx.ExecContext(ctx, q, args...)
 			return db.wrap(op, err)

@@ -66,3 +66,52 @@ func TestWALStaysBounded(t *testing.T) {
 		t.Fatalf("%d rows (%v), want %d", n, err, commits)
 	}
 }
+
+// A derived transaction commits without its fsync, and the write connection, which the event log's appends
+// use next, gets its FULL synchronous back, also when the transaction fails.
+func TestDerivedTxRestoresSynchronous(t *testing.T) {
+	ctx := context.Background()
+	db, err := openSQLite(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.clock = hearth.SystemClock{}
+	level := func(q interface {
+		QueryRowContext(context.Context, string, ...any) *sql.Row
+	}) int {
+		var n int
+		if err := q.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	const normal, full = 1, 2
+	if _, err := db.write.ExecContext(ctx, `CREATE TABLE t (v INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, fail := range []bool{false, true} {
+		err := db.derivedTx(ctx, "test", func(tx *sql.Tx) error {
+			if got := level(tx); got != normal {
+				t.Errorf("synchronous inside a derived transaction = %d, want %d (NORMAL)", got, normal)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO t VALUES (1)`); err != nil {
+				return err
+			}
+			if fail {
+				return hearth.Errorf(hearth.Invalid, "test", "fails")
+			}
+			return nil
+		})
+		if (err != nil) != fail {
+			t.Fatalf("derivedTx (fail %v): %v", fail, err)
+		}
+		if got := level(db.write); got != full {
+			t.Errorf("synchronous after a derived transaction (fail %v) = %d, want %d (FULL)", fail, got, full)
+		}
+	}
+	var n int
+	if err := db.read.QueryRowContext(ctx, `SELECT count(*) FROM t`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("%d rows (%v), want 1: the failed transaction's row must not stay", n, err)
+	}
+}
