@@ -225,15 +225,19 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 		behind := false
 		for { // to the end of the log, a batch at a time
 			// Ingestion comes first: on SQLite each batch holds the one writer that acknowledges events. While
-			// events arrive, batches are of 250 events rather than 1,000, so each hold delays acknowledgements
-			// less, unless the last batch was full: then the log is ahead, and larger batches catch up at
-			// less cost per event (segment memberships wait on it). Once the writer is busy more than 40% of
-			// the time, the processor also rests after each batch, up to 6x the batch's time at full load, and
-			// catches up when the load falls.
+			// events arrive, batches are of 250 events, so each hold delays acknowledgements little, or of
+			// 1,000 when the last batch was full: then the log is ahead, and larger batches catch up at less
+			// cost per event (segment memberships wait on it). With the writer quiet, a log far ahead is read
+			// in the largest batches. Once the writer is busy more than 40% of the time, the processor also
+			// rests after each batch, up to 6x the batch's time at full load, and catches up when the load
+			// falls.
 			load := a.writerLoad.utilization()
 			limit := 1000
-			if load > 0.1 && !behind {
+			switch {
+			case load > 0.1 && !behind:
 				limit = 250
+			case load <= 0.1 && behind:
+				limit = profile.CatchUpBatch
 			}
 			start := time.Now()
 			n, err := profiles.ProcessUpTo(ctx, limit)

@@ -102,10 +102,16 @@ type Store interface {
 	UnmergeStore
 }
 
+// CatchUpBatch is the batch that reads a log far ahead of the processor fastest: in BenchmarkProcessor,
+// batches of 4,000 events read 30% more a second than batches of 1,000 (the pages a batch rewrites, such as
+// the ends of the event indexes, are written once for more events), and 8,000 little more. Each holds the
+// write transaction about four times longer, which is why hearth serve takes smaller ones while events arrive.
+const CatchUpBatch = 4000
+
 // Options configure a Processor.
 type Options struct {
 	Rules     identity.Rules // default identity.DefaultRules()
-	BatchSize int            // events read at a time; default 1,000
+	BatchSize int            // events read at a time; default CatchUpBatch
 	Interval  time.Duration  // how long Run waits when the log is read to its end; default 1s
 	Logger    *slog.Logger
 	// Settings are the mappings, trait rules and lifecycle; nil: DefaultSettings. Checked by the caller.
@@ -131,7 +137,7 @@ func NewProcessor(store Store, opts Options) *Processor {
 		opts.Rules = identity.DefaultRules()
 	}
 	if opts.BatchSize <= 0 {
-		opts.BatchSize = 1000
+		opts.BatchSize = CatchUpBatch
 	}
 	if opts.Interval <= 0 {
 		opts.Interval = time.Second
