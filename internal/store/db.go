@@ -126,7 +126,12 @@ func (db *DB) wrap(op string, err error) error {
 
 // inTx runs fn in a write transaction, committing when fn returns nil.
 func (db *DB) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
-	tx, err := db.write.BeginTx(ctx, nil)
+	return db.runTx(op, func() (*sql.Tx, error) { return db.write.BeginTx(ctx, nil) }, fn)
+}
+
+// runTx begins a transaction with begin and runs fn in it, committing when fn returns nil.
+func (db *DB) runTx(op string, begin func() (*sql.Tx, error), fn func(tx *sql.Tx) error) error {
+	tx, err := begin()
 	if err != nil {
 		return db.wrap(op, err)
 	}
@@ -167,15 +172,7 @@ func (db *DB) derivedTx(ctx context.Context, op string, fn func(tx *sql.Tx) erro
 			conn.Raw(func(any) error { return driver.ErrBadConn })
 		}
 	}()
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return db.wrap(op, err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	return db.wrap(op, tx.Commit())
+	return db.runTx(op, func() (*sql.Tx, error) { return conn.BeginTx(ctx, nil) }, fn)
 }
 
 // notFound returns a NotFound error with a user-facing message.
