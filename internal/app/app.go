@@ -159,6 +159,10 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 	go func() {
 		defer close(a.writerDone)
 		if err := a.events.Run(writerCtx); err != nil {
+			if writerCtx.Err() != nil { // stopping: only the next start is slower
+				a.logger.Warn("event writer stopped", "err", err)
+				return
+			}
 			a.logger.Error("event writer stopped: ingestion answers 503 until restart", "err", err)
 		}
 	}()

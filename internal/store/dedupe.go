@@ -1,9 +1,15 @@
 package store
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -17,6 +23,8 @@ type dedupeIndex interface {
 	added(keys []int64, firstSeq int64, receivedAt []time.Time)
 	// load builds what the index needs from the log at start.
 	load(ctx context.Context, db *DB, since time.Time) error
+	// save keeps the index for the next start, when the writer stops.
+	save(since time.Time) error
 }
 
 // sqlDedupe asks the database's index on dedupe_key: what PostgreSQL uses, where several nodes append.
@@ -30,6 +38,7 @@ func (sqlDedupe) existing(ctx context.Context, tx *sql.Tx, keys []int64, since t
 }
 func (sqlDedupe) added([]int64, int64, []time.Time)          {}
 func (sqlDedupe) load(context.Context, *DB, time.Time) error { return nil }
+func (sqlDedupe) save(time.Time) error                       { return nil }
 
 // memoryDedupe is SQLite's deduplication index, kept in memory and derived from the log: SQLite is one
 // node, and an index of random hashes on disk would dirty a different page for every event, writing many
@@ -37,8 +46,15 @@ func (sqlDedupe) load(context.Context, *DB, time.Time) error { return nil }
 // its dedupe key and its seq, in one open-addressing table per day of arrival (8 bytes an entry). A
 // fingerprint match is checked against the row itself, so a collision never drops an event. Only the event
 // writer's goroutine uses it.
+//
+// Reading the window's keys from the log at start means reading the whole rows of every event in it (minutes
+// for tens of millions of events, while ingestion waits), so a writer that stops saves the index to a file in
+// the data folder, and the next start reads that and only the events logged after it.
 type memoryDedupe struct {
-	days []*dayTable // oldest first
+	days     []*dayTable // oldest first
+	through  int64       // the last seq the index holds (0: none)
+	snapshot string      // the file the index is saved to
+	scanned  int         // events the last load read from the log
 }
 
 type dayTable struct {
@@ -51,14 +67,18 @@ type dayTable struct {
 func dayOf(t time.Time) int64 { return t.Unix() / 86400 }
 
 func (t *dayTable) put(key, seq int64) {
+	t.putEntry(uint64(key)>>32<<32 | uint64(seq-t.base+1))
+}
+
+// putEntry places an entry, fingerprint<<32 | offset.
+func (t *dayTable) putEntry(e uint64) {
 	if (t.n+1)*2 > len(t.slots) {
 		t.grow()
 	}
-	fp, off := uint64(key)>>32, uint64(seq-t.base+1)
 	mask := uint64(len(t.slots) - 1)
-	for i := fp & mask; ; i = (i + 1) & mask {
+	for i := (e >> 32) & mask; ; i = (i + 1) & mask {
 		if t.slots[i] == 0 {
-			t.slots[i] = fp<<32 | off
+			t.slots[i] = e
 			t.n++
 			return
 		}
@@ -112,6 +132,7 @@ func (m *memoryDedupe) table(day, seq int64) *dayTable {
 }
 
 func (m *memoryDedupe) add(key, seq int64, receivedAt time.Time) {
+	m.through = max(m.through, seq)
 	t := m.table(dayOf(receivedAt), seq)
 	if seq-t.base+1 >= 1<<32 { // more than four billion events in a day: start another table
 		t = &dayTable{day: t.day, base: seq}
@@ -157,13 +178,27 @@ func (m *memoryDedupe) existing(ctx context.Context, tx *sql.Tx, keys []int64, s
 	return nil
 }
 
-// load reads the keys of the events received within the window from the log.
+// load reads the saved index, if there is one that covers the window and the log, then the keys of the events
+// logged after it; without one, the keys of every event received within the window.
 func (m *memoryDedupe) load(ctx context.Context, db *DB, since time.Time) error {
-	m.days = nil
-	first, err := db.firstSeqSince(ctx, since)
-	if err != nil {
-		return err
+	var head sql.NullInt64
+	if err := db.read.QueryRowContext(ctx, `SELECT max(seq) FROM events`).Scan(&head); err != nil {
+		return fmt.Errorf("store: load dedupe index: %w", err)
 	}
+	m.days, m.through, m.scanned = nil, 0, 0
+	if err := m.restore(since, head.Int64); err != nil {
+		m.days, m.through = nil, 0
+		first, err := db.firstSeqSince(ctx, since)
+		if err != nil {
+			return err
+		}
+		return m.scan(ctx, db, first)
+	}
+	return m.scan(ctx, db, m.through+1)
+}
+
+// scan adds the keys of the events from seq first on.
+func (m *memoryDedupe) scan(ctx context.Context, db *DB, first int64) error {
 	rows, err := db.read.QueryContext(ctx, `SELECT seq, dedupe_key, received_at FROM events WHERE seq >= ? ORDER BY seq`, first)
 	if err != nil {
 		return fmt.Errorf("store: load dedupe index: %w", err)
@@ -176,8 +211,115 @@ func (m *memoryDedupe) load(ctx context.Context, db *DB, since time.Time) error 
 			return fmt.Errorf("store: load dedupe index: %w", err)
 		}
 		m.add(key, seq, at.UTC())
+		m.scanned++
 	}
 	return rows.Err()
+}
+
+// dedupeSnapshotFile is where, in the data folder, a stopped writer leaves the index.
+const dedupeSnapshotFile = "dedupe.index"
+
+// dedupeMagic starts the file: its format, version 1. Then, little-endian: the window's start (Unix
+// seconds), the last seq held, the number of day tables, and for each its day, base and entries (a count,
+// then each entry as the table holds it); last, a CRC-32 of everything before.
+var dedupeMagic = [8]byte{'H', 'D', 'D', 'U', 'P', 0, 0, 1}
+
+// save writes the index to its file: a new file renamed over the old, so that a crash leaves one or the
+// other whole (and the checksum refuses anything else).
+func (m *memoryDedupe) save(since time.Time) error {
+	m.expire(since)
+	tmp := m.snapshot + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("store: save dedupe index: %w", err)
+	}
+	sum := crc32.NewIEEE()
+	w := bufio.NewWriterSize(io.MultiWriter(f, sum), 1<<20)
+	put := func(v uint64) { binary.Write(w, binary.LittleEndian, v) }
+	w.Write(dedupeMagic[:])
+	put(uint64(since.Unix()))
+	put(uint64(m.through))
+	put(uint64(len(m.days)))
+	for _, t := range m.days {
+		put(uint64(t.day))
+		put(uint64(t.base))
+		put(uint64(t.n))
+		for _, e := range t.slots {
+			if e != 0 {
+				put(e)
+			}
+		}
+	}
+	err = w.Flush()
+	if err == nil {
+		err = binary.Write(f, binary.LittleEndian, sum.Sum32())
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if err = errors.Join(err, f.Close()); err == nil {
+		err = os.Rename(tmp, m.snapshot)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("store: save dedupe index: %w", err)
+	}
+	return nil
+}
+
+// errNoSnapshot: there is no saved index that can serve (none, another window, a log that is not the one it
+// was saved from): the log is read instead.
+var errNoSnapshot = errors.New("store: no saved dedupe index for this log and window")
+
+// restore reads the saved index. It serves only if it reaches back to since (the window may have grown since
+// it was saved) and holds no seq beyond the log's head (the store was not replaced by an older copy).
+func (m *memoryDedupe) restore(since time.Time, head int64) error {
+	if m.snapshot == "" {
+		return errNoSnapshot
+	}
+	data, err := os.ReadFile(m.snapshot)
+	if err != nil || len(data) < len(dedupeMagic)+3*8+4 || [8]byte(data[:8]) != dedupeMagic {
+		return errNoSnapshot
+	}
+	body, tail := data[:len(data)-4], data[len(data)-4:]
+	if crc32.ChecksumIEEE(body) != binary.LittleEndian.Uint32(tail) {
+		return errNoSnapshot
+	}
+	r := body[len(dedupeMagic):]
+	next := func() (uint64, bool) {
+		if len(r) < 8 {
+			return 0, false
+		}
+		v := binary.LittleEndian.Uint64(r)
+		r = r[8:]
+		return v, true
+	}
+	from, _ := next()
+	through, _ := next()
+	days, ok := next()
+	if !ok || int64(from) > since.Unix() || int64(through) > head {
+		return errNoSnapshot
+	}
+	for range days {
+		day, _ := next()
+		base, _ := next()
+		n, ok := next()
+		if !ok || n > uint64(len(r)/8) {
+			return errNoSnapshot
+		}
+		t := &dayTable{day: int64(day), base: int64(base)}
+		for range n {
+			e, _ := next()
+			t.putEntry(e)
+		}
+		m.days = append(m.days, t)
+	}
+	if len(r) != 0 {
+		return errNoSnapshot
+	}
+	m.through = int64(through)
+	m.expire(since)
+	return nil
 }
 
 // firstSeqSince finds the first event received after since by binary search over seq: arrival order and

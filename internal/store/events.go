@@ -240,6 +240,12 @@ func (db *DB) LoadDedupe(ctx context.Context, window time.Duration) error {
 	return db.dedupe.load(ctx, db, db.clock.Now().Add(-window))
 }
 
+// SaveDedupe keeps the deduplication index for the next start (SQLite: a file in the data folder), so that
+// the next LoadDedupe reads only the events logged since. Call it when no more appends come.
+func (db *DB) SaveDedupe(window time.Duration) error {
+	return db.dedupe.save(db.clock.Now().Add(-window))
+}
+
 const upsertSourceStats = `INSERT INTO source_stats (source_id, accepted, duplicates, rejected, last_event_at) VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (source_id) DO UPDATE SET
 	accepted = source_stats.accepted + excluded.accepted,

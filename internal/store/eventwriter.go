@@ -72,9 +72,9 @@ func (w *EventWriter) Append(ctx context.Context, b *collect.Batch) (collect.App
 	}
 }
 
-// Run writes batches until ctx ends, then finishes what it has taken and returns. Stop the HTTP server
-// first, so that no request is left waiting. It first prepares deduplication from the log; appends that
-// arrive meanwhile wait.
+// Run writes batches until ctx ends, then finishes what it has taken, saves the deduplication index for the
+// next start and returns. Stop the HTTP server first, so that no request is left waiting. It first prepares
+// deduplication (from the saved index and the log); appends that arrive meanwhile wait.
 func (w *EventWriter) Run(ctx context.Context) error {
 	defer close(w.done)
 	if err := w.db.LoadDedupe(ctx, w.opts.DedupeWindow); err != nil {
@@ -85,7 +85,7 @@ func (w *EventWriter) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			w.drain()
-			return nil
+			return w.db.SaveDedupe(w.opts.DedupeWindow)
 		case r := <-w.reqs:
 			pending = append(pending[:0], r)
 		}

@@ -66,7 +66,7 @@ func openSQLiteWAL(ctx context.Context, dir string, restartFrames int) (*DB, err
 		return nil, fmt.Errorf("store: open sqlite: %w", err)
 	}
 	checkpoint.SetMaxOpenConns(1)
-	db := &DB{engine: SQLite, write: write, read: read, graph: write, mapErr: mapSQLiteError, dialect: sqliteDialect, dedupe: &memoryDedupe{}}
+	db := &DB{engine: SQLite, write: write, read: read, graph: write, mapErr: mapSQLiteError, dialect: sqliteDialect, dedupe: &memoryDedupe{snapshot: filepath.Join(dir, dedupeSnapshotFile)}}
 	if err := write.PingContext(ctx); err != nil {
 		checkpoint.Close()
 		db.Close()

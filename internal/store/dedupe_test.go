@@ -1,0 +1,113 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hearth-cdp/hearth/internal/collect"
+)
+
+type fixedClock struct{ t time.Time }
+
+func (c *fixedClock) Now() time.Time { return c.t }
+
+// A stopped writer saves the deduplication index; the next start reads it and the events logged after it,
+// and falls back to the log whenever the file cannot serve: damaged, saved for a shorter window, or ahead of
+// the log. Each way, a message sent again is a duplicate.
+func TestDedupeSnapshot(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	clock := &fixedClock{time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	open := func() *DB {
+		db, err := openSQLite(ctx, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.clock = clock
+		if _, err := db.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return db
+	}
+	const window = 48 * time.Hour
+	appendIDs := func(db *DB, ids ...string) collect.AppendResult {
+		t.Helper()
+		b := &collect.Batch{SourceID: "src", ReceivedAt: clock.Now()}
+		for _, id := range ids {
+			b.Events = append(b.Events, collect.Event{MessageID: id, Type: "track", Name: "Tested", AnonymousID: "a1",
+				Timestamp: clock.Now(), ReceivedAt: clock.Now(), Payload: []byte(`{}`)})
+		}
+		res, _, err := db.appendBatches(ctx, []*collect.Batch{b}, clock.Now().Add(-window))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res[0]
+	}
+	db := open()
+	if err := db.LoadDedupe(ctx, window); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 2000 {
+		ids = append(ids, fmt.Sprintf("m%d", i))
+	}
+	appendIDs(db, ids...)
+	clock.t = clock.t.Add(30 * time.Hour) // a second day table
+	appendIDs(db, "d2")
+	if err := db.SaveDedupe(window); err != nil {
+		t.Fatal(err)
+	}
+	appendIDs(db, "after") // logged after the save, as by a process killed later
+	db.Close()
+
+	snapshot := filepath.Join(dir, dedupeSnapshotFile)
+	saved, err := os.ReadFile(snapshot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// From the file, a load reads one event of the log ("after"); from the log alone, all 2,002.
+	check := func(name string, window time.Duration, scanned int) {
+		t.Helper()
+		db := open()
+		defer db.Close()
+		if err := db.LoadDedupe(ctx, window); err != nil {
+			t.Fatal(err)
+		}
+		if m := db.dedupe.(*memoryDedupe); m.scanned != scanned || len(m.days) != 2 {
+			t.Errorf("%s: read %d events of the log, want %d; %d day tables, want 2", name, m.scanned, scanned, len(m.days))
+		}
+		if res := appendIDs(db, "m0", "m1999", "d2", "after", "new-"+name); res.Accepted != 1 || res.Duplicates != 4 {
+			t.Errorf("%s: %+v, want 4 duplicates and the new message", name, res)
+		}
+	}
+	check("saved", window, 1)
+	check("saved, read again", window, 1+1) // the last check's new message is logged after the file too
+
+	os.WriteFile(snapshot, append(saved[:len(saved)-1:len(saved)-1], saved[len(saved)-1]^1), 0o600)
+	check("damaged", window, 2004)
+	os.WriteFile(snapshot, saved[:100], 0o600)
+	check("cut", window, 2005)
+	os.WriteFile(snapshot, saved, 0o600)
+	check("a longer window", 4*window, 2006)
+
+	// A log that ends before the file's last seq is not the log it was saved from.
+	os.Remove(filepath.Join(dir, "hearth.db"))
+	os.Remove(filepath.Join(dir, "hearth.db-wal"))
+	os.Remove(filepath.Join(dir, "hearth.db-shm"))
+	os.WriteFile(snapshot, saved, 0o600)
+	db = open()
+	defer db.Close()
+	if err := db.LoadDedupe(ctx, window); err != nil {
+		t.Fatal(err)
+	}
+	if m := db.dedupe.(*memoryDedupe); m.through != 0 || len(m.days) != 0 {
+		t.Errorf("a new log took the saved index: %d tables through %d", len(m.days), m.through)
+	}
+	if res := appendIDs(db, "m0"); res.Accepted != 1 {
+		t.Errorf("a new log: %+v, want m0 accepted", res)
+	}
+}
