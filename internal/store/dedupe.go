@@ -235,7 +235,11 @@ func (m *memoryDedupe) save(since time.Time) error {
 	}
 	sum := crc32.NewIEEE()
 	w := bufio.NewWriterSize(io.MultiWriter(f, sum), 1<<20)
-	put := func(v uint64) { binary.Write(w, binary.LittleEndian, v) }
+	var buf [8]byte
+	put := func(v uint64) { // errors stay in w until Flush
+		binary.LittleEndian.PutUint64(buf[:], v)
+		w.Write(buf[:])
+	}
 	w.Write(dedupeMagic[:])
 	put(uint64(since.Unix()))
 	put(uint64(m.through))
