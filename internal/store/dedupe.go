@@ -25,6 +25,8 @@ type dedupeIndex interface {
 	load(ctx context.Context, db *DB, since time.Time) error
 	// save keeps the index for the next start, when the writer stops.
 	save(since time.Time) error
+	// saveLater takes the index as it is now, for saving on another goroutine (nil: nothing to save).
+	saveLater(since time.Time) func() error
 }
 
 // sqlDedupe asks the database's index on dedupe_key: what PostgreSQL uses, where several nodes append.
@@ -39,6 +41,7 @@ func (sqlDedupe) existing(ctx context.Context, tx *sql.Tx, keys []int64, since t
 func (sqlDedupe) added([]int64, int64, []time.Time)          {}
 func (sqlDedupe) load(context.Context, *DB, time.Time) error { return nil }
 func (sqlDedupe) save(time.Time) error                       { return nil }
+func (sqlDedupe) saveLater(time.Time) func() error           { return nil }
 
 // memoryDedupe is SQLite's deduplication index, kept in memory and derived from the log: SQLite is one
 // node, and an index of random hashes on disk would dirty a different page for every event, writing many
@@ -48,8 +51,8 @@ func (sqlDedupe) save(time.Time) error                       { return nil }
 // writer's goroutine uses it.
 //
 // Reading the window's keys from the log at start means reading the whole rows of every event in it (minutes
-// for tens of millions of events, while ingestion waits), so a writer that stops saves the index to a file in
-// the data folder, and the next start reads that and only the events logged after it.
+// for tens of millions of events, while ingestion waits), so the writer saves the index to a file in the data
+// folder now and then and when it stops, and the next start reads that and only the events logged after it.
 type memoryDedupe struct {
 	days     []*dayTable // oldest first
 	through  int64       // the last seq the index holds (0: none)
@@ -224,10 +227,44 @@ const dedupeSnapshotFile = "dedupe.index"
 // then each entry as the table holds it); last, a CRC-32 of everything before.
 var dedupeMagic = [8]byte{'H', 'D', 'D', 'U', 'P', 0, 0, 1}
 
-// save writes the index to its file: a new file renamed over the old, so that a crash leaves one or the
-// other whole (and the checksum refuses anything else).
-func (m *memoryDedupe) save(since time.Time) error {
+// dedupeImage is the index as saved: taken on the writer's goroutine, written on any.
+type dedupeImage struct {
+	since   time.Time
+	through int64
+	days    []dayImage
+}
+
+type dayImage struct {
+	day, base int64
+	entries   []uint64
+}
+
+// image copies what save writes: the entries without the tables' empty slots.
+func (m *memoryDedupe) image(since time.Time) dedupeImage {
 	m.expire(since)
+	img := dedupeImage{since: since, through: m.through}
+	for _, t := range m.days {
+		d := dayImage{day: t.day, base: t.base, entries: make([]uint64, 0, t.n)}
+		for _, e := range t.slots {
+			if e != 0 {
+				d.entries = append(d.entries, e)
+			}
+		}
+		img.days = append(img.days, d)
+	}
+	return img
+}
+
+func (m *memoryDedupe) save(since time.Time) error { return m.write(m.image(since)) }
+
+func (m *memoryDedupe) saveLater(since time.Time) func() error {
+	img := m.image(since)
+	return func() error { return m.write(img) }
+}
+
+// write writes an image to the index's file: a new file renamed over the old, so that a crash leaves one or
+// the other whole (and the checksum refuses anything else).
+func (m *memoryDedupe) write(img dedupeImage) error {
 	tmp := m.snapshot + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -241,17 +278,15 @@ func (m *memoryDedupe) save(since time.Time) error {
 		w.Write(buf[:])
 	}
 	w.Write(dedupeMagic[:])
-	put(uint64(since.Unix()))
-	put(uint64(m.through))
-	put(uint64(len(m.days)))
-	for _, t := range m.days {
-		put(uint64(t.day))
-		put(uint64(t.base))
-		put(uint64(t.n))
-		for _, e := range t.slots {
-			if e != 0 {
-				put(e)
-			}
+	put(uint64(img.since.Unix()))
+	put(uint64(img.through))
+	put(uint64(len(img.days)))
+	for _, d := range img.days {
+		put(uint64(d.day))
+		put(uint64(d.base))
+		put(uint64(len(d.entries)))
+		for _, e := range d.entries {
+			put(e)
 		}
 	}
 	err = w.Flush()

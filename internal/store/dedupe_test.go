@@ -111,3 +111,71 @@ func TestDedupeSnapshot(t *testing.T) {
 		t.Errorf("a new log: %+v, want m0 accepted", res)
 	}
 }
+
+// While events arrive the writer saves the index now and then, so that a start after a crash (here: a second
+// store on the same folder while the writer still runs) reads only what was logged after the last save.
+func TestDedupeSavedWhileRunning(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	clock := &fixedClock{time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	open := func() *DB {
+		db, err := openSQLite(ctx, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.clock = clock
+		if _, err := db.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	batch := func(ids ...string) *collect.Batch {
+		b := &collect.Batch{SourceID: "src", ReceivedAt: clock.Now()}
+		for _, id := range ids {
+			b.Events = append(b.Events, collect.Event{MessageID: id, Type: "track", Name: "Tested", AnonymousID: "a1",
+				Timestamp: clock.Now(), ReceivedAt: clock.Now(), Payload: []byte(`{}`)})
+		}
+		return b
+	}
+	db := open()
+	w := NewEventWriter(db, EventWriterOptions{SaveEvery: 20 * time.Millisecond})
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+	var ids []string
+	for i := range 1000 {
+		ids = append(ids, fmt.Sprintf("m%d", i))
+	}
+	if _, err := w.Append(ctx, batch(ids...)); err != nil {
+		t.Fatal(err)
+	}
+	snapshot := filepath.Join(dir, dedupeSnapshotFile)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(snapshot); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no saved index 10 s after the events arrived")
+		}
+	}
+	if _, err := w.Append(ctx, batch("late")); err != nil {
+		t.Fatal(err)
+	}
+
+	db2 := open()
+	if err := db2.LoadDedupe(ctx, 7*24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if m := db2.dedupe.(*memoryDedupe); m.scanned > 1 {
+		t.Errorf("the start read %d events of the log, want at most the one after the save", m.scanned)
+	}
+	res, _, err := db2.appendBatches(ctx, []*collect.Batch{batch("m0", "m999", "late", "new")}, clock.Now().Add(-7*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Accepted != 1 || res[0].Duplicates != 3 {
+		t.Errorf("after the start: %+v, want 3 duplicates and the new message", res[0])
+	}
+}

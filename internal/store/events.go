@@ -246,6 +246,13 @@ func (db *DB) SaveDedupe(window time.Duration) error {
 	return db.dedupe.save(db.clock.Now().Add(-window))
 }
 
+// SaveDedupeLater takes the deduplication index as it is now and returns what saves it, to be run on another
+// goroutine while appends go on (nil: this engine keeps nothing). Call it where appends are made, and let a
+// save finish before the next starts.
+func (db *DB) SaveDedupeLater(window time.Duration) func() error {
+	return db.dedupe.saveLater(db.clock.Now().Add(-window))
+}
+
 const upsertSourceStats = `INSERT INTO source_stats (source_id, accepted, duplicates, rejected, last_event_at) VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (source_id) DO UPDATE SET
 	accepted = source_stats.accepted + excluded.accepted,

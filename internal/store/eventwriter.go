@@ -27,6 +27,10 @@ type EventWriterOptions struct {
 	// Observe, if set, is told about each transaction (for metrics): took is how long it held the writer,
 	// without the wait for it (the profile processor's rests follow it, and would follow their own batches).
 	Observe func(batches, events int, took time.Duration)
+	// SaveEvery is how often, while events arrive, the deduplication index is saved for the next start
+	// (SQLite), beside the save when the writer stops: after a crash, the start reads only the events logged
+	// since. A failed save leaves the previous file, which still serves.
+	SaveEvery time.Duration // default 5 minutes
 }
 
 type appendReq struct {
@@ -46,6 +50,9 @@ func NewEventWriter(db *DB, opts EventWriterOptions) *EventWriter {
 	}
 	if opts.MaxEvents == 0 {
 		opts.MaxEvents = 20000
+	}
+	if opts.SaveEvery == 0 {
+		opts.SaveEvery = 5 * time.Minute
 	}
 	return &EventWriter{db: db, opts: opts, reqs: make(chan *appendReq, 4096), done: make(chan struct{}), observe: opts.Observe}
 }
@@ -73,7 +80,7 @@ func (w *EventWriter) Append(ctx context.Context, b *collect.Batch) (collect.App
 }
 
 // Run writes batches until ctx ends, then finishes what it has taken, saves the deduplication index for the
-// next start and returns. Stop the HTTP server first, so that no request is left waiting. It first prepares
+// next start (also every SaveEvery while events arrive) and returns. Stop the HTTP server first, so that no request is left waiting. It first prepares
 // deduplication (from the saved index and the log); appends that arrive meanwhile wait.
 func (w *EventWriter) Run(ctx context.Context) error {
 	defer close(w.done)
@@ -81,13 +88,36 @@ func (w *EventWriter) Run(ctx context.Context) error {
 		return err
 	}
 	var pending []*appendReq
+	tick := time.NewTicker(w.opts.SaveEvery)
+	defer tick.Stop()
+	saved := make(chan struct{}, 1) // a save on another goroutine has finished
+	saving, appended := false, false
 	for {
 		select {
 		case <-ctx.Done():
 			w.drain()
+			if saving {
+				<-saved // the final save must not be overwritten by an older one
+			}
 			return w.db.SaveDedupe(w.opts.DedupeWindow)
+		case <-tick.C:
+			if !appended || saving {
+				continue
+			}
+			if save := w.db.SaveDedupeLater(w.opts.DedupeWindow); save != nil {
+				saving, appended = true, false
+				go func() {
+					_ = save() // a failed save leaves the previous file, which still serves
+					saved <- struct{}{}
+				}()
+			}
+			continue
+		case <-saved:
+			saving = false
+			continue
 		case r := <-w.reqs:
 			pending = append(pending[:0], r)
+			appended = true
 		}
 		events := len(pending[0].batch.Events)
 	more:
