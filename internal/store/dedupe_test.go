@@ -15,6 +15,20 @@ type fixedClock struct{ t time.Time }
 
 func (c *fixedClock) Now() time.Time { return c.t }
 
+// openMigrated opens the SQLite store in dir, migrated, with clock.
+func openMigrated(t *testing.T, dir string, clock *fixedClock) *DB {
+	t.Helper()
+	db, err := openSQLite(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.clock = clock
+	if _, err := db.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 // A stopped writer saves the deduplication index; the next start reads it and the events logged after it,
 // and falls back to the log whenever the file cannot serve: damaged, saved for a shorter window, or ahead of
 // the log. Each way, a message sent again is a duplicate.
@@ -22,17 +36,7 @@ func TestDedupeSnapshot(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	clock := &fixedClock{time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
-	open := func() *DB {
-		db, err := openSQLite(ctx, dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		db.clock = clock
-		if _, err := db.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
-		return db
-	}
+	open := func() *DB { return openMigrated(t, dir, clock) }
 	const window = 48 * time.Hour
 	appendIDs := func(db *DB, ids ...string) collect.AppendResult {
 		t.Helper()
@@ -119,14 +123,7 @@ func TestDedupeSavedWhileRunning(t *testing.T) {
 	dir := t.TempDir()
 	clock := &fixedClock{time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
 	open := func() *DB {
-		db, err := openSQLite(ctx, dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		db.clock = clock
-		if _, err := db.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
+		db := openMigrated(t, dir, clock)
 		t.Cleanup(func() { db.Close() })
 		return db
 	}
