@@ -31,11 +31,13 @@ type Options struct {
 	Clock hearth.Clock
 }
 
-// DB is Hearth's store. On SQLite, writes go through one connection (SQLite allows one writer at a time, and
-// queuing in Go beats spinning on SQLITE_BUSY) while reads use a pool; on PostgreSQL both are one pool.
+// DB is Hearth's store. On SQLite, writes go through one connection per file, the state's and the event log's
+// (SQLite allows one writer at a time, and queuing in Go beats spinning on SQLITE_BUSY), while reads use a
+// pool; on PostgreSQL all are one pool.
 type DB struct {
 	engine Engine
-	write  *sql.DB
+	write  *sql.DB // everything but the event log
+	log    *sql.DB // appends to the event log and deletes from it
 	read   *sql.DB
 	// graph is where the profile processor reads the identity graph: on SQLite the writer's connection,
 	// whose page cache no other connection's commits discard (a reader's is discarded after each of them);
@@ -48,8 +50,10 @@ type DB struct {
 	dedupe dedupeIndex
 	// stmts holds prepared statements of hot paths, by query text.
 	stmts sync.Map
-	// checkpointer copies SQLite's WAL into the database; nil on PostgreSQL.
-	checkpointer *checkpointer
+	// checkpointers copy SQLite's WALs into the files; none on PostgreSQL.
+	checkpointers []*checkpointer
+	// migrator opens the pool that Migrate uses on SQLite: one connection that may write both files.
+	migrator func() (*sql.DB, error)
 	// mapErr turns an engine's driver error into a *hearth.Error where it has a meaning (unique violation).
 	mapErr func(error) error
 }
@@ -90,10 +94,10 @@ func (db *DB) Close() error {
 	db.stmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
 	err := db.write.Close()
 	if db.read != db.write {
-		err = errors.Join(err, db.read.Close())
+		err = errors.Join(err, db.read.Close(), db.log.Close())
 	}
-	if db.checkpointer != nil { // last: with the writer closed, the final checkpoint can copy everything
-		err = errors.Join(err, db.checkpointer.close())
+	for _, c := range db.checkpointers { // last: with the writers closed, the final checkpoints can copy everything
+		err = errors.Join(err, c.close())
 	}
 	return err
 }
@@ -146,7 +150,7 @@ func (db *DB) runTx(op string, begin func() (*sql.Tx, error), fn func(tx *sql.Tx
 // with its offset (the profile processor's batches, the segment engine's steps). Its commit need not wait for
 // the disk: a crash may lose the last such commits, never part of one, and the consumer then reads those events
 // again and writes the same. On SQLite the commit skips its fsync (synchronous NORMAL: the WAL stays
-// consistent, and the next commit of the event log, FULL, syncs it too); on PostgreSQL it does not wait for
+// consistent, and the next FULL commit on the state's file syncs it too); on PostgreSQL it does not wait for
 // the WAL flush. The event log's own appends keep waiting for the disk.
 func (db *DB) derivedTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
 	if db.engine == Postgres {

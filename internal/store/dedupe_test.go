@@ -99,9 +99,9 @@ func TestDedupeSnapshot(t *testing.T) {
 	check("a longer window", 4*window, 2006)
 
 	// A log that ends before the file's last seq is not the log it was saved from.
-	os.Remove(filepath.Join(dir, "hearth.db"))
-	os.Remove(filepath.Join(dir, "hearth.db-wal"))
-	os.Remove(filepath.Join(dir, "hearth.db-shm"))
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(filepath.Join(dir, logFile+suffix))
+	}
 	os.WriteFile(snapshot, saved, 0o600)
 	db = open()
 	defer db.Close()

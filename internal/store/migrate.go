@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"fmt"
 	"io/fs"
@@ -67,7 +68,14 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	conn, err := db.write.Conn(ctx)
+	pool := db.write
+	if db.migrator != nil {
+		if pool, err = db.migrator(); err != nil {
+			return 0, db.wrap(op, err)
+		}
+		defer pool.Close()
+	}
+	conn, err := pool.Conn(ctx)
 	if err != nil {
 		return 0, db.wrap(op, err)
 	}
@@ -110,5 +118,89 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 		}
 		applied++
 	}
+	if db.engine == SQLite {
+		if err := moveEventLog(ctx, conn); err != nil {
+			return applied, fmt.Errorf("%s: move the event log to %s: %w", op, logFile, err)
+		}
+	}
 	return applied, nil
+}
+
+//go:embed eventlog_sqlite.sql
+var eventLogSchema string
+
+// The tables that moved from the state's file to the event log's, as moveEventLog copies them.
+var eventLogTables = []struct{ name, columns, key string }{
+	{"events", eventColumns + ", dedupe_key", "seq"},
+	{"rejected_events", "id, source_id, received_at, reason, payload", "id"},
+	{"source_stats", "source_id, accepted, duplicates, rejected, last_event_at", ""},
+}
+
+// moveCopyRows is how many rows one transaction of moveEventLog copies: a WAL's worth of pages that the
+// next commit's automatic checkpoint copies on, rather than one transaction as large as the log.
+const moveCopyRows = 50_000
+
+// moveEventLog gives the SQLite event log its file: it creates the log's tables in events.db and moves there
+// the rows that stores made before the log had a file of its own kept in hearth.db (where numbered migrations
+// still create them first). Each transaction writes one file: SQLite commits attached WAL files one after
+// the other, so a transaction that copied and dropped could, if the process died between its two commits,
+// leave the rows dropped and not copied. Copying again is harmless (by primary key), and the old tables are
+// dropped only once the log holds as many rows.
+func moveEventLog(ctx context.Context, conn *sql.Conn) error {
+	inTx := func(fn func(tx *sql.Tx) error) error {
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if err := fn(tx); err != nil {
+			tx.Rollback()
+			return err
+		}
+		return tx.Commit()
+	}
+	exec := func(q string, args ...any) func(tx *sql.Tx) error {
+		return func(tx *sql.Tx) error { _, err := tx.ExecContext(ctx, q, args...); return err }
+	}
+	if err := inTx(exec(eventLogSchema)); err != nil {
+		return err
+	}
+	var old int
+	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM main.sqlite_master WHERE type = 'table' AND name = 'events'`).Scan(&old); err != nil || old == 0 {
+		return err
+	}
+	for _, t := range eventLogTables {
+		copyRows := `INSERT OR IGNORE INTO log.` + t.name + ` (` + t.columns + `) SELECT ` + t.columns + ` FROM main.` + t.name
+		if t.key == "" {
+			if err := inTx(exec(copyRows)); err != nil {
+				return err
+			}
+			continue
+		}
+		var lo, hi sql.NullInt64
+		if err := conn.QueryRowContext(ctx, `SELECT min(`+t.key+`), max(`+t.key+`) FROM main.`+t.name).Scan(&lo, &hi); err != nil {
+			return err
+		}
+		for from := lo.Int64; lo.Valid && from <= hi.Int64; from += moveCopyRows {
+			if err := inTx(exec(copyRows+` WHERE `+t.key+` >= ? AND `+t.key+` < ?`, from, from+moveCopyRows)); err != nil {
+				return err
+			}
+		}
+	}
+	for _, t := range eventLogTables {
+		var moved, left int64
+		if err := conn.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM log.`+t.name+`), (SELECT count(*) FROM main.`+t.name+`)`).Scan(&moved, &left); err != nil {
+			return err
+		}
+		if moved < left {
+			return fmt.Errorf("%s holds %d rows of %s, the old table %d", logFile, moved, t.name, left)
+		}
+	}
+	return inTx(func(tx *sql.Tx) error {
+		for _, t := range eventLogTables {
+			if _, err := tx.ExecContext(ctx, `DROP TABLE main.`+t.name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

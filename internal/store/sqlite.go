@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
@@ -16,64 +17,141 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-// openSQLite opens dir/hearth.db: WAL so that readers never block the writer, a busy timeout so that a second
-// process (hearth apikey create beside a running server) waits rather than fails, foreign keys on.
+// The embedded store's two files in the data folder. The event log has a file of its own, with its own writer,
+// so that appending events never waits for the transactions of what is derived from them (the profile
+// processor's batches, the segment engine's steps, an unmerge), which hold the state's one writer for tens of
+// milliseconds at a time: SQLite allows one writer per file.
+const (
+	stateFile = "hearth.db" // everything but the event log
+	logFile   = "events.db" // the event log: events, rejected_events, source_stats
+)
+
+// openSQLite opens the data folder's two files: WAL so that readers never block the writers, a busy timeout so
+// that a second process (hearth apikey create beside a running server) waits rather than fails, foreign keys
+// on. Every connection but the log's writer attaches the log read-only as "log", so that queries name its
+// tables as if they were one database's.
 func openSQLite(ctx context.Context, dir string) (*DB, error) {
 	return openSQLiteWAL(ctx, dir, walRestartFrames)
 }
 
-// openSQLiteWAL is openSQLite with the WAL's restart size in pages (tests make it small).
-func openSQLiteWAL(ctx context.Context, dir string, restartFrames int) (*DB, error) {
+// openSQLiteWAL is openSQLite with the WALs' restart size in pages (tests make it small).
+func openSQLiteWAL(ctx context.Context, dir string, restartFrames int) (db *DB, err error) {
 	if dir == "" {
 		return nil, hearth.Errorf(hearth.Invalid, "store.open", "no data folder given for the embedded database")
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, &hearth.Error{Kind: hearth.Invalid, Op: "store.open", Msg: fmt.Sprintf("Cannot create the data folder %s.", dir), Err: err}
 	}
-	path := filepath.Join(dir, "hearth.db")
+	var opened []*sql.DB
+	defer func() {
+		if err != nil {
+			for _, p := range opened {
+				p.Close()
+			}
+		}
+	}()
+	open := func(dsn, attach string, conns int) (*sql.DB, error) {
+		c, err := sqlite.NewConnector(dsn)
+		if err != nil {
+			return nil, fmt.Errorf("store: open sqlite: %w", err)
+		}
+		var p *sql.DB
+		if attach == "" {
+			p = sql.OpenDB(c)
+		} else {
+			p = sql.OpenDB(attachingConnector{Connector: c, attach: attach})
+		}
+		p.SetMaxOpenConns(conns)
+		opened = append(opened, p)
+		return p, nil
+	}
+	state, log := sqliteDSN(dir, stateFile), sqliteDSN(dir, logFile)
+	logReadOnly := "file:" + filepath.Join(dir, logFile) + "?mode=ro"
+	// The writers: BEGIN IMMEDIATE, so that a write transaction takes the lock at its start, never by upgrading
+	// a read lock later, which could fail with SQLITE_BUSY in the middle of the work. An attached read-only
+	// file takes no write lock at BEGIN IMMEDIATE: the state's writer never waits for the log's.
+	// They never checkpoint (wal_autocheckpoint 0): copying the WAL into the database would stall every commit
+	// behind it. A checkpointer on its own connection does it beside each writer (see checkpointer).
+	// The state's writer keeps 64 MiB of pages (SQLite's default is 2 MiB), which no other connection's writes
+	// discard: the profile processor's batches insert at random places in large indexes (identities,
+	// event_profiles), and with the default a batch on a store of 12 million events spilled dirty pages to the
+	// WAL in the middle of its transaction. The log's writer appends at the end of its tables and needs few.
+	// Statement journals stay in memory rather than in temporary files.
+	const writer = "&_txlock=immediate&_pragma=wal_autocheckpoint(0)&_pragma=journal_size_limit(67108864)&_pragma=temp_store(MEMORY)"
+	// The log first: attaching needs its file.
+	logWrite, err := open(log+writer, "", 1)
+	if err != nil {
+		return nil, err
+	}
+	if err := logWrite.PingContext(ctx); err != nil {
+		return nil, &hearth.Error{Kind: hearth.Unavailable, Op: "store.open", Msg: fmt.Sprintf("Cannot open the event log in %s.", dir), Err: err}
+	}
+	write, err := open(state+writer+"&_pragma=cache_size(-65536)", logReadOnly, 1)
+	if err != nil {
+		return nil, err
+	}
+	// The readers keep SQLite's default 2 MiB of pages: a read that follows the writer's commits discards the
+	// whole cache (freeing each page cost a system call in the SQLite port's allocator), so under ingestion a
+	// larger one costs more than it saves.
+	read, err := open(state+"&mode=ro", logReadOnly, max(4, runtime.GOMAXPROCS(0)*2))
+	if err != nil {
+		return nil, err
+	}
+	stateCheckpoint, err := open(state, "", 1)
+	if err != nil {
+		return nil, err
+	}
+	logCheckpoint, err := open(log, "", 1)
+	if err != nil {
+		return nil, err
+	}
+	if err := write.PingContext(ctx); err != nil {
+		return nil, &hearth.Error{Kind: hearth.Unavailable, Op: "store.open", Msg: fmt.Sprintf("Cannot open the database in %s.", dir), Err: err}
+	}
+	for _, p := range opened {
+		p.SetConnMaxIdleTime(0)
+	}
+	return &DB{engine: SQLite, write: write, log: logWrite, read: read, graph: write, mapErr: mapSQLiteError, dialect: sqliteDialect,
+		dedupe: &memoryDedupe{snapshot: filepath.Join(dir, dedupeSnapshotFile)},
+		migrator: func() (*sql.DB, error) {
+			// Both files writable: migrations may change the log's tables too.
+			c, err := sqlite.NewConnector(state + "&_txlock=immediate")
+			if err != nil {
+				return nil, fmt.Errorf("store: open sqlite: %w", err)
+			}
+			p := sql.OpenDB(attachingConnector{Connector: c, attach: "file:" + filepath.Join(dir, logFile)})
+			p.SetMaxOpenConns(1)
+			return p, nil
+		},
+		checkpointers: []*checkpointer{newCheckpointer(stateCheckpoint, write, restartFrames), newCheckpointer(logCheckpoint, logWrite, restartFrames)},
+	}, nil
+}
+
+// sqliteDSN names a file of the data folder with the pragmas every connection to it sets.
+func sqliteDSN(dir, file string) string {
 	q := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(FULL)"} {
 		q.Add("_pragma", p)
 	}
-	dsn := "file:" + path + "?" + q.Encode()
-	// BEGIN IMMEDIATE on the writer: a write transaction takes the lock at its start, never by upgrading a read
-	// lock later, which could fail with SQLITE_BUSY in the middle of the work.
-	// The writer never checkpoints (wal_autocheckpoint 0): copying the WAL into the database would stall every
-	// commit behind it. A checkpointer on its own connection does it beside the writer (see checkpoints).
-	// It keeps 64 MiB of pages (SQLite's default is 2 MiB), which no other connection's writes discard: the
-	// profile processor's batches insert at random places in large indexes (identities, event_profiles), and
-	// with the default a batch on a store of 12 million events spilled dirty pages to the WAL in the middle of
-	// its transaction. Statement journals stay in memory rather than in temporary files.
-	write, err := sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma=wal_autocheckpoint(0)&_pragma=journal_size_limit(67108864)&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)")
+	return "file:" + filepath.Join(dir, file) + "?" + q.Encode()
+}
+
+// attachingConnector attaches the event log to each connection it opens, as "log".
+type attachingConnector struct {
+	driver.Connector
+	attach string // the log's URI
+}
+
+func (c attachingConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("store: open sqlite: %w", err)
+		return nil, err
 	}
-	write.SetMaxOpenConns(1)
-	write.SetConnMaxIdleTime(0)
-	// The readers keep SQLite's default 2 MiB of pages: a read that follows the writer's commits discards the
-	// whole cache (freeing each page cost a system call in the SQLite port's allocator), so under ingestion a
-	// larger one costs more than it saves.
-	read, err := sql.Open("sqlite", dsn+"&mode=ro")
-	if err != nil {
-		write.Close()
-		return nil, fmt.Errorf("store: open sqlite: %w", err)
+	if _, err := conn.(driver.ExecerContext).ExecContext(ctx, `ATTACH DATABASE ? AS log`, []driver.NamedValue{{Ordinal: 1, Value: c.attach}}); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("store: attach the event log: %w", err)
 	}
-	read.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)*2))
-	checkpoint, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		write.Close()
-		read.Close()
-		return nil, fmt.Errorf("store: open sqlite: %w", err)
-	}
-	checkpoint.SetMaxOpenConns(1)
-	db := &DB{engine: SQLite, write: write, read: read, graph: write, mapErr: mapSQLiteError, dialect: sqliteDialect, dedupe: &memoryDedupe{snapshot: filepath.Join(dir, dedupeSnapshotFile)}}
-	if err := write.PingContext(ctx); err != nil {
-		checkpoint.Close()
-		db.Close()
-		return nil, &hearth.Error{Kind: hearth.Unavailable, Op: "store.open", Msg: fmt.Sprintf("Cannot open the database in %s.", dir), Err: err}
-	}
-	db.checkpointer = newCheckpointer(checkpoint, write, restartFrames)
-	return db, nil
+	return conn, nil
 }
 
 // checkpointer copies the WAL into the database file in the background, on its own connection, so that the
@@ -120,10 +198,10 @@ func (c *checkpointer) checkpoint() {
 	// An error (the disk is full, the file is gone) shows in the writer's next commit as well; here it only
 	// means the WAL grows until the next try.
 	var busy, frames, copied int
-	if c.conn.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied) != nil || frames < c.restartFrames {
+	if c.conn.QueryRow(`PRAGMA main.wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied) != nil || frames < c.restartFrames {
 		return
 	}
-	c.writer.Exec(`PRAGMA wal_checkpoint(RESTART)`)
+	c.writer.Exec(`PRAGMA main.wal_checkpoint(RESTART)`) // main: the state's writer has the log attached
 }
 
 // close stops the checkpointer and copies what is left, so that a clean shutdown leaves a small WAL. The writer
@@ -131,7 +209,7 @@ func (c *checkpointer) checkpoint() {
 func (c *checkpointer) close() error {
 	close(c.stop)
 	<-c.done
-	_, err := c.conn.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+	_, err := c.conn.Exec(`PRAGMA main.wal_checkpoint(TRUNCATE)`)
 	return errors.Join(err, c.conn.Close())
 }
 

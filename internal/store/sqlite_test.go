@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hearth-cdp/hearth"
+	"github.com/hearth-cdp/hearth/internal/collect"
 )
 
 // A constant stream of commits must not grow the WAL without end: the checkpointer starts it over once it
@@ -113,5 +114,138 @@ func TestDerivedTxRestoresSynchronous(t *testing.T) {
 	var n int
 	if err := db.read.QueryRowContext(ctx, `SELECT count(*) FROM t`).Scan(&n); err != nil || n != 1 {
 		t.Errorf("%d rows (%v), want 1: the failed transaction's row must not stay", n, err)
+	}
+}
+
+// Appending to the event log never waits for the state's writer: a derived transaction that holds it (a
+// processor batch, a segment step) does not hold up ingestion.
+func TestAppendWhileStateWriterBusy(t *testing.T) {
+	ctx := context.Background()
+	clock := &fixedClock{time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	db := openMigrated(t, t.TempDir(), clock)
+	defer db.Close()
+	if err := db.LoadDedupe(ctx, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	holding, release := make(chan struct{}), make(chan struct{})
+	held := make(chan error, 1)
+	go func() {
+		held <- db.derivedTx(ctx, "test", func(tx *sql.Tx) error {
+			// It reads the log too, as the segment engine's steps do.
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&n); err != nil {
+				return err
+			}
+			close(holding)
+			<-release
+			return nil
+		})
+	}()
+	<-holding
+	b := &collect.Batch{SourceID: "src", ReceivedAt: clock.Now(), Events: []collect.Event{{MessageID: "m1", Type: "track", Name: "Tested",
+		AnonymousID: "a1", Timestamp: clock.Now(), ReceivedAt: clock.Now(), Payload: []byte(`{}`)}}}
+	appended := make(chan error, 1)
+	go func() {
+		_, _, err := db.appendBatches(ctx, []*collect.Batch{b}, clock.Now().Add(-time.Hour))
+		appended <- err
+	}()
+	select {
+	case err := <-appended:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the append waited for the state's writer")
+	}
+	close(release)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	if head, err := db.LogHead(ctx); err != nil || head != 1 {
+		t.Errorf("log head %d (%v), want 1", head, err)
+	}
+}
+
+// A store made before the event log had a file of its own keeps its log in hearth.db: migrating moves every
+// row to events.db, also when an earlier try died after copying part of them.
+func TestMigrateMovesEventLog(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	// The store as the releases before made it: every migration in hearth.db, the log's tables with them.
+	old, err := sql.Open("sqlite", "file:"+filepath.Join(dir, stateFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := Migrations(SQLite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec := func(db *sql.DB, q string, args ...any) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, q, args...); err != nil {
+			t.Fatalf("%.60s: %v", q, err)
+		}
+	}
+	mustExec(old, createMigrationsTable)
+	for _, m := range ms {
+		mustExec(old, m.SQL)
+		mustExec(old, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`, m.Version, m.Name, time.Now())
+	}
+	const events = 2*moveCopyRows + 7 // more than one transaction's worth, and a part
+	mustExec(old, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+		INSERT INTO events (seq, dedupe_key, source_id, message_id, type, name, user_id, anonymous_id, timestamp, received_at, bot, payload)
+		SELECT i, i * 7919, 'src', 'm' || i, 'track', CASE WHEN i % 10 = 0 THEN 'Touch' ELSE 'Viewed' END, '', 'a' || i, '2026-11-01T12:00:00Z', '2026-11-01T12:00:00Z', 0, '{}' FROM n`, events)
+	mustExec(old, `INSERT INTO rejected_events (source_id, received_at, reason, payload) VALUES ('src', '2026-11-01T12:00:00Z', 'no id', '{}')`)
+	mustExec(old, `INSERT INTO source_stats (source_id, accepted, rejected) VALUES ('src', ?, 1)`, events)
+	// An earlier try copied some events into events.db, then died.
+	logDB, err := sql.Open("sqlite", "file:"+filepath.Join(dir, logFile)+"?_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(logDB, `ATTACH DATABASE ? AS log`, "file:"+filepath.Join(dir, logFile))
+	mustExec(logDB, eventLogSchema)
+	mustExec(logDB, `ATTACH DATABASE ? AS old`, "file:"+filepath.Join(dir, stateFile))
+	mustExec(logDB, `INSERT INTO log.events SELECT * FROM old.events WHERE seq <= 1000`)
+	logDB.Close()
+	old.Close()
+
+	db := openMigrated(t, dir, &fixedClock{time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)})
+	defer db.Close()
+	var tables int
+	if err := db.write.QueryRowContext(ctx, `SELECT count(*) FROM main.sqlite_master WHERE name IN ('events', 'rejected_events', 'source_stats')`).Scan(&tables); err != nil || tables != 0 {
+		t.Errorf("hearth.db keeps %d of the log's tables (%v)", tables, err)
+	}
+	var n, touches int64
+	var last string
+	if err := db.read.QueryRowContext(ctx, `SELECT count(*), max(message_id) FROM events`).Scan(&n, &last); err != nil || n != events {
+		t.Errorf("%d events (%v), want %d", n, err, events)
+	}
+	if err := db.read.QueryRowContext(ctx, `SELECT count(*) FROM log.events INDEXED BY events_touches WHERE name = 'Touch'`).Scan(&touches); err != nil || touches != events/10 {
+		t.Errorf("%d touches through the index (%v), want %d", touches, err, events/10)
+	}
+	if stats, err := db.AllSourceStats(ctx); err != nil || stats["src"].Accepted != events || stats["src"].Rejected != 1 {
+		t.Errorf("source stats %+v (%v)", stats, err)
+	}
+	if r, err := db.SourceRejections(ctx, "src", 0, 10); err != nil || len(r) != 1 {
+		t.Errorf("rejections %+v (%v)", r, err)
+	}
+	// The next events follow the moved ones.
+	if err := db.LoadDedupe(ctx, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	b := &collect.Batch{SourceID: "src", ReceivedAt: db.clock.Now(), Events: []collect.Event{{MessageID: "next", Type: "track", Name: "Tested",
+		AnonymousID: "a1", Timestamp: db.clock.Now(), ReceivedAt: db.clock.Now(), Payload: []byte(`{}`)}}}
+	if _, _, err := db.appendBatches(ctx, []*collect.Batch{b}, db.clock.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if head, err := db.LogHead(ctx); err != nil || head != events+1 {
+		t.Errorf("log head %d (%v), want %d", head, err, events+1)
+	}
+	// Migrating again changes nothing.
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.read.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&n); err != nil || n != events+1 {
+		t.Errorf("after migrating again: %d events (%v)", n, err)
 	}
 }
