@@ -53,9 +53,9 @@ type App struct {
 	serveErr    chan error
 }
 
-// openStore opens and migrates the store that cfg names.
-func openStore(ctx context.Context, cfg Config, clock hearth.Clock) (*store.DB, int, error) {
-	db, err := store.Open(ctx, store.Options{URL: cfg.DB, Dir: cfg.Data, Clock: clock})
+// openStore opens and migrates the store that cfg names; logger hears of long migrations.
+func openStore(ctx context.Context, cfg Config, clock hearth.Clock, logger *slog.Logger) (*store.DB, int, error) {
+	db, err := store.Open(ctx, store.Options{URL: cfg.DB, Dir: cfg.Data, Clock: clock, Log: logger})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -73,7 +73,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	clock := hearth.SystemClock{}
-	db, applied, err := openStore(ctx, cfg, clock)
+	db, applied, err := openStore(ctx, cfg, clock, logger)
 	if err != nil {
 		return nil, err
 	}

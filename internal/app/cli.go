@@ -161,7 +161,7 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	db, n, err := openStore(ctx, cfg, hearth.SystemClock{})
+	db, n, err := openStore(ctx, cfg, hearth.SystemClock{}, newLogger(cfg, stderr))
 	if err != nil {
 		return err
 	}
@@ -190,7 +190,7 @@ func runAPIKey(ctx context.Context, args []string, getenv func(string) string, s
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	db, _, err := openStore(ctx, cfg, hearth.SystemClock{})
+	db, _, err := openStore(ctx, cfg, hearth.SystemClock{}, newLogger(cfg, stderr))
 	if err != nil {
 		return err
 	}

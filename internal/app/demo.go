@@ -37,7 +37,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	clock := hearth.SystemClock{}
-	db, _, err := openStore(ctx, cfg, clock)
+	db, _, err := openStore(ctx, cfg, clock, newLogger(cfg, stderr))
 	if err != nil {
 		return err
 	}

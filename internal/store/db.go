@@ -8,6 +8,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 
@@ -29,21 +30,24 @@ type Options struct {
 	// Dir is the data folder that holds the SQLite database (hearth.db).
 	Dir   string
 	Clock hearth.Clock
+	// Log hears of long work, such as a migration that moves data; nil discards.
+	Log *slog.Logger
 }
 
 // DB is Hearth's store. On SQLite, writes go through one connection per file, the state's and the event log's
 // (SQLite allows one writer at a time, and queuing in Go beats spinning on SQLITE_BUSY), while reads use a
 // pool; on PostgreSQL all are one pool.
 type DB struct {
-	engine Engine
-	write  *sql.DB // everything but the event log
-	log    *sql.DB // appends to the event log and deletes from it
-	read   *sql.DB
+	engine   Engine
+	write    *sql.DB // everything but the event log
+	eventLog *sql.DB // appends to the event log and deletes from it
+	read     *sql.DB
 	// graph is where the profile processor reads the identity graph: on SQLite the writer's connection,
 	// whose page cache no other connection's commits discard (a reader's is discarded after each of them);
 	// on PostgreSQL the pool.
-	graph *sql.DB
-	clock hearth.Clock
+	graph  *sql.DB
+	clock  hearth.Clock
+	logger *slog.Logger
 	// dialect is what this engine does differently.
 	dialect dialect
 	// dedupe finds events already in the log.
@@ -57,6 +61,9 @@ type DB struct {
 	// mapErr turns an engine's driver error into a *hearth.Error where it has a meaning (unique violation).
 	mapErr func(error) error
 }
+
+// discardLogger is a store's logger until Open is given one.
+var discardLogger = slog.New(slog.DiscardHandler)
 
 // IsPostgresURL reports whether url selects PostgreSQL.
 func IsPostgresURL(url string) bool {
@@ -83,6 +90,9 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		return nil, err
 	}
 	db.clock = opts.Clock
+	if opts.Log != nil {
+		db.logger = opts.Log
+	}
 	return db, nil
 }
 
@@ -94,7 +104,7 @@ func (db *DB) Close() error {
 	db.stmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
 	err := db.write.Close()
 	if db.read != db.write {
-		err = errors.Join(err, db.read.Close(), db.log.Close())
+		err = errors.Join(err, db.read.Close(), db.eventLog.Close())
 	}
 	for _, c := range db.checkpointers { // last: with the writers closed, the final checkpoints can copy everything
 		err = errors.Join(err, c.close())

@@ -51,7 +51,7 @@ func (db *DB) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 	if st, ok := db.stmts.Load(query); ok {
 		return st.(*sql.Stmt), nil
 	}
-	st, err := db.log.PrepareContext(ctx, query)
+	st, err := db.eventLog.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +85,7 @@ func (db *DB) appendBatches(ctx context.Context, batches []*collect.Batch, dedup
 		newTimes []time.Time
 		lastSeq  int64
 	)
-	err = db.runTx(op, func() (*sql.Tx, error) { return db.log.BeginTx(ctx, nil) }, func(tx *sql.Tx) error {
+	err = db.runTx(op, func() (*sql.Tx, error) { return db.eventLog.BeginTx(ctx, nil) }, func(tx *sql.Tx) error {
 		began = time.Now()
 		if err := db.dialect.lockEventLog(ctx, tx); err != nil {
 			return db.wrap(op, err)
@@ -411,7 +411,7 @@ func (db *DB) DeleteEventsBefore(ctx context.Context, cutoff, rejectedCutoff tim
 		if !boundary.Valid {
 			break
 		}
-		res, err := db.log.ExecContext(ctx, `DELETE FROM events WHERE seq <= $1 AND received_at < $2`, boundary.Int64, cutoff)
+		res, err := db.eventLog.ExecContext(ctx, `DELETE FROM events WHERE seq <= $1 AND received_at < $2`, boundary.Int64, cutoff)
 		if err != nil {
 			return total, db.wrap(op, err)
 		}
@@ -421,6 +421,6 @@ func (db *DB) DeleteEventsBefore(ctx context.Context, cutoff, rejectedCutoff tim
 			break
 		}
 	}
-	_, err := db.log.ExecContext(ctx, `DELETE FROM rejected_events WHERE received_at < $1`, rejectedCutoff)
+	_, err := db.eventLog.ExecContext(ctx, `DELETE FROM rejected_events WHERE received_at < $1`, rejectedCutoff)
 	return total, db.wrap(op, err)
 }

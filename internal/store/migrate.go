@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 //go:embed migrations
@@ -119,7 +120,7 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 		applied++
 	}
 	if db.engine == SQLite {
-		if err := moveEventLog(ctx, conn); err != nil {
+		if err := db.moveEventLog(ctx, conn); err != nil {
 			return applied, fmt.Errorf("%s: move the event log to %s: %w", op, logFile, err)
 		}
 	}
@@ -146,7 +147,7 @@ const moveCopyRows = 50_000
 // the other, so a transaction that copied and dropped could, if the process died between its two commits,
 // leave the rows dropped and not copied. Copying again is harmless (by primary key), and the old tables are
 // dropped only once the log holds as many rows.
-func moveEventLog(ctx context.Context, conn *sql.Conn) error {
+func (db *DB) moveEventLog(ctx context.Context, conn *sql.Conn) error {
 	inTx := func(fn func(tx *sql.Tx) error) error {
 		tx, err := conn.BeginTx(ctx, nil)
 		if err != nil {
@@ -168,6 +169,14 @@ func moveEventLog(ctx context.Context, conn *sql.Conn) error {
 	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM main.sqlite_master WHERE type = 'table' AND name = 'events'`).Scan(&old); err != nil || old == 0 {
 		return err
 	}
+	var events int64
+	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM main.events`).Scan(&events); err != nil {
+		return err
+	}
+	if events > 0 { // a new store's tables are empty: nothing to tell
+		db.logger.Info("moving the event log to its own file", "file", logFile, "events", events)
+	}
+	began := time.Now()
 	for _, t := range eventLogTables {
 		copyRows := `INSERT OR IGNORE INTO log.` + t.name + ` (` + t.columns + `) SELECT ` + t.columns + ` FROM main.` + t.name
 		if t.key == "" {
@@ -195,7 +204,7 @@ func moveEventLog(ctx context.Context, conn *sql.Conn) error {
 			return fmt.Errorf("%s holds %d rows of %s, the old table %d", logFile, moved, t.name, left)
 		}
 	}
-	return inTx(func(tx *sql.Tx) error {
+	err := inTx(func(tx *sql.Tx) error {
 		for _, t := range eventLogTables {
 			if _, err := tx.ExecContext(ctx, `DROP TABLE main.`+t.name); err != nil {
 				return err
@@ -203,4 +212,8 @@ func moveEventLog(ctx context.Context, conn *sql.Conn) error {
 		}
 		return nil
 	})
+	if err == nil && events > 0 {
+		db.logger.Info("moved the event log", "file", logFile, "events", events, "took", time.Since(began).Round(time.Millisecond))
+	}
+	return err
 }

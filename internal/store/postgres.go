@@ -20,7 +20,7 @@ func openPostgres(ctx context.Context, url string) (*DB, error) {
 	pool := stdlib.OpenDB(*cfg)
 	pool.SetMaxOpenConns(20)
 	pool.SetMaxIdleConns(10)
-	db := &DB{engine: Postgres, write: pool, log: pool, read: pool, graph: pool, mapErr: mapPostgresError, dialect: postgresDialect, dedupe: sqlDedupe{}}
+	db := &DB{engine: Postgres, write: pool, eventLog: pool, read: pool, graph: pool, mapErr: mapPostgresError, logger: discardLogger, dialect: postgresDialect, dedupe: sqlDedupe{}}
 	if err := pool.PingContext(ctx); err != nil {
 		pool.Close()
 		return nil, &hearth.Error{Kind: hearth.Unavailable, Op: "store.open", Msg: fmt.Sprintf("Cannot connect to PostgreSQL at %s.", RedactURL(url)), Err: err}

@@ -111,7 +111,7 @@ func openSQLiteWAL(ctx context.Context, dir string, restartFrames int) (db *DB, 
 	for _, p := range opened {
 		p.SetConnMaxIdleTime(0)
 	}
-	return &DB{engine: SQLite, write: write, log: logWrite, read: read, graph: write, mapErr: mapSQLiteError, dialect: sqliteDialect,
+	return &DB{engine: SQLite, write: write, eventLog: logWrite, read: read, graph: write, mapErr: mapSQLiteError, logger: discardLogger, dialect: sqliteDialect,
 		dedupe: &memoryDedupe{snapshot: filepath.Join(dir, dedupeSnapshotFile)},
 		migrator: func() (*sql.DB, error) {
 			// Both files writable: migrations may change the log's tables too.
