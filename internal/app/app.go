@@ -228,13 +228,13 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 	a.workOn(workerCtx, logGrew, 100*time.Millisecond, time.Second, "profiles", func(ctx context.Context) error {
 		behind := false
 		for { // to the end of the log, a batch at a time
-			// Ingestion comes first: on SQLite each batch holds the one writer that acknowledges events. While
-			// events arrive, batches are of 250 events, so each hold delays acknowledgements little, or of
-			// 1,000 when the last batch was full: then the log is ahead, and larger batches catch up at less
-			// cost per event (segment memberships wait on it). With the writer quiet, a log far ahead is read
-			// in the largest batches. Once the writer is busy more than 40% of the time, the processor also
-			// rests after each batch, up to 6x the batch's time at full load, and catches up when the load
-			// falls.
+			// Ingestion comes first: it shares the cores and the disk with the processor (on SQLite no longer
+			// the writer: the event log has its own). While events arrive, batches are of 250 events, so that
+			// memberships follow soon and no batch takes the cores for long, or of 1,000 when the last batch
+			// was full: then the log is ahead, and larger batches catch up at less cost per event. With the
+			// writer quiet, a log far ahead is read in the largest batches. Once the event writer is busy
+			// more than 40% of the time, the processor also rests after each batch, up to 6x the batch's time
+			// at full load, and catches up when the load falls.
 			load := a.writerLoad.utilization()
 			limit := 1000
 			switch {
