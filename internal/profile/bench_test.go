@@ -19,8 +19,8 @@ var people = flag.Int("people", 0, "people in the demo world: of BenchmarkProces
 
 // BenchmarkProcessor measures the profile processor over the demo world on SQLite: a fresh store is filled
 // with the events of -people people (untimed), then the processor reads the log to its end (timed).
-// Reported: events/s, and the median and worst time a batch held the write transaction, which the event
-// writer waits for.
+// Reported: events/s, and the median and worst time a batch held the state's write transaction, which the
+// segment engine's steps and the console's writes wait for (the event log has a writer of its own).
 func BenchmarkProcessor(b *testing.B) {
 	ctx := context.Background()
 	var events int
