@@ -138,8 +138,9 @@ var eventLogTables = []struct{ name, columns, key string }{
 }
 
 // moveCopyRows is how many rows one transaction of moveEventLog copies: a WAL's worth of pages that the
-// next commit's automatic checkpoint copies on, rather than one transaction as large as the log.
-const moveCopyRows = 50_000
+// next commit's automatic checkpoint copies on, rather than one transaction as large as the log. A variable
+// for the tests.
+var moveCopyRows int64 = 50_000
 
 // moveEventLog gives the SQLite event log its file: it creates the log's tables in events.db and moves there
 // the rows that stores made before the log had a file of its own kept in hearth.db (where numbered migrations

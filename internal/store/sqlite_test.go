@@ -191,7 +191,9 @@ func TestMigrateMovesEventLog(t *testing.T) {
 		mustExec(old, m.SQL)
 		mustExec(old, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`, m.Version, m.Name, time.Now())
 	}
-	const events = 2*moveCopyRows + 7 // more than one transaction's worth, and a part
+	moveCopyRows = 1000
+	defer func() { moveCopyRows = 50_000 }()
+	events := 2*moveCopyRows + 7 // more than one transaction's worth, and a part
 	mustExec(old, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
 		INSERT INTO events (seq, dedupe_key, source_id, message_id, type, name, user_id, anonymous_id, timestamp, received_at, bot, payload)
 		SELECT i, i * 7919, 'src', 'm' || i, 'track', CASE WHEN i % 10 = 0 THEN 'Touch' ELSE 'Viewed' END, '', 'a' || i, '2026-11-01T12:00:00Z', '2026-11-01T12:00:00Z', 0, '{}' FROM n`, events)
