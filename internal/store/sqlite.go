@@ -127,10 +127,14 @@ func openSQLiteWAL(ctx context.Context, dir string, restartFrames int) (db *DB, 
 	}, nil
 }
 
+// busyTimeout is how long a connection waits for a lock that another holds (another process's writer, or a
+// checkpoint), before it fails with SQLITE_BUSY.
+const busyTimeout = 10 * time.Second
+
 // sqliteDSN names a file of the data folder with the pragmas every connection to it sets.
 func sqliteDSN(dir, file string) string {
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(FULL)"} {
+	for _, p := range []string{"journal_mode(WAL)", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()), "foreign_keys(1)", "synchronous(FULL)"} {
 		q.Add("_pragma", p)
 	}
 	return "file:" + filepath.Join(dir, file) + "?" + q.Encode()
@@ -201,7 +205,32 @@ func (c *checkpointer) checkpoint() {
 	if c.conn.QueryRow(`PRAGMA main.wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied) != nil || frames < c.restartFrames {
 		return
 	}
-	c.writer.Exec(`PRAGMA main.wal_checkpoint(RESTART)`) // main: the state's writer has the log attached
+	c.restart()
+}
+
+// restart starts the WAL over from its first frame, on the writer's connection between two of its
+// transactions, if no reader is still reading frames of it: a RESTART waits for them, and a long read (a
+// large export, a segment's first evaluation) would hold every commit behind it, up to the busy timeout of
+// timeout. So it tries without waiting, and the next tick tries again.
+func (c *checkpointer) restart() (done bool) {
+	ctx := context.Background()
+	conn, err := c.writer.Conn(ctx)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA busy_timeout = 0`); err != nil {
+		return false
+	}
+	defer func() {
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, busyTimeout.Milliseconds())); err != nil {
+			conn.Raw(func(any) error { return driver.ErrBadConn }) // a writer that never waits must not stay
+		}
+	}()
+	var busy, frames, copied int
+	// main: the state's writer has the log attached.
+	err = conn.QueryRowContext(ctx, `PRAGMA main.wal_checkpoint(RESTART)`).Scan(&busy, &frames, &copied)
+	return err == nil && busy == 0
 }
 
 // close stops the checkpointer and copies what is left, so that a clean shutdown leaves a small WAL. The writer

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -249,5 +250,64 @@ func TestMigrateMovesEventLog(t *testing.T) {
 	}
 	if err := db.read.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&n); err != nil || n != events+1 {
 		t.Errorf("after migrating again: %d events (%v)", n, err)
+	}
+}
+
+// Starting the log's WAL over never waits for a reader still reading it: a long read would otherwise hold every
+// append behind it. The restart waits for the next tick instead.
+func TestWALRestartDoesNotWaitForReaders(t *testing.T) {
+	ctx := context.Background()
+	clock := &fixedClock{time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	dir := t.TempDir()
+	db, err := openSQLiteWAL(ctx, dir, 1<<30) // the test restarts by hand
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.clock = clock
+	defer db.Close()
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.LoadDedupe(ctx, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	appendOne := func() {
+		t.Helper()
+		n++
+		b := &collect.Batch{SourceID: "src", ReceivedAt: clock.Now(), Events: []collect.Event{{MessageID: fmt.Sprint("m", n), Type: "track",
+			Name: "Tested", AnonymousID: "a1", Timestamp: clock.Now(), ReceivedAt: clock.Now(), Payload: []byte(`{}`)}}}
+		if _, _, err := db.appendBatches(ctx, []*collect.Batch{b}, clock.Now().Add(-time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendOne()
+	// A reader in the middle of a read of the log, its snapshot in the WAL.
+	reader, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen int
+	if err := reader.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&seen); err != nil {
+		t.Fatal(err)
+	}
+	appendOne()
+	logCheckpointer := db.checkpointers[1]
+	began := time.Now()
+	if logCheckpointer.restart() {
+		t.Error("the WAL started over under a reader still reading it")
+	}
+	if took := time.Since(began); took > busyTimeout/2 {
+		t.Errorf("the restart waited %v for the reader", took)
+	}
+	appendOne() // the writer's connection waits for locks again
+	reader.Rollback()
+	if !logCheckpointer.restart() {
+		t.Error("no restart once the reader was done")
+	}
+	appendOne()
+	var timeout int
+	if err := db.eventLog.QueryRowContext(ctx, `PRAGMA busy_timeout`).Scan(&timeout); err != nil || timeout != int(busyTimeout.Milliseconds()) {
+		t.Errorf("the writer's busy timeout is %d ms (%v), want %d", timeout, err, busyTimeout.Milliseconds())
 	}
 }
