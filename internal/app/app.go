@@ -80,6 +80,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 	if applied > 0 {
 		logger.Info("database migrated", "engine", db.Engine(), "applied", applied)
 	}
+	warnIfLogBehind(ctx, db, logger)
 	master, err := loadMasterKey(cfg, db, logger)
 	if err != nil {
 		db.Close()
@@ -91,6 +92,21 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 		sources: collect.NewSources(db, clock),
 	}
 	return a, nil
+}
+
+// warnIfLogBehind warns when the event log ends before what the profile processor has read: the log is not the
+// one it read (on SQLite, events.db replaced, or restored from an older backup than hearth.db). The events
+// appended next would take positions it has already passed, and would be processed only once the log passes
+// its offset.
+func warnIfLogBehind(ctx context.Context, db *store.DB, logger *slog.Logger) {
+	head, err := db.LogHead(ctx)
+	if err != nil {
+		return // the start fails on it soon enough
+	}
+	if read, err := db.ConsumerOffset(ctx, profile.Consumer); err == nil && read > head {
+		logger.Warn("the event log ends before what the profile processor has read: new events will not be processed until the log passes that point; restore the database's files from one backup",
+			"log_head", head, "processor_offset", read)
+	}
 }
 
 // loadMasterKey reads the master key from the configuration, or else from the data folder (making it there

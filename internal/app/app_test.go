@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hearth-cdp/hearth"
+	"github.com/hearth-cdp/hearth/internal/profile"
 	"github.com/hearth-cdp/hearth/internal/store/storetest"
 )
 
@@ -322,5 +324,28 @@ func testGracefulShutdown(t *testing.T, engine string) {
 	if c, err := net.Dial("tcp", addr); err == nil {
 		c.Close()
 		t.Errorf("%s still accepts connections after Shutdown", addr)
+	}
+}
+
+// A start on a log that ends before what the processor read says so: its files come from different backups.
+func TestWarnsWhenLogBehindProcessor(t *testing.T) {
+	ctx := context.Background()
+	cfg := e2eConfig(t, "sqlite")
+	db, _, err := openStore(ctx, cfg, hearth.SystemClock{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetConsumerOffset(ctx, profile.Consumer, 100); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	var logs bytes.Buffer
+	a, err := New(ctx, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Shutdown(ctx)
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "log_head=0 processor_offset=100") {
+		t.Errorf("no warning of a log behind the processor; logged:\n%s", logs.String())
 	}
 }

@@ -389,9 +389,15 @@ func (db *DB) AllSourceStats(ctx context.Context) (map[string]collect.SourceStat
 const retentionChunk = 5000
 
 // DeleteEventsBefore removes events received before cutoff, oldest first, in small transactions, and
-// rejected events older than rejectedCutoff. It returns how many events it removed.
+// rejected events older than rejectedCutoff. It returns how many events it removed. The newest event always
+// stays: the log's positions, where consumers' offsets point, must never start over, and SQLite gives a new
+// row the seq after the largest one left.
 func (db *DB) DeleteEventsBefore(ctx context.Context, cutoff, rejectedCutoff time.Time) (int64, error) {
 	const op = "store.delete_events"
+	head, err := db.LogHead(ctx)
+	if err != nil {
+		return 0, err
+	}
 	var total int64
 	for {
 		// seq follows arrival closely, so the oldest rows are the expired ones: find where they end by
@@ -404,7 +410,7 @@ func (db *DB) DeleteEventsBefore(ctx context.Context, cutoff, rejectedCutoff tim
 			break
 		}
 		err := db.read.QueryRowContext(ctx, `SELECT max(seq) FROM (SELECT seq FROM events WHERE seq < $1 AND received_at < $2 ORDER BY seq LIMIT $3) expired`,
-			first.Int64+retentionChunk, cutoff, retentionChunk).Scan(&boundary)
+			min(first.Int64+retentionChunk, head), cutoff, retentionChunk).Scan(&boundary)
 		if err != nil {
 			return total, db.wrap(op, err)
 		}
@@ -421,6 +427,6 @@ func (db *DB) DeleteEventsBefore(ctx context.Context, cutoff, rejectedCutoff tim
 			break
 		}
 	}
-	_, err := db.eventLog.ExecContext(ctx, `DELETE FROM rejected_events WHERE received_at < $1`, rejectedCutoff)
+	_, err = db.eventLog.ExecContext(ctx, `DELETE FROM rejected_events WHERE received_at < $1`, rejectedCutoff)
 	return total, db.wrap(op, err)
 }

@@ -135,6 +135,19 @@ func testEventLog(t *testing.T, db *store.DB, clock *Clock) {
 	if rej, _ := db.SourceRejections(ctx, "src1", 0, 10); len(rej) != 0 {
 		t.Errorf("old rejections kept: %d", len(rej))
 	}
+	// When every event has expired the newest stays, so that the log's positions, where the consumers'
+	// offsets point, never start over (SQLite would give the next event the seq of the first).
+	clock.Advance(2 * time.Hour)
+	n, err = db.DeleteEventsBefore(ctx, clock.Now(), clock.Now())
+	must(t, err)
+	if n != 1 {
+		t.Errorf("retention of everything removed %d events, want 1", n)
+	}
+	_, err = w.Append(ctx, &collect.Batch{SourceID: "src1", ReceivedAt: clock.Now(), Events: []collect.Event{event(clock, "m4", "u4")}})
+	must(t, err)
+	if after, err := db.ReadEvents(ctx, 0, 100); err != nil || len(after) != 2 || after[0].Seq != left[1].Seq || after[1].Seq <= left[1].Seq {
+		t.Errorf("after retention of everything and an append: %d events (%v), want the newest kept and the next after it", len(after), err)
+	}
 }
 
 // Many concurrent appends share transactions and lose nothing.
