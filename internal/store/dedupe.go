@@ -236,18 +236,24 @@ type dedupeImage struct {
 
 type dayImage struct {
 	day, base int64
-	entries   []uint64
+	n         int      // entries
+	slots     []uint64 // the table's slots, empty ones (0) included
 }
 
-// image copies what save writes: the entries without the tables' empty slots.
+// image takes what save writes. Only the newest table takes new entries (older days are closed), so the
+// image shares the others' slots and copies the newest's alone: the writer pauses for a day's entries, not
+// the window's.
 func (m *memoryDedupe) image(since time.Time) dedupeImage {
 	m.expire(since)
 	img := dedupeImage{since: since, through: m.through}
-	for _, t := range m.days {
-		d := dayImage{day: t.day, base: t.base, entries: make([]uint64, 0, t.n)}
-		for _, e := range t.slots {
-			if e != 0 {
-				d.entries = append(d.entries, e)
+	for i, t := range m.days {
+		d := dayImage{day: t.day, base: t.base, n: t.n, slots: t.slots}
+		if i == len(m.days)-1 {
+			d.slots = make([]uint64, 0, t.n)
+			for _, e := range t.slots {
+				if e != 0 {
+					d.slots = append(d.slots, e)
+				}
 			}
 		}
 		img.days = append(img.days, d)
@@ -284,9 +290,11 @@ func (m *memoryDedupe) write(img dedupeImage) error {
 	for _, d := range img.days {
 		put(uint64(d.day))
 		put(uint64(d.base))
-		put(uint64(len(d.entries)))
-		for _, e := range d.entries {
-			put(e)
+		put(uint64(d.n))
+		for _, e := range d.slots {
+			if e != 0 {
+				put(e)
+			}
 		}
 	}
 	err = w.Flush()

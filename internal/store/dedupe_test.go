@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -174,5 +175,54 @@ func TestDedupeSavedWhileRunning(t *testing.T) {
 	}
 	if res[0].Accepted != 1 || res[0].Duplicates != 3 {
 		t.Errorf("after the start: %+v, want 3 duplicates and the new message", res[0])
+	}
+}
+
+// An image holds the index as it was when taken, whatever is added while it is written: the newest day's
+// table takes more entries, and a new day begins.
+func TestDedupeImageIsASnapshot(t *testing.T) {
+	dir := t.TempDir()
+	day := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	m := &memoryDedupe{snapshot: filepath.Join(dir, dedupeSnapshotFile)}
+	seq := int64(0)
+	addDay := func(at time.Time, n int) {
+		for range n {
+			seq++
+			m.add(dedupeKey("src", fmt.Sprint("m", seq)), seq, at)
+		}
+	}
+	addDay(day, 3000)
+	addDay(day.Add(24*time.Hour), 2000)
+	img := m.image(day.Add(-time.Hour))
+	addDay(day.Add(24*time.Hour), 5000) // the table copied into the image grows, and its slots move
+	addDay(day.Add(48*time.Hour), 100)
+	if err := m.write(img); err != nil {
+		t.Fatal(err)
+	}
+	r := &memoryDedupe{snapshot: m.snapshot}
+	if err := r.restore(day.Add(-time.Hour), seq); err != nil {
+		t.Fatal(err)
+	}
+	if r.through != 5000 || len(r.days) != 2 || r.days[0].n != 3000 || r.days[1].n != 2000 {
+		t.Fatalf("restored through %d, %d tables", r.through, len(r.days))
+	}
+}
+
+// BenchmarkDedupeImage: how long the event writer pauses to take the index's image, a week's window of 3.9
+// million events (the default window), today's table one of eight.
+func BenchmarkDedupeImage(b *testing.B) {
+	m := &memoryDedupe{}
+	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	const perDay = 3_900_000 / 8
+	for d := range 8 {
+		at := start.Add(time.Duration(d) * 24 * time.Hour)
+		for i := range perDay {
+			seq := int64(d*perDay + i + 1)
+			m.add(dedupeKey("src", strconv.FormatInt(seq, 10)), seq, at)
+		}
+	}
+	since := start.Add(-time.Hour)
+	for b.Loop() {
+		m.image(since)
 	}
 }
