@@ -27,7 +27,7 @@ const (
 type Options struct {
 	// URL selects PostgreSQL when it starts with postgres:// or postgresql://. Empty means SQLite in Dir.
 	URL string
-	// Dir is the data folder that holds the SQLite database (hearth.db).
+	// Dir is the data folder that holds the SQLite database (hearth.db, and the event log's events.db).
 	Dir   string
 	Clock hearth.Clock
 	// Log hears of long work, such as a migration that moves data; nil discards.
@@ -160,7 +160,7 @@ func (db *DB) runTx(op string, begin func() (*sql.Tx, error), fn func(tx *sql.Tx
 // with its offset (the profile processor's batches, the segment engine's steps). Its commit need not wait for
 // the disk: a crash may lose the last such commits, never part of one, and the consumer then reads those events
 // again and writes the same. On SQLite the commit skips its fsync (synchronous NORMAL: the WAL stays
-// consistent, and the next FULL commit on the state's file syncs it too); on PostgreSQL it does not wait for
+// consistent, and the checkpointer syncs it before copying it on); on PostgreSQL it does not wait for
 // the WAL flush. The event log's own appends keep waiting for the disk.
 func (db *DB) derivedTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
 	if db.engine == Postgres {

@@ -62,6 +62,7 @@ func openSQLiteWAL(ctx context.Context, dir string, restartFrames int) (db *DB, 
 			p = sql.OpenDB(attachingConnector{Connector: c, attach: attach})
 		}
 		p.SetMaxOpenConns(conns)
+		p.SetMaxIdleConns(conns) // kept open: a new connection reads the schema and attaches the log again
 		opened = append(opened, p)
 		return p, nil
 	}
@@ -107,9 +108,6 @@ func openSQLiteWAL(ctx context.Context, dir string, restartFrames int) (db *DB, 
 	}
 	if err := write.PingContext(ctx); err != nil {
 		return nil, &hearth.Error{Kind: hearth.Unavailable, Op: "store.open", Msg: fmt.Sprintf("Cannot open the database in %s.", dir), Err: err}
-	}
-	for _, p := range opened {
-		p.SetConnMaxIdleTime(0)
 	}
 	return &DB{engine: SQLite, write: write, eventLog: logWrite, read: read, graph: write, mapErr: mapSQLiteError, logger: discardLogger, dialect: sqliteDialect,
 		dedupe: &memoryDedupe{snapshot: filepath.Join(dir, dedupeSnapshotFile)},
