@@ -208,8 +208,8 @@ func (c *checkpointer) checkpoint() {
 
 // restart starts the WAL over from its first frame, on the writer's connection between two of its
 // transactions, if no reader is still reading frames of it: a RESTART waits for them, and a long read (a
-// large export, a segment's first evaluation) would hold every commit behind it, up to the busy timeout of
-// timeout. So it tries without waiting, and the next tick tries again.
+// large export, a segment's first evaluation) would hold every commit behind it, up to the busy timeout. So
+// it tries without waiting, and the next tick tries again.
 func (c *checkpointer) restart() (done bool) {
 	ctx := context.Background()
 	conn, err := c.writer.Conn(ctx)
