@@ -174,6 +174,8 @@ const (
 	checkpointEvery = 100 * time.Millisecond
 	// walRestartFrames is the WAL's size, in pages, past which it is started over.
 	walRestartFrames = 8192 // 32 MiB of 4 KiB pages
+	// walRestartWaitFactor: at this many times its restart size, starting the WAL over waits for its readers.
+	walRestartWaitFactor = 4
 )
 
 func newCheckpointer(conn, writer *sql.DB, restartFrames int) *checkpointer {
@@ -203,21 +205,26 @@ func (c *checkpointer) checkpoint() {
 	if c.conn.QueryRow(`PRAGMA main.wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied) != nil || frames < c.restartFrames {
 		return
 	}
-	c.restart()
+	wait := time.Duration(0)
+	if frames >= walRestartWaitFactor*c.restartFrames {
+		wait = busyTimeout // readers have kept it from starting over for long: wait for them this once
+	}
+	c.restart(wait)
 }
 
 // restart starts the WAL over from its first frame, on the writer's connection between two of its
-// transactions, if no reader is still reading frames of it: a RESTART waits for them, and a long read (a
-// large export, a segment's first evaluation) would hold every commit behind it, up to the busy timeout. So
-// it tries without waiting, and the next tick tries again.
-func (c *checkpointer) restart() (done bool) {
+// transactions, once no reader is still reading frames of it, waiting at most wait for them. A RESTART waits
+// for readers, and a long read (a large export, a segment's first evaluation) would hold every commit behind
+// it; so the checkpointer tries without waiting, and the next tick tries again, until the WAL is
+// walRestartWaitFactor times its restart size.
+func (c *checkpointer) restart(wait time.Duration) (done bool) {
 	ctx := context.Background()
 	conn, err := c.writer.Conn(ctx)
 	if err != nil {
 		return false
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `PRAGMA busy_timeout = 0`); err != nil {
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, wait.Milliseconds())); err != nil {
 		return false
 	}
 	defer func() {

@@ -294,7 +294,7 @@ func TestWALRestartDoesNotWaitForReaders(t *testing.T) {
 	appendOne()
 	logCheckpointer := db.checkpointers[1]
 	began := time.Now()
-	if logCheckpointer.restart() {
+	if logCheckpointer.restart(0) {
 		t.Error("the WAL started over under a reader still reading it")
 	}
 	if took := time.Since(began); took > busyTimeout/2 {
@@ -302,12 +302,86 @@ func TestWALRestartDoesNotWaitForReaders(t *testing.T) {
 	}
 	appendOne() // the writer's connection waits for locks again
 	reader.Rollback()
-	if !logCheckpointer.restart() {
+	if !logCheckpointer.restart(0) {
 		t.Error("no restart once the reader was done")
 	}
 	appendOne()
 	var timeout int
 	if err := db.eventLog.QueryRowContext(ctx, `PRAGMA busy_timeout`).Scan(&timeout); err != nil || timeout != int(busyTimeout.Milliseconds()) {
 		t.Errorf("the writer's busy timeout is %d ms (%v), want %d", timeout, err, busyTimeout.Milliseconds())
+	}
+}
+
+// Readers that keep the log's WAL from starting over do so only until it is walRestartWaitFactor times its
+// restart size: then the restart waits for them, and the WAL stays bounded.
+func TestWALRestartWaitsOnceLarge(t *testing.T) {
+	ctx := context.Background()
+	clock := &fixedClock{time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	dir := t.TempDir()
+	db, err := openSQLiteWAL(ctx, dir, 1<<30) // the running checkpointers never restart; c below does
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.clock = clock
+	defer db.Close()
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.LoadDedupe(ctx, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	own, err := sql.Open("sqlite", sqliteDSN(dir, logFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	c := &checkpointer{conn: own, writer: db.eventLog, restartFrames: 8}
+	frames := func() int {
+		var busy, n, copied int
+		if err := own.QueryRowContext(ctx, `PRAGMA main.wal_checkpoint(PASSIVE)`).Scan(&busy, &n, &copied); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	n := 0
+	appendOne := func() {
+		t.Helper()
+		n++
+		b := &collect.Batch{SourceID: "src", ReceivedAt: clock.Now(), Events: []collect.Event{{MessageID: fmt.Sprint("m", n), Type: "track",
+			Name: "Tested", AnonymousID: "a1", Timestamp: clock.Now(), ReceivedAt: clock.Now(), Payload: []byte(`{}`)}}}
+		if _, _, err := db.appendBatches(ctx, []*collect.Batch{b}, clock.Now().Add(-time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendUntil := func(wal int) {
+		t.Helper()
+		for frames() < wal {
+			appendOne()
+		}
+	}
+	appendUntil(1)
+	reader, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen int
+	if err := reader.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&seen); err != nil {
+		t.Fatal(err)
+	}
+	appendUntil(c.restartFrames)
+	c.checkpoint() // gives way to the reader
+	appendUntil(walRestartWaitFactor * c.restartFrames)
+	done := make(chan struct{})
+	go func() { c.checkpoint(); close(done) }()
+	select {
+	case <-done:
+		t.Fatal("the restart of a WAL four times its size did not wait for the reader")
+	case <-time.After(300 * time.Millisecond):
+	}
+	reader.Rollback()
+	<-done
+	appendOne() // written from the WAL's start
+	if got := frames(); got >= c.restartFrames {
+		t.Errorf("after the restart the WAL holds %d frames, want a new start", got)
 	}
 }
