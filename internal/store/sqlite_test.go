@@ -257,40 +257,10 @@ func TestMigrateMovesEventLog(t *testing.T) {
 // append behind it. The restart waits for the next tick instead.
 func TestWALRestartDoesNotWaitForReaders(t *testing.T) {
 	ctx := context.Background()
-	clock := &fixedClock{time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
-	dir := t.TempDir()
-	db, err := openSQLiteWAL(ctx, dir, 1<<30) // the test restarts by hand
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.clock = clock
-	defer db.Close()
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.LoadDedupe(ctx, time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	appendOne := func() {
-		t.Helper()
-		n++
-		b := &collect.Batch{SourceID: "src", ReceivedAt: clock.Now(), Events: []collect.Event{{MessageID: fmt.Sprint("m", n), Type: "track",
-			Name: "Tested", AnonymousID: "a1", Timestamp: clock.Now(), ReceivedAt: clock.Now(), Payload: []byte(`{}`)}}}
-		if _, _, err := db.appendBatches(ctx, []*collect.Batch{b}, clock.Now().Add(-time.Hour)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	f := newLogFixture(t)
+	db, appendOne := f.db, f.appendOne
 	appendOne()
-	// A reader in the middle of a read of the log, its snapshot in the WAL.
-	reader, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var seen int
-	if err := reader.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&seen); err != nil {
-		t.Fatal(err)
-	}
+	reader := f.reading()
 	appendOne()
 	logCheckpointer := db.checkpointers[1]
 	began := time.Now()
@@ -316,26 +286,13 @@ func TestWALRestartDoesNotWaitForReaders(t *testing.T) {
 // restart size: then the restart waits for them, and the WAL stays bounded.
 func TestWALRestartWaitsOnceLarge(t *testing.T) {
 	ctx := context.Background()
-	clock := &fixedClock{time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
-	dir := t.TempDir()
-	db, err := openSQLiteWAL(ctx, dir, 1<<30) // the running checkpointers never restart; c below does
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.clock = clock
-	defer db.Close()
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.LoadDedupe(ctx, time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	own, err := sql.Open("sqlite", sqliteDSN(dir, logFile))
+	f := newLogFixture(t)
+	own, err := sql.Open("sqlite", sqliteDSN(f.dir, logFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer own.Close()
-	c := &checkpointer{conn: own, writer: db.eventLog, restartFrames: 8}
+	c := &checkpointer{conn: own, writer: f.db.eventLog, restartFrames: 8}
 	frames := func() int {
 		var busy, n, copied int
 		if err := own.QueryRowContext(ctx, `PRAGMA main.wal_checkpoint(PASSIVE)`).Scan(&busy, &n, &copied); err != nil {
@@ -343,16 +300,7 @@ func TestWALRestartWaitsOnceLarge(t *testing.T) {
 		}
 		return n
 	}
-	n := 0
-	appendOne := func() {
-		t.Helper()
-		n++
-		b := &collect.Batch{SourceID: "src", ReceivedAt: clock.Now(), Events: []collect.Event{{MessageID: fmt.Sprint("m", n), Type: "track",
-			Name: "Tested", AnonymousID: "a1", Timestamp: clock.Now(), ReceivedAt: clock.Now(), Payload: []byte(`{}`)}}}
-		if _, _, err := db.appendBatches(ctx, []*collect.Batch{b}, clock.Now().Add(-time.Hour)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendOne := f.appendOne
 	appendUntil := func(wal int) {
 		t.Helper()
 		for frames() < wal {
@@ -360,14 +308,7 @@ func TestWALRestartWaitsOnceLarge(t *testing.T) {
 		}
 	}
 	appendUntil(1)
-	reader, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var seen int
-	if err := reader.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&seen); err != nil {
-		t.Fatal(err)
-	}
+	reader := f.reading()
 	appendUntil(c.restartFrames)
 	c.checkpoint() // gives way to the reader
 	appendUntil(walRestartWaitFactor * c.restartFrames)
@@ -384,4 +325,58 @@ func TestWALRestartWaitsOnceLarge(t *testing.T) {
 	if got := frames(); got >= c.restartFrames {
 		t.Errorf("after the restart the WAL holds %d frames, want a new start", got)
 	}
+}
+
+// logFixture is a migrated SQLite store whose checkpointers never start a WAL over (the tests do), an
+// appender of events of their own, and a reader holding a snapshot of the log.
+type logFixture struct {
+	t   *testing.T
+	dir string
+	db  *DB
+	n   int
+}
+
+func newLogFixture(t *testing.T) *logFixture {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := openSQLiteWAL(ctx, dir, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	db.clock = &fixedClock{time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.LoadDedupe(ctx, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	return &logFixture{t: t, dir: dir, db: db}
+}
+
+func (f *logFixture) appendOne() {
+	f.t.Helper()
+	f.n++
+	now := f.db.clock.Now()
+	b := &collect.Batch{SourceID: "src", ReceivedAt: now, Events: []collect.Event{{MessageID: fmt.Sprint("m", f.n), Type: "track",
+		Name: "Tested", AnonymousID: "a1", Timestamp: now, ReceivedAt: now, Payload: []byte(`{}`)}}}
+	if _, _, err := f.db.appendBatches(context.Background(), []*collect.Batch{b}, now.Add(-time.Hour)); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// reading begins a read of the log, its snapshot in the WAL until the returned transaction ends.
+func (f *logFixture) reading() *sql.Tx {
+	f.t.Helper()
+	ctx := context.Background()
+	reader, err := f.db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var seen int
+	if err := reader.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&seen); err != nil {
+		f.t.Fatal(err)
+	}
+	return reader
 }
