@@ -28,8 +28,9 @@ const (
 
 // openSQLite opens the data folder's two files: WAL so that readers never block the writers, a busy timeout so
 // that a second process (hearth apikey create beside a running server) waits rather than fails, foreign keys
-// on. Every connection but the log's writer attaches the log read-only as "log", so that queries name its
-// tables as if they were one database's.
+// on. The readers attach the log read-only as "log", so that queries name its tables as if they were one
+// database's. The writers each have their file alone: a transaction of the state's writer that had the log
+// attached would hold a snapshot of it from its BEGIN, and keep the log's WAL from starting over.
 func openSQLite(ctx context.Context, dir string) (*DB, error) {
 	return openSQLiteWAL(ctx, dir, walRestartFrames)
 }
@@ -69,8 +70,7 @@ func openSQLiteWAL(ctx context.Context, dir string, restartFrames int) (db *DB, 
 	state, log := sqliteDSN(dir, stateFile), sqliteDSN(dir, logFile)
 	logReadOnly := "file:" + filepath.Join(dir, logFile) + "?mode=ro"
 	// The writers: BEGIN IMMEDIATE, so that a write transaction takes the lock at its start, never by upgrading
-	// a read lock later, which could fail with SQLITE_BUSY in the middle of the work. An attached read-only
-	// file takes no write lock at BEGIN IMMEDIATE: the state's writer never waits for the log's.
+	// a read lock later, which could fail with SQLITE_BUSY in the middle of the work.
 	// They never checkpoint (wal_autocheckpoint 0): copying the WAL into the database would stall every commit
 	// behind it. A checkpointer on its own connection does it beside each writer (see checkpointer).
 	// The state's writer keeps 64 MiB of pages (SQLite's default is 2 MiB), which no other connection's writes
@@ -87,7 +87,7 @@ func openSQLiteWAL(ctx context.Context, dir string, restartFrames int) (db *DB, 
 	if err := logWrite.PingContext(ctx); err != nil {
 		return nil, &hearth.Error{Kind: hearth.Unavailable, Op: "store.open", Msg: fmt.Sprintf("Cannot open the event log in %s.", dir), Err: err}
 	}
-	write, err := open(state+writer+"&_pragma=cache_size(-65536)", logReadOnly, 1)
+	write, err := open(state+writer+"&_pragma=cache_size(-65536)", "", 1)
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +233,6 @@ func (c *checkpointer) restart(wait time.Duration) (done bool) {
 		}
 	}()
 	var busy, frames, copied int
-	// main: the state's writer has the log attached.
 	err = conn.QueryRowContext(ctx, `PRAGMA main.wal_checkpoint(RESTART)`).Scan(&busy, &frames, &copied)
 	return err == nil && busy == 0
 }
