@@ -52,7 +52,7 @@ type DB struct {
 	dialect dialect
 	// dedupe finds events already in the log.
 	dedupe dedupeIndex
-	// stmts holds prepared statements of hot paths, by query text.
+	// stmts holds prepared statements of hot paths, by key (see prepared).
 	stmts sync.Map
 	// checkpointers copy SQLite's WALs into the files; none on PostgreSQL.
 	checkpointers []*checkpointer

@@ -46,7 +46,7 @@ func TestDedupeSnapshot(t *testing.T) {
 			b.Events = append(b.Events, collect.Event{MessageID: id, Type: "track", Name: "Tested", AnonymousID: "a1",
 				Timestamp: clock.Now(), ReceivedAt: clock.Now(), Payload: []byte(`{}`)})
 		}
-		res, _, err := db.appendBatches(ctx, []*collect.Batch{b}, clock.Now().Add(-window))
+		res, _, err := db.appendBatches(ctx, []logBatch{db.newLogBatch(b)}, clock.Now().Add(-window))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,7 +169,7 @@ func TestDedupeSavedWhileRunning(t *testing.T) {
 	if m := db2.dedupe.(*memoryDedupe); m.scanned > 1 {
 		t.Errorf("the start read %d events of the log, want at most the one after the save", m.scanned)
 	}
-	res, _, err := db2.appendBatches(ctx, []*collect.Batch{batch("m0", "m999", "late", "new")}, clock.Now().Add(-7*24*time.Hour))
+	res, _, err := db2.appendBatches(ctx, []logBatch{db2.newLogBatch(batch("m0", "m999", "late", "new"))}, clock.Now().Add(-7*24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ type EventWriterOptions struct {
 }
 
 type appendReq struct {
-	batch  *collect.Batch
+	batch  logBatch
 	result chan appendResult
 }
 
@@ -61,7 +61,7 @@ var errWriterStopped = &hearth.Error{Kind: hearth.Unavailable, Op: "store.append
 
 // Append hands a batch to the writer and waits until it is durable.
 func (w *EventWriter) Append(ctx context.Context, b *collect.Batch) (collect.AppendResult, error) {
-	req := &appendReq{batch: b, result: make(chan appendResult, 1)}
+	req := &appendReq{batch: w.db.newLogBatch(b), result: make(chan appendResult, 1)}
 	select {
 	case w.reqs <- req:
 	case <-w.done:
@@ -147,7 +147,7 @@ func (w *EventWriter) drain() {
 }
 
 func (w *EventWriter) write(ctx context.Context, pending []*appendReq, events int) {
-	batches := make([]*collect.Batch, len(pending))
+	batches := make([]logBatch, len(pending))
 	for i, r := range pending {
 		batches[i] = r.batch
 	}
@@ -156,7 +156,7 @@ func (w *EventWriter) write(ctx context.Context, pending []*appendReq, events in
 	if err != nil && len(pending) > 1 && hearth.KindOf(err) != hearth.Unavailable {
 		// One bad batch must not fail its neighbours: write each on its own.
 		for _, r := range pending {
-			res, _, err := w.db.appendBatches(ctx, []*collect.Batch{r.batch}, since)
+			res, _, err := w.db.appendBatches(ctx, []logBatch{r.batch}, since)
 			r.result <- appendResult{res: first(res), err: err}
 		}
 		return

@@ -145,7 +145,7 @@ func TestAppendWhileStateWriterBusy(t *testing.T) {
 		AnonymousID: "a1", Timestamp: clock.Now(), ReceivedAt: clock.Now(), Payload: []byte(`{}`)}}}
 	appended := make(chan error, 1)
 	go func() {
-		_, _, err := db.appendBatches(ctx, []*collect.Batch{b}, clock.Now().Add(-time.Hour))
+		_, _, err := db.appendBatches(ctx, []logBatch{db.newLogBatch(b)}, clock.Now().Add(-time.Hour))
 		appended <- err
 	}()
 	select {
@@ -236,7 +236,7 @@ func TestMigrateMovesEventLog(t *testing.T) {
 	}
 	b := &collect.Batch{SourceID: "src", ReceivedAt: db.clock.Now(), Events: []collect.Event{{MessageID: "next", Type: "track", Name: "Tested",
 		AnonymousID: "a1", Timestamp: db.clock.Now(), ReceivedAt: db.clock.Now(), Payload: []byte(`{}`)}}}
-	if _, _, err := db.appendBatches(ctx, []*collect.Batch{b}, db.clock.Now().Add(-time.Hour)); err != nil {
+	if _, _, err := db.appendBatches(ctx, []logBatch{db.newLogBatch(b)}, db.clock.Now().Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if head, err := db.LogHead(ctx); err != nil || head != events+1 {
@@ -359,7 +359,7 @@ func (f *logFixture) appendOne() {
 	now := f.db.clock.Now()
 	b := &collect.Batch{SourceID: "src", ReceivedAt: now, Events: []collect.Event{{MessageID: fmt.Sprint("m", f.n), Type: "track",
 		Name: "Tested", AnonymousID: "a1", Timestamp: now, ReceivedAt: now, Payload: []byte(`{}`)}}}
-	if _, _, err := f.db.appendBatches(context.Background(), []*collect.Batch{b}, now.Add(-time.Hour)); err != nil {
+	if _, _, err := f.db.appendBatches(context.Background(), []logBatch{f.db.newLogBatch(b)}, now.Add(-time.Hour)); err != nil {
 		f.t.Fatal(err)
 	}
 }
@@ -377,4 +377,37 @@ func (f *logFixture) reading() *sql.Tx {
 		f.t.Fatal(err)
 	}
 	return reader
+}
+
+// The event writer binds times as text it formats itself (off the writer's goroutine): the text must be what
+// the driver stores for a time.Time, or queries that bind times would compare against another format.
+func TestEventTimesStoredAsTheDriverBindsThem(t *testing.T) {
+	ctx := context.Background()
+	clock := &fixedClock{time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	db := openMigrated(t, t.TempDir(), clock)
+	defer db.Close()
+	if err := db.LoadDedupe(ctx, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	stamps := []time.Time{
+		time.Date(2026, 10, 31, 23, 59, 59, 0, time.UTC),
+		time.Date(2026, 10, 31, 23, 59, 59, 120_000_000, time.UTC),
+		time.Date(2026, 10, 31, 23, 59, 59, 123_456_789, time.FixedZone("CST", 8*3600)),
+		time.Now(), // with a monotonic clock reading
+	}
+	b := &collect.Batch{SourceID: "src", ReceivedAt: clock.Now()}
+	for i, ts := range stamps {
+		b.Events = append(b.Events, collect.Event{MessageID: fmt.Sprint("m", i), Type: "track", Name: "Tested",
+			AnonymousID: "a1", Timestamp: ts, ReceivedAt: clock.Now(), Payload: []byte(`{}`)})
+	}
+	if _, _, err := db.appendBatches(ctx, []logBatch{db.newLogBatch(b)}, clock.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for i, ts := range stamps {
+		var n int
+		if err := db.read.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE message_id = ? AND timestamp = ? AND received_at = ?`,
+			fmt.Sprint("m", i), ts.Round(0), clock.Now()).Scan(&n); err != nil || n != 1 {
+			t.Errorf("event %d (%v): %d rows match the times bound by the driver (%v)", i, ts, n, err)
+		}
+	}
 }
