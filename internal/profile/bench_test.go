@@ -3,6 +3,8 @@ package profile_test
 import (
 	"context"
 	"flag"
+	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -95,4 +97,79 @@ func appendDemo(tb testing.TB, db *store.DB, people int) int {
 	}
 	flush()
 	return n
+}
+
+// BenchmarkProcessorLive measures the processor on live traffic rather than the demo world's per-person
+// order, in the batches that serve takes while events arrive (1,000): "touches" is a poster's scans, each a
+// new visitor (a new profile per event); "visitors" is `hearth bench ingest`'s mix, page views and product
+// views of a pool of 200,000 visitors with a tenth of them logging in, so that each batch touches a thousand
+// profiles at random. A fresh store is filled with 50,000 events (untimed), then read to its end (timed).
+func BenchmarkProcessorLive(b *testing.B) {
+	ctx := context.Background()
+	at := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	kinds := map[string]func(i int, rng *rand.Rand) collect.Event{
+		"touches": func(i int, _ *rand.Rand) collect.Event {
+			e, err := collect.Touch{Resolved: collect.ResolvedTouch{TouchpointID: "tp_poster", TouchpointName: "Poster", Channel: "qr_poster", CampaignID: "cmp_1"},
+				Token: "EAEBdlmlMCzsTys", Via: "link", AnonymousID: fmt.Sprintf("v-%08d", i), At: at, ReceivedAt: at,
+			}.Event(collect.TouchSourceID, func() string { return fmt.Sprint("t", i) })
+			if err != nil {
+				b.Fatal(err)
+			}
+			return e
+		},
+		"visitors": func(i int, rng *rand.Rand) collect.Event {
+			v := rng.IntN(200_000)
+			e := collect.Event{MessageID: fmt.Sprint("m", i), Type: "page", Name: "/products/trail-jacket", AnonymousID: fmt.Sprintf("anon-%08d", v), Timestamp: at, ReceivedAt: at,
+				Payload: []byte(`{"type":"page","properties":{"path":"/products/trail-jacket"}}`)}
+			if rng.IntN(10) == 0 {
+				e.Type, e.Name, e.UserID = "identify", "", fmt.Sprint("user-", v)
+				e.Payload = fmt.Appendf(nil, `{"type":"identify","userId":"user-%d","traits":{"email":"member%d@example.com","phone":"+86138%08d"}}`, v, v, v)
+			}
+			return e
+		},
+	}
+	for _, name := range []string{"touches", "visitors"} {
+		b.Run(name, func(b *testing.B) {
+			const events = 50_000
+			for b.Loop() {
+				b.StopTimer()
+				db := storetest.SQLite(b, hearth.SystemClock{})
+				rng := rand.New(rand.NewPCG(1, 2))
+				var evs []collect.Event
+				for i := range events {
+					evs = append(evs, kinds[name](i, rng))
+				}
+				appendEvents(b, db, evs)
+				p := profile.NewProcessor(db, profile.Options{})
+				b.StartTimer()
+				for {
+					n, err := p.ProcessUpTo(ctx, 1000)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if n == 0 {
+						break
+					}
+				}
+			}
+			b.ReportMetric(float64(events*b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// appendEvents appends events to db's log, 5,000 a batch.
+func appendEvents(tb testing.TB, db *store.DB, events []collect.Event) {
+	tb.Helper()
+	w := store.NewEventWriter(db, store.EventWriterOptions{})
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+	for len(events) > 0 {
+		n := min(5000, len(events))
+		if _, err := w.Append(runCtx, &collect.Batch{SourceID: "web", ReceivedAt: time.Now(), Events: events[:n]}); err != nil {
+			tb.Fatal(err)
+		}
+		events = events[n:]
+	}
 }

@@ -198,24 +198,35 @@ func (db *DB) profileTx(ctx context.Context, op, consumer string, c profile.Chan
 // applyChanges writes c in the order profile.Changes describes.
 func (db *DB) applyChanges(exec execFunc, c profile.Changes, now time.Time) error {
 	rows := make([][]any, 0, len(c.Events))
+	// A new profile is inserted with its row as the batch left it, rather than inserted and then updated:
+	// with each visitor new, the update was a statement per event.
+	inserted := make(map[string]bool, len(c.New))
 	for _, p := range c.New {
-		rows = append(rows, []any{p.ID, p.FirstSeq, p.FirstSeen.UTC(), p.LastSeen.UTC(), now, now})
+		u := profile.Update{LastSeen: p.LastSeen, Stage: profile.Anonymous}
+		if final, ok := c.Updates[p.ID]; ok {
+			u, inserted[p.ID] = final, true
+			if p.LastSeen.After(u.LastSeen) {
+				u.LastSeen = p.LastSeen
+			}
+		}
+		rows = append(rows, []any{p.ID, p.FirstSeq, p.FirstSeen.UTC(), u.LastSeen.UTC(), string(u.Stage), zeroNull(u.ActivatedAt), zeroNull(u.ConvertedAt),
+			u.Name, profile.NameKey(u.Name), now, now})
 	}
-	if err := db.insertRows(exec, `INSERT INTO profiles (id, first_seq, first_seen, last_seen, created_at, updated_at) VALUES `, rows); err != nil {
+	if err := db.insertRows(exec, `INSERT INTO profiles (id, first_seq, first_seen, last_seen, stage, activated_at, converted_at, name, name_key, created_at, updated_at) VALUES `, rows, ""); err != nil {
 		return err
 	}
 	rows = rows[:0]
 	for _, id := range c.Identities {
 		rows = append(rows, []any{string(id.Identifier.Type), id.Identifier.Value, id.Profile, id.FirstSeq})
 	}
-	if err := db.insertRows(exec, `INSERT INTO identities (type, value, profile_id, first_seq) VALUES `, rows); err != nil {
+	if err := db.insertRows(exec, `INSERT INTO identities (type, value, profile_id, first_seq) VALUES `, rows, ""); err != nil {
 		return err
 	}
 	rows = rows[:0]
 	for _, e := range c.Events {
 		rows = append(rows, []any{e.Seq, e.Profile, e.Name, e.At.UTC()})
 	}
-	if err := db.insertRows(exec, `INSERT INTO event_profiles (seq, profile_id, name, at) VALUES `, rows); err != nil {
+	if err := db.insertRows(exec, `INSERT INTO event_profiles (seq, profile_id, name, at) VALUES `, rows, ""); err != nil {
 		return err
 	}
 	for _, m := range c.Merges {
@@ -256,13 +267,15 @@ func (db *DB) applyChanges(exec execFunc, c profile.Changes, now time.Time) erro
 			return err
 		}
 	}
+	// Touches and traits come one per (profile, touchpoint) and (profile, name): PostgreSQL refuses an
+	// upsert that meets the same row twice.
+	rows = rows[:0]
 	for _, t := range c.Touches {
-		if err := exec(`INSERT INTO profile_touches AS t (profile_id, touchpoint_id, touchpoint, channel, campaign_id, count, first_seq, first_at, last_seq, last_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-			ON CONFLICT (profile_id, touchpoint_id) DO UPDATE SET `+touchCombine,
-			t.Profile, t.TouchpointID, t.Touchpoint, t.Channel, t.CampaignID, t.Count, t.FirstSeq, t.First.UTC(), t.LastSeq, t.Last.UTC()); err != nil {
-			return err
-		}
+		rows = append(rows, []any{t.Profile, t.TouchpointID, t.Touchpoint, t.Channel, t.CampaignID, t.Count, t.FirstSeq, t.First.UTC(), t.LastSeq, t.Last.UTC()})
+	}
+	if err := db.insertRows(exec, `INSERT INTO profile_touches AS t (profile_id, touchpoint_id, touchpoint, channel, campaign_id, count, first_seq, first_at, last_seq, last_at) VALUES `,
+		rows, ` ON CONFLICT (profile_id, touchpoint_id) DO UPDATE SET `+touchCombine); err != nil {
+		return err
 	}
 	for _, sc := range c.StageChanges {
 		if err := exec(`INSERT INTO stage_changes (profile_id, seq, from_stage, to_stage, at) VALUES ($1, $2, $3, $4, $5)
@@ -271,14 +284,18 @@ func (db *DB) applyChanges(exec execFunc, c profile.Changes, now time.Time) erro
 			return err
 		}
 	}
+	rows = rows[:0]
 	for _, t := range c.Traits {
-		if err := exec(`INSERT INTO profile_traits (profile_id, name, value, source_id, seq, at) VALUES ($1, $2, $3, $4, $5, $6)
-			ON CONFLICT (profile_id, name) DO UPDATE SET value = excluded.value, source_id = excluded.source_id, seq = excluded.seq, at = excluded.at`,
-			t.Profile, t.Name, string(t.Value), t.SourceID, t.Seq, t.At.UTC()); err != nil {
-			return err
-		}
+		rows = append(rows, []any{t.Profile, t.Name, string(t.Value), t.SourceID, t.Seq, t.At.UTC()})
+	}
+	if err := db.insertRows(exec, `INSERT INTO profile_traits (profile_id, name, value, source_id, seq, at) VALUES `, rows,
+		` ON CONFLICT (profile_id, name) DO UPDATE SET value = excluded.value, source_id = excluded.source_id, seq = excluded.seq, at = excluded.at`); err != nil {
+		return err
 	}
 	for _, id := range sortedKeys(c.Updates) {
+		if inserted[id] {
+			continue
+		}
 		u := c.Updates[id]
 		if !u.Row {
 			if err := exec(`UPDATE profiles SET last_seen = $1, updated_at = $2 WHERE id = $3 AND last_seen < $1`, u.LastSeen.UTC(), now, id); err != nil {
@@ -296,8 +313,9 @@ func (db *DB) applyChanges(exec execFunc, c profile.Changes, now time.Time) erro
 }
 
 // insertRows inserts rows (each with the same number of values) with prefix, "INSERT INTO t (…) VALUES ",
-// rowsPerInsert at a time: one statement per row cost a batch of the processor thousands of statements.
-func (db *DB) insertRows(exec execFunc, prefix string, rows [][]any) error {
+// and suffix (an ON CONFLICT clause, or ""), rowsPerInsert at a time: one statement per row cost a batch of
+// the processor thousands of statements.
+func (db *DB) insertRows(exec execFunc, prefix string, rows [][]any, suffix string) error {
 	for len(rows) > 0 {
 		n := min(rowsPerInsert, len(rows))
 		var q strings.Builder
@@ -310,6 +328,7 @@ func (db *DB) insertRows(exec execFunc, prefix string, rows [][]any) error {
 			q.WriteString("(" + db.placeholders(len(args)+1, len(r)) + ")")
 			args = append(args, r...)
 		}
+		q.WriteString(suffix)
 		if err := exec(q.String(), args...); err != nil {
 			return err
 		}

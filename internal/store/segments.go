@@ -136,7 +136,7 @@ func (db *DB) ReplaceList(ctx context.Context, id string, items []identity.Ident
 		return db.insertRows(func(q string, args ...any) error {
 			_, err := tx.ExecContext(ctx, q, args...)
 			return db.wrap(op, err)
-		}, `INSERT INTO segment_list_items (segment_id, type, value) VALUES `, rows)
+		}, `INSERT INTO segment_list_items (segment_id, type, value) VALUES `, rows, "")
 	})
 }
 
@@ -883,7 +883,7 @@ func (db *DB) ApplyStep(ctx context.Context, s segment.Step) error {
 				members = append(members, []any{d.Segment, p, at})
 				changes = append(changes, []any{d.Segment, p, true, at})
 			}
-			if err := db.insertRows(execAll, `INSERT INTO segment_members (segment_id, profile_id, since) VALUES `, members); err != nil {
+			if err := db.insertRows(execAll, `INSERT INTO segment_members (segment_id, profile_id, since) VALUES `, members, ""); err != nil {
 				return err
 			}
 			for left := d.Left; len(left) > 0; {
@@ -899,7 +899,7 @@ func (db *DB) ApplyStep(ctx context.Context, s segment.Step) error {
 				}
 				left = left[n:]
 			}
-			if err := db.insertRows(execAll, `INSERT INTO segment_changes (segment_id, profile_id, entered, at) VALUES `, changes); err != nil {
+			if err := db.insertRows(execAll, `INSERT INTO segment_changes (segment_id, profile_id, entered, at) VALUES `, changes, ""); err != nil {
 				return err
 			}
 			sizes[d.Segment] += int64(len(d.Entered) - len(d.Left))
