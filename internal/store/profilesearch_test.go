@@ -236,3 +236,39 @@ func wantKind(t *testing.T, err error, kind hearth.Kind) {
 		t.Fatalf("error = %v (kind %v), want kind %v", err, got, kind)
 	}
 }
+
+// Search reads prefix ranges in byte order, as its cursors compare: on a PostgreSQL database whose default
+// collation is a language's (ICU's English ignores punctuation at first), the columns it ranges over still
+// compare in byte order, so a prefix with a dot or a hyphen finds what starts with it.
+func TestProfileSearchUnderLanguageCollation(t *testing.T) {
+	clock := storetest.NewClock(time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC))
+	db := storetest.PostgresDatabase(t, clock, `LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'`)
+	w := &searchWorld{db: db, at: clock.Now()}
+	w.add(t,
+		person{id: "pa", name: "a-c", ids: []identity.Identifier{email("a.b@example.com")}, events: []int64{1}},
+		person{id: "pb", name: "ab", ids: []identity.Identifier{email("ab@example.com")}, events: []int64{2}},
+		person{id: "pc", name: "a.d", ids: []identity.Identifier{email("a-x@example.com"), phone("+8613912345678")}, events: []int64{3}},
+		person{id: "pd", name: "Zoe", ids: []identity.Identifier{email("zed@example.com")}, events: []int64{4}},
+	)
+	for _, tt := range []struct {
+		name string
+		q    store.ProfileQuery
+		want []string
+	}{
+		{"name with a hyphen", store.ProfileQuery{NameKey: "a-"}, []string{"pa"}},
+		{"name", store.ProfileQuery{NameKey: "a"}, []string{"pa", "pc", "pb"}},
+		{"email with a dot", store.ProfileQuery{Email: "a."}, []string{"pa"}},
+		{"email with a hyphen", store.ProfileQuery{Email: "a-"}, []string{"pc"}},
+		{"phone", store.ProfileQuery{Phones: []string{"+86139"}}, []string{"pc"}},
+		{"name ending in z", store.ProfileQuery{NameKey: "z"}, []string{"pd"}},
+		{"email ending in z", store.ProfileQuery{Email: "z"}, []string{"pd"}},
+	} {
+		for _, limit := range []int{1, 20} {
+			tt.q.Limit = limit
+			got, _ := all(t, db, tt.q)
+			if diff := cmp.Diff(tt.want, ids(got)); diff != "" {
+				t.Errorf("%s, %d a page (-want +got):\n%s", tt.name, limit, diff)
+			}
+		}
+	}
+}

@@ -99,3 +99,40 @@ func open(t testing.TB, opts store.Options) *store.DB {
 	}
 	return db
 }
+
+// PostgresDatabase opens a fresh, migrated store in a database of its own on the test PostgreSQL server,
+// created with options (as CREATE DATABASE takes them, such as a locale), and dropped when the test ends.
+// It skips the test when the server cannot make such a database (a build without ICU, say).
+func PostgresDatabase(t testing.TB, clock hearth.Clock, options string) *store.DB {
+	t.Helper()
+	base := PostgresURL(t) // skips, or fails under CI, without a server
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pgx.ParseConfig(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := stdlib.OpenDB(*cfg)
+	defer admin.Close()
+	b := make([]byte, 8)
+	rand.Read(b)
+	name := "test_" + hex.EncodeToString(b)
+	ctx := context.Background()
+	if _, err := admin.ExecContext(ctx, `CREATE DATABASE `+name+` TEMPLATE template0 `+options); err != nil {
+		t.Skipf("PostgreSQL cannot create a database %s: %v", options, err)
+	}
+	t.Cleanup(func() {
+		db := stdlib.OpenDB(*cfg)
+		defer db.Close()
+		if _, err := db.ExecContext(context.Background(), `DROP DATABASE `+name+` WITH (FORCE)`); err != nil {
+			t.Errorf("drop test database: %v", err)
+		}
+	})
+	u.Path = "/" + name
+	q := u.Query()
+	q.Del("search_path")
+	u.RawQuery = q.Encode()
+	return open(t, store.Options{URL: u.String(), Clock: clock})
+}
