@@ -51,9 +51,10 @@ type ClientOptions struct {
 
 // Client calls WeChat's official-account API for one account. It is safe for concurrent use.
 //
-// The access token is cached in this process only. WeChat issues one token per account at a time and a new
-// one retires the old after five minutes, so several Hearth nodes sharing an account each refresh on their
-// own schedule; the retry on a rejected token keeps calls working, at the cost of extra token fetches.
+// The access token is WeChat's stable token (/cgi-bin/stable_token), cached in this process: WeChat answers
+// every caller of an account the same one until its last five minutes, so several Hearth nodes sharing an
+// account share it too, rather than each fetch of /cgi-bin/token retiring the token the others hold. A call
+// whose token WeChat rejects all the same (someone forced a refresh) fetches again and tries once more.
 type Client struct {
 	appID, appSecret      string
 	baseURL, imageBaseURL string
@@ -149,13 +150,17 @@ func (c *Client) forgetToken(rejected string) {
 
 func (c *Client) fetchToken(ctx context.Context) (string, error) {
 	const op = "wechat.access_token"
-	query := url.Values{"grant_type": {"client_credential"}, "appid": {c.appID}, "secret": {c.appSecret}}
+	// The secret goes in the body, never in a URL that a proxy might log.
+	body, err := json.Marshal(map[string]any{"grant_type": "client_credential", "appid": c.appID, "secret": c.appSecret, "force_refresh": false})
+	if err != nil {
+		return "", &hearth.Error{Kind: hearth.Internal, Op: op, Err: err}
+	}
 	var answer struct {
 		AccessToken string `json:"access_token"`
 		ExpiresIn   int64  `json:"expires_in"`
 	}
 	start := c.clock.Now()
-	if err := c.roundTrip(ctx, op, http.MethodGet, "/cgi-bin/token?"+query.Encode(), nil, &answer); err != nil {
+	if err := c.roundTrip(ctx, op, http.MethodPost, "/cgi-bin/stable_token", body, &answer); err != nil {
 		return "", err
 	}
 	if answer.AccessToken == "" || answer.ExpiresIn <= 0 {

@@ -113,12 +113,12 @@ func TestAccessTokenKeptWhenRefreshFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.clock.Advance(7000 * time.Second) // inside the refresh margin, not yet expired
-	f.server.FailNext("/cgi-bin/token", -1)
+	f.server.FailNext("/cgi-bin/stable_token", -1)
 	if tok, err := f.client.AccessToken(t.Context()); err != nil || tok != first {
 		t.Fatalf("a failed refresh with time left: %q, %v; want the old token", tok, err)
 	}
 	f.clock.Advance(300 * time.Second) // expired now
-	f.server.FailNext("/cgi-bin/token", -1)
+	f.server.FailNext("/cgi-bin/stable_token", -1)
 	if _, err := f.client.AccessToken(t.Context()); hearth.KindOf(err) != hearth.Unavailable || apiCode(err) != -1 {
 		t.Fatalf("a failed fetch with no valid token: %v, want unavailable -1", err)
 	}
@@ -418,5 +418,31 @@ func TestAccessTokenCallerGivesUp(t *testing.T) {
 	defer cancel()
 	if _, err := c.AccessToken(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want the deadline", err)
+	}
+}
+
+// Several Hearth nodes of one account share its token: a node's fetch does not retire the token another holds,
+// so neither fetches again before the token's last five minutes.
+func TestNodesShareAccessToken(t *testing.T) {
+	f := newFixture(t, wechattest.Options{})
+	other := wechat.NewClient(f.server.ClientOptions(f.acct)) // a second node
+	req := wechat.QRCodeRequest{Scene: "poster", ExpiresIn: time.Hour}
+	if _, err := f.client.CreateQRCode(t.Context(), req); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Hour)
+	if _, err := other.CreateQRCode(t.Context(), req); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(30 * time.Minute) // long past the five minutes an old /cgi-bin/token token survives a new one
+	for _, c := range []*wechat.Client{f.client, other} {
+		if _, err := c.CreateQRCode(t.Context(), req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _ := f.client.AccessToken(t.Context())
+	b, _ := other.AccessToken(t.Context())
+	if a != b || f.fetches() != 2 {
+		t.Errorf("the nodes hold different tokens (%v) after %d fetches, want one token and 2 fetches", a != b, f.fetches())
 	}
 }

@@ -87,6 +87,8 @@ type accountState struct {
 	Account
 	tokenFetches   int
 	currentToken   string
+	stableToken    string // the current token of /cgi-bin/stable_token: a token of its own, apart from currentToken
+	stableBefore   string // the one before it, valid a while longer
 	permanentCodes int
 }
 
@@ -141,6 +143,7 @@ func NewServer(opts Options) *Server {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/cgi-bin/token", s.handleToken)
+	mux.HandleFunc("/cgi-bin/stable_token", s.handleStableToken)
 	mux.HandleFunc("/cgi-bin/qrcode/create", s.handleQRCodeCreate)
 	mux.HandleFunc("/cgi-bin/showqrcode", s.handleShowQRCode)
 	s.srv = httptest.NewServer(s.injectFailures(mux))
@@ -171,7 +174,8 @@ func (s *Server) AddAccount(a Account) {
 	s.accounts[a.AppID] = &accountState{Account: a}
 }
 
-// TokenFetches counts the requests to /cgi-bin/token that named appID, successful or not.
+// TokenFetches counts the requests for an access token (/cgi-bin/token or /cgi-bin/stable_token) that named
+// appID, successful or not.
 func (s *Server) TokenFetches(appID string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -333,6 +337,65 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		token := randomToken()
 		s.tokens[token] = &issuedToken{appID: appID, expiresAt: now.Add(TokenLifetime)}
 		acct.currentToken = token
+		writeJSON(w, map[string]any{"access_token": token, "expires_in": int(TokenLifetime / time.Second)})
+	}
+}
+
+// POST /cgi-bin/stable_token {"grant_type":"client_credential","appid":…,"secret":…,"force_refresh":false}
+//
+// The stable token, apart from /cgi-bin/token's: in the normal mode every call while it has more than five
+// minutes left answers the same token (so that several servers of one account share it), and a call in its
+// last five minutes issues the next, the old one still valid until its end. force_refresh issues a new one
+// at once and retires the old after five minutes (and the one before it at once).
+func (s *Server) handleStableToken(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		writeError(w, 43002)
+		return
+	}
+	var req struct {
+		GrantType    string `json:"grant_type"`
+		AppID        string `json:"appid"`
+		Secret       string `json:"secret"`
+		ForceRefresh bool   `json:"force_refresh"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
+		writeError(w, 47001)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	acct := s.accounts[req.AppID]
+	if acct != nil {
+		acct.tokenFetches++
+	}
+	switch {
+	case req.GrantType != "client_credential":
+		writeError(w, 40002)
+	case req.AppID == "":
+		writeError(w, 41002)
+	case req.Secret == "":
+		writeError(w, 41004)
+	case acct == nil:
+		writeError(w, 40013)
+	case req.Secret != acct.AppSecret:
+		writeError(w, 40125)
+	default:
+		now := s.clock.Now()
+		if cur := s.tokens[acct.stableToken]; cur != nil && !req.ForceRefresh && cur.expiresAt.Sub(now) > TokenGrace {
+			writeJSON(w, map[string]any{"access_token": acct.stableToken, "expires_in": int(cur.expiresAt.Sub(now) / time.Second)})
+			return
+		}
+		// At most two tokens work at once: two forced refreshes (30 s apart, WeChat says) end a leaked one.
+		if older := s.tokens[acct.stableBefore]; older != nil {
+			older.superseded, older.expiresAt = true, minTime(older.expiresAt, now)
+		}
+		if old := s.tokens[acct.stableToken]; old != nil {
+			old.superseded = true
+			old.expiresAt = minTime(old.expiresAt, now.Add(TokenGrace))
+		}
+		token := randomToken()
+		s.tokens[token] = &issuedToken{appID: req.AppID, expiresAt: now.Add(TokenLifetime)}
+		acct.stableBefore, acct.stableToken = acct.stableToken, token
 		writeJSON(w, map[string]any{"access_token": token, "expires_in": int(TokenLifetime / time.Second)})
 	}
 }

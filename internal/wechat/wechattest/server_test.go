@@ -166,3 +166,79 @@ func TestQRCodeCreateEndpoint(t *testing.T) {
 		t.Errorf("GET: %+v, want 43002", a)
 	}
 }
+
+func fetchStableToken(t *testing.T, s *wechattest.Server, acct wechattest.Account, force bool) (string, int) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"grant_type": "client_credential", "appid": acct.AppID, "secret": acct.AppSecret, "force_refresh": force})
+	a := call(t, "POST", s.URL()+"/cgi-bin/stable_token", string(body))
+	if a.ErrCode != 0 || a.AccessToken == "" || a.ExpiresIn < 300 || a.ExpiresIn > 7200 {
+		t.Fatalf("stable token answer = %+v", a)
+	}
+	return a.AccessToken, a.ExpiresIn
+}
+
+// The stable token is the same for every caller while it has more than five minutes left; in its last five
+// minutes a call gets the next one and the old works to its end. A forced refresh issues a new one at once
+// and, forced again, ends the one before. It is apart from /cgi-bin/token's tokens: neither retires the other.
+func TestStableTokenEndpoint(t *testing.T) {
+	acct := wechattest.NewAccount()
+	clock := wechattest.NewClock(start)
+	s := wechattest.NewServer(wechattest.Options{Clock: clock, Accounts: []wechattest.Account{acct}})
+	defer s.Close()
+	create := func(token string) int {
+		return call(t, "POST", s.URL()+"/cgi-bin/qrcode/create?access_token="+url.QueryEscape(token),
+			`{"action_name":"QR_LIMIT_STR_SCENE","action_info":{"scene":{"scene_str":"x"}}}`).ErrCode
+	}
+	first, life := fetchStableToken(t, s, acct, false)
+	if life != 7200 {
+		t.Errorf("a new stable token lives %d s, want 7200", life)
+	}
+	plain := fetchToken(t, s, acct)
+	clock.Advance(time.Hour)
+	if again, left := fetchStableToken(t, s, acct, false); again != first || left != 3600 {
+		t.Errorf("an hour later: %q with %d s left, want the same token with 3600", again, left)
+	}
+	clock.Advance(57 * time.Minute) // 3 minutes left
+	next, _ := fetchStableToken(t, s, acct, false)
+	if next == first {
+		t.Fatal("in its last five minutes the stable token was not renewed")
+	}
+	for _, tok := range []string{first, next, plain} {
+		if code := create(tok); code != 0 {
+			t.Errorf("a token in use: %d", code)
+		}
+	}
+	clock.Advance(3 * time.Minute)
+	if code := create(first); code != 40001 {
+		t.Errorf("the old stable token after its end: %d, want 40001", code)
+	}
+	forced, _ := fetchStableToken(t, s, acct, true)
+	if forced == next || create(next) != 0 || create(forced) != 0 {
+		t.Errorf("a forced refresh: new %v, the old still works %v", forced != next, create(next) == 0)
+	}
+	clock.Advance(30 * time.Second)
+	fetchStableToken(t, s, acct, true)
+	if code := create(next); code != 40001 {
+		t.Errorf("the token two forced refreshes ago: %d, want 40001", code)
+	}
+	if n := s.TokenFetches(acct.AppID); n != 6 {
+		t.Errorf("TokenFetches = %d, want 6", n)
+	}
+	for _, tt := range []struct {
+		name, body string
+		code       int
+	}{
+		{"not JSON", `grant_type=client_credential`, 47001},
+		{"wrong grant type", `{"grant_type":"password","appid":"` + acct.AppID + `","secret":"` + acct.AppSecret + `"}`, 40002},
+		{"no app id", `{"grant_type":"client_credential","secret":"` + acct.AppSecret + `"}`, 41002},
+		{"no secret", `{"grant_type":"client_credential","appid":"` + acct.AppID + `"}`, 41004},
+		{"wrong secret", `{"grant_type":"client_credential","appid":"` + acct.AppID + `","secret":"x"}`, 40125},
+	} {
+		if a := call(t, "POST", s.URL()+"/cgi-bin/stable_token", tt.body); a.ErrCode != tt.code || a.AccessToken != "" {
+			t.Errorf("%s: answer = %+v, want errcode %d", tt.name, a, tt.code)
+		}
+	}
+	if a := call(t, "GET", s.URL()+"/cgi-bin/stable_token", ""); a.ErrCode != 43002 {
+		t.Errorf("GET: errcode %d, want 43002", a.ErrCode)
+	}
+}
