@@ -42,13 +42,7 @@ func SQLite(t testing.TB, clock hearth.Clock) *store.DB {
 // Without a server it skips the test, except under CI, where PostgreSQL tests must never silently skip.
 func PostgresURL(t testing.TB) string {
 	t.Helper()
-	base := os.Getenv(PostgresEnv)
-	if base == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not set: under CI the PostgreSQL tests must run (use scripts/test)", PostgresEnv)
-		}
-		t.Skipf("%s is not set; run scripts/test to start a throwaway PostgreSQL", PostgresEnv)
-	}
+	base := postgresServer(t)
 	cfg, err := pgx.ParseConfig(base)
 	if err != nil {
 		t.Fatalf("%s: %v", PostgresEnv, err)
@@ -80,6 +74,19 @@ func PostgresURL(t testing.TB) string {
 	return u.String()
 }
 
+// postgresServer returns the test PostgreSQL server's URL. Without one it skips the test, except under CI.
+func postgresServer(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv(PostgresEnv)
+	if base == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not set: under CI the PostgreSQL tests must run (use scripts/test)", PostgresEnv)
+		}
+		t.Skipf("%s is not set; run scripts/test to start a throwaway PostgreSQL", PostgresEnv)
+	}
+	return base
+}
+
 // Postgres opens a fresh, migrated store in its own schema of the test PostgreSQL server.
 func Postgres(t testing.TB, clock hearth.Clock) *store.DB {
 	t.Helper()
@@ -105,7 +112,7 @@ func open(t testing.TB, opts store.Options) *store.DB {
 // It skips the test when the server cannot make such a database (a build without ICU, say).
 func PostgresDatabase(t testing.TB, clock hearth.Clock, options string) *store.DB {
 	t.Helper()
-	base := PostgresURL(t) // skips, or fails under CI, without a server
+	base := postgresServer(t)
 	u, err := url.Parse(base)
 	if err != nil {
 		t.Fatal(err)
@@ -131,8 +138,5 @@ func PostgresDatabase(t testing.TB, clock hearth.Clock, options string) *store.D
 		}
 	})
 	u.Path = "/" + name
-	q := u.Query()
-	q.Del("search_path")
-	u.RawQuery = q.Encode()
 	return open(t, store.Options{URL: u.String(), Clock: clock})
 }
