@@ -7,12 +7,13 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	jsonv2 "github.com/go-json-experiment/json"
-	"github.com/go-json-experiment/json/jsontext"
 	"log/slog"
 	"maps"
 	"slices"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/collect"
