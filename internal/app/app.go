@@ -169,7 +169,7 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 			default:
 			}
 		}})
-	reg.MustRegister(newConsumerLag(a.db, profile.Consumer))
+	reg.MustRegister(newConsumerLag(a.db, profile.Consumer, segment.Consumer))
 	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopWriter, a.writerDone = stopWriter, make(chan struct{})
 	go func() {

@@ -158,7 +158,22 @@ func Segments(ctx context.Context, o SegmentsOptions, progress io.Writer) (Segme
 	}
 	r.Profiles = everyone.Size
 	fmt.Fprintf(progress, "bench segments: %d profiles; evaluating %s\n", r.Profiles, rule)
+	// The run's segments are deleted at its end: the engine keeps every segment current, so segments left by
+	// earlier runs would slow the next one's memberships.
+	var created []string
+	defer func() {
+		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		for _, id := range created {
+			if err := admin(cleanup, o.URL, o.APIKey, "DELETE", "/api/v1/segments/"+id, nil, nil); err != nil {
+				fmt.Fprintf(progress, "bench segments: %v\n", err)
+			}
+		}
+	}()
 	seg, took, err := createSegment(ctx, o, benchSegmentName("full"), rule)
+	if seg.ID != "" {
+		created = append(created, seg.ID)
+	}
 	if err != nil {
 		return r, err
 	}
@@ -175,6 +190,9 @@ func Segments(ctx context.Context, o SegmentsOptions, progress io.Writer) (Segme
 	}
 	probe := "Segment Probe " + time.Now().UTC().Format("150405.000")
 	pseg, _, err := createSegment(ctx, o, benchSegmentName("probe"), json.RawMessage(fmt.Sprintf(`{"event": {"name": %q}}`, probe)))
+	if pseg.ID != "" {
+		created = append(created, pseg.ID)
+	}
 	if err != nil {
 		return r, err
 	}
