@@ -67,36 +67,17 @@ func (s *timedStore) ApplyProfiles(ctx context.Context, consumer string, upto in
 // appendDemo appends the events of the demo world's first people to db's log and returns how many.
 func appendDemo(tb testing.TB, db *store.DB, people int) int {
 	tb.Helper()
-	w := store.NewEventWriter(db, store.EventWriterOptions{})
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); w.Run(runCtx) }()
-	defer func() { cancel(); <-done }()
 	g := demo.NewGenerator(demo.Options{People: people, Seed: 1, Now: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}, demo.FakeEnv())
-	var batch []collect.Event
-	n := 0
-	flush := func() {
-		if len(batch) == 0 {
-			return
-		}
-		if _, err := w.Append(runCtx, &collect.Batch{SourceID: "web", ReceivedAt: time.Now(), Events: batch}); err != nil {
-			tb.Fatal(err)
-		}
-		batch = nil
-	}
+	var events []collect.Event
 	for g.Next() {
 		_, evs, err := g.Person()
 		if err != nil {
 			tb.Fatal(err)
 		}
-		batch = append(batch, evs...)
-		n += len(evs)
-		if len(batch) >= 5000 {
-			flush()
-		}
+		events = append(events, evs...)
 	}
-	flush()
-	return n
+	appendEvents(tb, db, events)
+	return len(events)
 }
 
 // BenchmarkProcessorLive measures the processor on live traffic rather than the demo world's per-person
@@ -160,16 +141,23 @@ func BenchmarkProcessorLive(b *testing.B) {
 // appendEvents appends events to db's log, 5,000 a batch.
 func appendEvents(tb testing.TB, db *store.DB, events []collect.Event) {
 	tb.Helper()
-	w := store.NewEventWriter(db, store.EventWriterOptions{})
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); w.Run(runCtx) }()
-	defer func() { cancel(); <-done }()
-	for len(events) > 0 {
-		n := min(5000, len(events))
-		if _, err := w.Append(runCtx, &collect.Batch{SourceID: "web", ReceivedAt: time.Now(), Events: events[:n]}); err != nil {
-			tb.Fatal(err)
+	withWriter(db, func(runCtx context.Context, w *store.EventWriter) {
+		for len(events) > 0 {
+			n := min(5000, len(events))
+			if _, err := w.Append(runCtx, &collect.Batch{SourceID: "web", ReceivedAt: time.Now(), Events: events[:n]}); err != nil {
+				tb.Fatal(err)
+			}
+			events = events[n:]
 		}
-		events = events[n:]
-	}
+	})
+}
+
+// withWriter runs an event writer on db while fn appends through it.
+func withWriter(db *store.DB, fn func(ctx context.Context, w *store.EventWriter)) {
+	w := store.NewEventWriter(db, store.EventWriterOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	fn(ctx, w)
 }

@@ -83,15 +83,13 @@ func worldSize(def int) int {
 // and in the order hearth demo appends them, telling person about each person first.
 func appendWorld(tb testing.TB, db *store.DB, n int, person func(demo.Truth, []collect.Event)) demo.Summary {
 	tb.Helper()
-	w := store.NewEventWriter(db, store.EventWriterOptions{})
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); w.Run(runCtx) }()
-	defer func() { cancel(); <-done }()
-	sum, err := demo.Append(runCtx, demo.FakeEnv(), w, demo.Options{People: n, Seed: 1, Now: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Person: person}, nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	var sum demo.Summary
+	withWriter(db, func(runCtx context.Context, w *store.EventWriter) {
+		var err error
+		if sum, err = demo.Append(runCtx, demo.FakeEnv(), w, demo.Options{People: n, Seed: 1, Now: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Person: person}, nil); err != nil {
+			tb.Fatal(err)
+		}
+	})
 	return sum
 }
 

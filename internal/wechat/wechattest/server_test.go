@@ -86,10 +86,7 @@ func TestTokenLifetimes(t *testing.T) {
 	clock := wechattest.NewClock(start)
 	s := wechattest.NewServer(wechattest.Options{Clock: clock, Accounts: []wechattest.Account{acct}})
 	defer s.Close()
-	create := func(token string) int {
-		return call(t, "POST", s.URL()+"/cgi-bin/qrcode/create?access_token="+url.QueryEscape(token),
-			`{"action_name":"QR_LIMIT_STR_SCENE","action_info":{"scene":{"scene_str":"x"}}}`).ErrCode
-	}
+	create := func(token string) int { return createWith(t, s, token) }
 	old := fetchToken(t, s, acct)
 	clock.Advance(time.Hour)
 	current := fetchToken(t, s, acct)
@@ -167,6 +164,13 @@ func TestQRCodeCreateEndpoint(t *testing.T) {
 	}
 }
 
+// createWith makes a permanent QR code with token and returns the errcode of the answer: a token's test.
+func createWith(t *testing.T, s *wechattest.Server, token string) int {
+	t.Helper()
+	return call(t, "POST", s.URL()+"/cgi-bin/qrcode/create?access_token="+url.QueryEscape(token),
+		`{"action_name":"QR_LIMIT_STR_SCENE","action_info":{"scene":{"scene_str":"x"}}}`).ErrCode
+}
+
 func fetchStableToken(t *testing.T, s *wechattest.Server, acct wechattest.Account, force bool) (string, int) {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"grant_type": "client_credential", "appid": acct.AppID, "secret": acct.AppSecret, "force_refresh": force})
@@ -185,10 +189,7 @@ func TestStableTokenEndpoint(t *testing.T) {
 	clock := wechattest.NewClock(start)
 	s := wechattest.NewServer(wechattest.Options{Clock: clock, Accounts: []wechattest.Account{acct}})
 	defer s.Close()
-	create := func(token string) int {
-		return call(t, "POST", s.URL()+"/cgi-bin/qrcode/create?access_token="+url.QueryEscape(token),
-			`{"action_name":"QR_LIMIT_STR_SCENE","action_info":{"scene":{"scene_str":"x"}}}`).ErrCode
-	}
+	create := func(token string) int { return createWith(t, s, token) }
 	first, life := fetchStableToken(t, s, acct, false)
 	if life != 7200 {
 		t.Errorf("a new stable token lives %d s, want 7200", life)
