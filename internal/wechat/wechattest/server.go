@@ -310,35 +310,44 @@ func writeJSON(w http.ResponseWriter, v any) {
 // GET /cgi-bin/token?grant_type=client_credential&appid=…&secret=…
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	appID, secret := q.Get("appid"), q.Get("secret")
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	acct, errcode := s.credentials(q.Get("grant_type"), q.Get("appid"), q.Get("secret"))
+	if errcode != 0 {
+		writeError(w, errcode)
+		return
+	}
+	now := s.clock.Now()
+	if old := s.tokens[acct.currentToken]; old != nil && !old.superseded {
+		old.superseded = true
+		old.expiresAt = minTime(old.expiresAt, now.Add(TokenGrace))
+	}
+	token := randomToken()
+	s.tokens[token] = &issuedToken{appID: acct.AppID, expiresAt: now.Add(TokenLifetime)}
+	acct.currentToken = token
+	writeJSON(w, map[string]any{"access_token": token, "expires_in": int(TokenLifetime / time.Second)})
+}
+
+// credentials checks a token request's grant type, app id and secret, counting the request for the account
+// it names, and returns the account or the errcode to answer. The caller holds s.mu.
+func (s *Server) credentials(grantType, appID, secret string) (*accountState, int) {
 	acct := s.accounts[appID]
 	if acct != nil {
 		acct.tokenFetches++
 	}
 	switch {
-	case q.Get("grant_type") != "client_credential":
-		writeError(w, 40002)
+	case grantType != "client_credential":
+		return nil, 40002
 	case appID == "":
-		writeError(w, 41002)
+		return nil, 41002
 	case secret == "":
-		writeError(w, 41004)
+		return nil, 41004
 	case acct == nil:
-		writeError(w, 40013)
+		return nil, 40013
 	case secret != acct.AppSecret:
-		writeError(w, 40125)
-	default:
-		now := s.clock.Now()
-		if old := s.tokens[acct.currentToken]; old != nil && !old.superseded {
-			old.superseded = true
-			old.expiresAt = minTime(old.expiresAt, now.Add(TokenGrace))
-		}
-		token := randomToken()
-		s.tokens[token] = &issuedToken{appID: appID, expiresAt: now.Add(TokenLifetime)}
-		acct.currentToken = token
-		writeJSON(w, map[string]any{"access_token": token, "expires_in": int(TokenLifetime / time.Second)})
+		return nil, 40125
 	}
+	return acct, 0
 }
 
 // POST /cgi-bin/stable_token {"grant_type":"client_credential","appid":…,"secret":…,"force_refresh":false}
@@ -364,40 +373,28 @@ func (s *Server) handleStableToken(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	acct := s.accounts[req.AppID]
-	if acct != nil {
-		acct.tokenFetches++
+	acct, errcode := s.credentials(req.GrantType, req.AppID, req.Secret)
+	if errcode != 0 {
+		writeError(w, errcode)
+		return
 	}
-	switch {
-	case req.GrantType != "client_credential":
-		writeError(w, 40002)
-	case req.AppID == "":
-		writeError(w, 41002)
-	case req.Secret == "":
-		writeError(w, 41004)
-	case acct == nil:
-		writeError(w, 40013)
-	case req.Secret != acct.AppSecret:
-		writeError(w, 40125)
-	default:
-		now := s.clock.Now()
-		if cur := s.tokens[acct.stableToken]; cur != nil && !req.ForceRefresh && cur.expiresAt.Sub(now) > TokenGrace {
-			writeJSON(w, map[string]any{"access_token": acct.stableToken, "expires_in": int(cur.expiresAt.Sub(now) / time.Second)})
-			return
-		}
-		// At most two tokens work at once: two forced refreshes (30 s apart, WeChat says) end a leaked one.
-		if older := s.tokens[acct.stableBefore]; older != nil {
-			older.superseded, older.expiresAt = true, minTime(older.expiresAt, now)
-		}
-		if old := s.tokens[acct.stableToken]; old != nil {
-			old.superseded = true
-			old.expiresAt = minTime(old.expiresAt, now.Add(TokenGrace))
-		}
-		token := randomToken()
-		s.tokens[token] = &issuedToken{appID: req.AppID, expiresAt: now.Add(TokenLifetime)}
-		acct.stableBefore, acct.stableToken = acct.stableToken, token
-		writeJSON(w, map[string]any{"access_token": token, "expires_in": int(TokenLifetime / time.Second)})
+	now := s.clock.Now()
+	if cur := s.tokens[acct.stableToken]; cur != nil && !req.ForceRefresh && cur.expiresAt.Sub(now) > TokenGrace {
+		writeJSON(w, map[string]any{"access_token": acct.stableToken, "expires_in": int(cur.expiresAt.Sub(now) / time.Second)})
+		return
 	}
+	// At most two tokens work at once: two forced refreshes (30 s apart, WeChat says) end a leaked one.
+	if older := s.tokens[acct.stableBefore]; older != nil {
+		older.superseded, older.expiresAt = true, minTime(older.expiresAt, now)
+	}
+	if old := s.tokens[acct.stableToken]; old != nil {
+		old.superseded = true
+		old.expiresAt = minTime(old.expiresAt, now.Add(TokenGrace))
+	}
+	token := randomToken()
+	s.tokens[token] = &issuedToken{appID: acct.AppID, expiresAt: now.Add(TokenLifetime)}
+	acct.stableBefore, acct.stableToken = acct.stableToken, token
+	writeJSON(w, map[string]any{"access_token": token, "expires_in": int(TokenLifetime / time.Second)})
 }
 
 // authorize checks the access_token of an API call and returns its account, or the errcode to answer.
