@@ -29,6 +29,8 @@ Usage:
                                                                   measure a running server's touch-link redirects
   hearth bench lookup  --url URL --api-key KEY --truth FILE [--types T,…] [--concurrency N] [--rate N] [--duration D]
                                                                   measure a running server's profile lookups with their timelines
+  hearth bench segments --url URL --api-key KEY [--rule JSON] [--counts N] [--rate N] [--probes N] [--duration D]
+                                                                  measure a running server's segments: evaluation, live counts, event to membership
   hearth demo          [--data DIR] [--db URL] [--people N] [--days D] [--seed S] [--truth FILE] [--force]
                                                                   fill a store with a retail brand's world and its ground truth
   hearth version                                                  print the version
