@@ -118,16 +118,23 @@ func TestDerivedTxRestoresSynchronous(t *testing.T) {
 	}
 }
 
+// openAppending opens a migrated store in a temporary folder, ready to append events, with a fixed clock.
+func openAppending(t *testing.T) (*DB, *fixedClock) {
+	t.Helper()
+	clock := &fixedClock{time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	db := openMigrated(t, t.TempDir(), clock)
+	t.Cleanup(func() { db.Close() })
+	if err := db.LoadDedupe(context.Background(), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	return db, clock
+}
+
 // Appending to the event log never waits for the state's writer: a derived transaction that holds it (a
 // processor batch, a segment step) does not hold up ingestion.
 func TestAppendWhileStateWriterBusy(t *testing.T) {
 	ctx := context.Background()
-	clock := &fixedClock{time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
-	db := openMigrated(t, t.TempDir(), clock)
-	defer db.Close()
-	if err := db.LoadDedupe(ctx, time.Hour); err != nil {
-		t.Fatal(err)
-	}
+	db, clock := openAppending(t)
 	holding, release := make(chan struct{}), make(chan struct{})
 	held := make(chan error, 1)
 	go func() {
@@ -383,12 +390,7 @@ func (f *logFixture) reading() *sql.Tx {
 // the driver stores for a time.Time, or queries that bind times would compare against another format.
 func TestEventTimesStoredAsTheDriverBindsThem(t *testing.T) {
 	ctx := context.Background()
-	clock := &fixedClock{time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
-	db := openMigrated(t, t.TempDir(), clock)
-	defer db.Close()
-	if err := db.LoadDedupe(ctx, time.Hour); err != nil {
-		t.Fatal(err)
-	}
+	db, clock := openAppending(t)
 	stamps := []time.Time{
 		time.Date(2026, 10, 31, 23, 59, 59, 0, time.UTC),
 		time.Date(2026, 10, 31, 23, 59, 59, 120_000_000, time.UTC),
