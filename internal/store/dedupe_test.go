@@ -208,6 +208,50 @@ func TestDedupeImageIsASnapshot(t *testing.T) {
 	}
 }
 
+// A growing table moves its entries to the larger slots a few at a time: while they move, every entry is
+// still found, with its seq, and an image holds them all.
+func TestDedupeTableGrowsInSteps(t *testing.T) {
+	day := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	m := &memoryDedupe{}
+	const n = 50_000
+	keys := make([]int64, n+1)
+	movingSeen := 0
+	for seq := int64(1); seq <= n; seq++ {
+		keys[seq] = dedupeKey("src", fmt.Sprint("m", seq))
+		m.add(keys[seq], seq, day)
+		tab := m.days[0]
+		if tab.old == nil {
+			continue
+		}
+		movingSeen++
+		if movingSeen%97 != 0 {
+			continue
+		}
+		for s := int64(1); s <= seq; s += 7 {
+			found := 0
+			tab.seqs(keys[s], func(got int64) {
+				if got == s {
+					found++
+				}
+			})
+			if found != 1 {
+				t.Fatalf("while moving (%d of %d old slots moved), seq %d found %d times", tab.moved, len(tab.old), s, found)
+			}
+		}
+		if img := m.image(day.Add(-time.Hour)); len(img.days[0].slots) != int(seq) || img.days[0].n != int(seq) {
+			t.Fatalf("image while moving holds %d entries, want %d", len(img.days[0].slots), seq)
+		}
+	}
+	if movingSeen == 0 {
+		t.Fatal("the table never grew in steps")
+	}
+	// A new day's table closes this one: its move is finished, since images share its slots.
+	m.add(dedupeKey("src", "next day"), n+1, day.Add(24*time.Hour))
+	if m.days[0].old != nil {
+		t.Fatal("a closed table is still moving")
+	}
+}
+
 // BenchmarkDedupeImage: how long the event writer pauses to take the index's image, a week's window of 3.9
 // million events (the default window), today's table one of eight.
 func BenchmarkDedupeImage(b *testing.B) {
@@ -225,4 +269,26 @@ func BenchmarkDedupeImage(b *testing.B) {
 	for b.Loop() {
 		m.image(since)
 	}
+}
+
+// BenchmarkDedupeAdd: the event writer adds each event to the index; the longest single add is how long the
+// writer stops when today's table grows (a day of 4 million events here: a table of 64 MiB).
+func BenchmarkDedupeAdd(b *testing.B) {
+	at := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	const n = 4_000_000
+	keys := make([]int64, n)
+	for i := range keys {
+		keys[i] = dedupeKey("src", strconv.Itoa(i))
+	}
+	var longest time.Duration
+	for b.Loop() {
+		m := &memoryDedupe{}
+		for i, k := range keys {
+			start := time.Now()
+			m.add(k, int64(i+1), at)
+			longest = max(longest, time.Since(start))
+		}
+	}
+	b.ReportMetric(float64(longest.Microseconds())/1000, "longest-add-ms")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/add")
 }
