@@ -110,7 +110,7 @@ func TestDemo(t *testing.T) {
 				} `json:"properties"`
 			}
 			json.Unmarshal(ev.Payload, &body)
-			res, err := svc.Resolve(ctx, body.Properties.Token)
+			res, err := svc.Resolve(ctx, body.Properties.Token, ev.Timestamp)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -12,8 +12,8 @@ import (
 // which issues them, without either importing the other's service.
 type touchResolver struct{ touch *touchpoint.Service }
 
-func (r touchResolver) ResolveTouch(ctx context.Context, token string) (collect.ResolvedTouch, error) {
-	res, err := r.touch.Resolve(ctx, token)
+func (r touchResolver) ResolveTouch(ctx context.Context, token string, at time.Time) (collect.ResolvedTouch, error) {
+	res, err := r.touch.Resolve(ctx, token, at)
 	if err != nil {
 		return collect.ResolvedTouch{}, err
 	}

@@ -172,10 +172,17 @@ func recorded(t Touch, dup bool) RecordedTouch {
 }
 
 // tokenCache remembers, during one import, what tokens resolve to and which tokens were signed for a
-// touchpoint's serial, so that a file of a thousand rows of one touchpoint asks once.
+// touchpoint's serial, so that a file of a thousand rows of one touchpoint signs once (the touchpoint part keeps the
+// touchpoints it resolves in memory).
 type tokenCache struct {
-	resolved map[string]ResolvedTouch
+	resolved map[resolveKey]ResolvedTouch
 	issued   map[issueKey]issued
+}
+
+// resolveKey: a token resolves differently at different times (its expiry, its campaign's dates).
+type resolveKey struct {
+	token string
+	at    int64 // Unix nanoseconds
 }
 
 type issueKey struct {
@@ -261,7 +268,7 @@ func (o *OfflineTouches) prepare(ctx context.Context, op string, rep *OfflineRep
 	default:
 		return Touch{}, nil, invalid("A token or a touchpoint_id is needed.")
 	}
-	res, err := o.resolve(ctx, token, cache)
+	res, err := o.resolve(ctx, token, at, cache)
 	if err != nil {
 		return Touch{}, nil, err
 	}
@@ -341,13 +348,16 @@ func (o *OfflineTouches) issue(ctx context.Context, op, id string, serial int64,
 	return token, err
 }
 
-func (o *OfflineTouches) resolve(ctx context.Context, token string, cache *tokenCache) (ResolvedTouch, error) {
+// resolve resolves a token for a touch at time at: a token that had not yet expired then counts, as does
+// one of a campaign that has ended since.
+func (o *OfflineTouches) resolve(ctx context.Context, token string, at time.Time, cache *tokenCache) (ResolvedTouch, error) {
+	key := resolveKey{token, at.UnixNano()}
 	if cache != nil {
-		if res, ok := cache.resolved[token]; ok {
+		if res, ok := cache.resolved[key]; ok {
 			return res, nil
 		}
 	}
-	res, err := o.resolver.ResolveTouch(ctx, token)
+	res, err := o.resolver.ResolveTouch(ctx, token, at)
 	if err != nil {
 		return ResolvedTouch{}, err
 	}
@@ -355,7 +365,7 @@ func (o *OfflineTouches) resolve(ctx context.Context, token string, cache *token
 		if len(cache.resolved) >= tokenCacheSize {
 			clear(cache.resolved)
 		}
-		cache.resolved[token] = res
+		cache.resolved[key] = res
 	}
 	return res, nil
 }
@@ -758,7 +768,7 @@ func (o *OfflineTouches) Import(ctx context.Context, r io.Reader, opts ImportOpt
 			res.MoreRejected++
 		}
 	}
-	cache := &tokenCache{resolved: map[string]ResolvedTouch{}, issued: map[issueKey]issued{}}
+	cache := &tokenCache{resolved: map[resolveKey]ResolvedTouch{}, issued: map[issueKey]issued{}}
 	pending := make([]Event, 0, o.opts.BatchSize)
 	flush := func() error {
 		if len(pending) == 0 {

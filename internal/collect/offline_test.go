@@ -30,7 +30,7 @@ type fakeTouchpoints struct {
 
 // Tokens of the fakes: "T-<touchpoint>-<serial>"; "T-expired", "T-revoked" and "T-paused" are genuine but
 // refused; anything else is not a token.
-func (f *fakeTouchpoints) ResolveTouch(_ context.Context, token string) (ResolvedTouch, error) {
+func (f *fakeTouchpoints) ResolveTouch(_ context.Context, token string, _ time.Time) (ResolvedTouch, error) {
 	f.resolves++
 	if f.down {
 		return ResolvedTouch{}, &hearth.Error{Kind: hearth.Unavailable, Op: "fake", Msg: "down"}
@@ -598,7 +598,7 @@ func FuzzOfflineCSV(f *testing.F) {
 		for _, e := range log.events {
 			p := decodeTouch(t, e)
 			tok, _ := p.Properties["token"].(string)
-			if res, _ := (&fakeTouchpoints{}).ResolveTouch(context.Background(), tok); res.Refused != "" || p.Properties["via"] != "offline" {
+			if res, _ := (&fakeTouchpoints{}).ResolveTouch(context.Background(), tok, time.Time{}); res.Refused != "" || p.Properties["via"] != "offline" {
 				t.Fatalf("recorded a touch of a refused token: %s", e.Payload)
 			}
 			if len(p.Context.Traits)+len(p.Context.ExternalIDs) == 0 && p.UserID == "" && p.Anonymous == "" {

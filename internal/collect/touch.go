@@ -16,9 +16,10 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// TouchResolver finds where a touch token leads. The touchpoint part does it; this package only records.
+// TouchResolver finds where a touch token leads, for a touch at time at (its expiry and its campaign's dates
+// are judged then). The touchpoint part does it; this package only records.
 type TouchResolver interface {
-	ResolveTouch(ctx context.Context, token string) (ResolvedTouch, error)
+	ResolveTouch(ctx context.Context, token string, at time.Time) (ResolvedTouch, error)
 }
 
 // ResolvedTouch is what a token leads to.
@@ -218,7 +219,7 @@ func (h *TouchHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.page(w, r, http.StatusTooManyRequests, pageTooMany)
 		return
 	}
-	res, err := h.resolver.ResolveTouch(r.Context(), token)
+	res, err := h.resolver.ResolveTouch(r.Context(), token, now)
 	if err != nil {
 		h.opts.Observe("error")
 		h.onError(r, err)

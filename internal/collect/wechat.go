@@ -229,7 +229,7 @@ func (h *WeChatHandler) events(ctx context.Context, sourceID string, msg wechat.
 			}
 			return b.add(WeChatScanned, map[string]any{"refused": "malformed"})
 		}
-		res, err := h.resolver.ResolveTouch(ctx, scene)
+		res, err := h.resolver.ResolveTouch(ctx, scene, b.at)
 		if err != nil {
 			return nil, err
 		}

@@ -52,7 +52,7 @@ type wechatResolver struct {
 	err    error
 }
 
-func (r wechatResolver) ResolveTouch(_ context.Context, token string) (collect.ResolvedTouch, error) {
+func (r wechatResolver) ResolveTouch(_ context.Context, token string, _ time.Time) (collect.ResolvedTouch, error) {
 	if r.err != nil {
 		return collect.ResolvedTouch{}, r.err
 	}

@@ -161,7 +161,7 @@ func Setup(ctx context.Context, svc Services, now time.Time) (*Env, Summary, err
 		if err != nil {
 			return nil, sum, fmt.Errorf("demo: token: %w", err)
 		}
-		res, err := svc.Resolver.ResolveTouch(ctx, token)
+		res, err := svc.Resolver.ResolveTouch(ctx, token, now)
 		if err != nil {
 			return nil, sum, fmt.Errorf("demo: resolve token: %w", err)
 		}

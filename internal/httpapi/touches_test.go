@@ -29,8 +29,8 @@ func offlineTouches(t *testing.T, db *store.DB, tps *touchpoint.Service, clock h
 
 type touchAdapter struct{ tps *touchpoint.Service }
 
-func (a touchAdapter) ResolveTouch(ctx context.Context, token string) (collect.ResolvedTouch, error) {
-	res, err := a.tps.Resolve(ctx, token)
+func (a touchAdapter) ResolveTouch(ctx context.Context, token string, at time.Time) (collect.ResolvedTouch, error) {
+	res, err := a.tps.Resolve(ctx, token, at)
 	out := collect.ResolvedTouch{TouchpointID: res.Touchpoint.ID, TouchpointName: res.Touchpoint.Name, Channel: string(res.Touchpoint.Channel),
 		Serial: res.Token.Serial, Destination: res.Destination, Refused: string(res.Refused)}
 	if res.Campaign != nil {
@@ -162,6 +162,59 @@ func TestRecordTouch(t *testing.T) {
 		}
 		if n := len(e.touchEvents(t)); n != 2 {
 			t.Errorf("%d touch events after refusals, want 2", n)
+		}
+	})
+}
+
+// An offline touch is reported after it happened: its token's expiry and its campaign's dates are judged at
+// the touch's time, not the report's.
+func TestRecordTouchJudgedAtItsTime(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.as(hearth.RoleMarketer)
+		now := e.clock.Now()
+		var cp struct{ ID string }
+		r := c.do("POST", "/api/v1/campaigns", map[string]any{"name": "Spring fair", "starts_at": now.Add(-10 * 24 * time.Hour), "ends_at": now.Add(24 * time.Hour)})
+		wantStatus(t, r, http.StatusCreated)
+		r.decode(t, &cp)
+		var tp struct{ ID, Token string }
+		c.do("POST", "/api/v1/touchpoints", map[string]any{"name": "Fair stand", "channel": "store",
+			"destination_url": "https://shop.example/", "campaign_id": cp.ID}).decode(t, &tp)
+		var short struct{ Token string }
+		r = c.do("POST", "/api/v1/touchpoints/"+tp.ID+"/tokens", map[string]any{"expires_at": now.Add(2 * time.Hour)})
+		wantStatus(t, r, http.StatusCreated)
+		r.decode(t, &short)
+
+		e.clock.Advance(3 * 24 * time.Hour) // the campaign ended two days ago, the short token two days before
+		at := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
+		tests := []struct {
+			name, token, at string
+			status          int
+			code            string
+		}{
+			{"during the campaign", tp.Token, at(-5 * 24 * time.Hour), 201, ""},
+			{"before the campaign", tp.Token, at(-11 * 24 * time.Hour), 400, "token_campaign_ended"},
+			{"after the campaign", tp.Token, at(36 * time.Hour), 400, "token_campaign_ended"},
+			{"reported now", tp.Token, "", 400, "token_campaign_ended"},
+			{"before the token expired", short.Token, at(time.Hour), 201, ""},
+			{"after the token expired", short.Token, at(3 * time.Hour), 400, "token_expired"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				body := map[string]any{"token": tt.token, "phone": "13800138000"}
+				if tt.at != "" {
+					body["at"] = tt.at
+				}
+				r := c.do("POST", "/api/v1/touches", body)
+				if r.status != tt.status || tt.code != "" && r.errCode() != tt.code {
+					t.Errorf("%d %s, want %d %s", r.status, r.body, tt.status, tt.code)
+				}
+			})
+		}
+		// A pause counts as it stands now, whenever the touch was.
+		c.do("POST", "/api/v1/touchpoints/"+tp.ID+"/pause", nil)
+		r = c.do("POST", "/api/v1/touches", map[string]any{"token": tp.Token, "phone": "13800138001", "at": at(-4 * 24 * time.Hour)})
+		if r.status != 400 || r.errCode() != "token_paused" {
+			t.Errorf("paused: %d %s", r.status, r.body)
 		}
 	})
 }

@@ -40,9 +40,11 @@ type Resolution struct {
 // another node shows up here within this time, and forged key ids cannot hammer the store.
 const keyReloadEvery = time.Second
 
-// Resolve verifies a token and finds where it leads. The error is only for a store that fails; a bad token
-// is a Resolution with Refused set.
-func (s *Service) Resolve(ctx context.Context, token string) (Resolution, error) {
+// Resolve verifies a token and finds where it leads, for a touch at time at: the token's expiry and its
+// campaign's dates are judged at that time (an offline touch is reported after it happened), revocations and
+// pauses as they stand now. The error is only for a store that fails; a bad token is a Resolution with
+// Refused set.
+func (s *Service) Resolve(ctx context.Context, token string, at time.Time) (Resolution, error) {
 	tok, err := s.keys.Verify(token)
 	if errors.Is(err, ErrUnknownKey) && s.mayReloadKeys() {
 		if err := s.LoadKeys(ctx); err != nil {
@@ -73,16 +75,15 @@ func (s *Service) Resolve(ctx context.Context, token string) (Resolution, error)
 	if e.campaign != nil {
 		res.FallbackURL = e.campaign.FallbackURL
 	}
-	now := s.clock.Now()
-	res.Refused = refusal(tok, token, e, now)
+	res.Refused = refusal(tok, token, e, at)
 	if res.Refused == "" {
 		res.Destination = withParams(e.touchpoint.DestinationURL, token, e.campaign)
 	}
 	return res, nil
 }
 
-// refusal is why a signed token of a known touchpoint is refused, or "".
-func refusal(tok Token, token string, e resolvedEntry, now time.Time) Refusal {
+// refusal is why a signed token of a known touchpoint is refused for a touch at time at, or "".
+func refusal(tok Token, token string, e resolvedEntry, at time.Time) Refusal {
 	for _, r := range e.revocations {
 		if r.covers(token, tok.Serial) {
 			return RefusedRevoked
@@ -91,7 +92,7 @@ func refusal(tok Token, token string, e resolvedEntry, now time.Time) Refusal {
 	if tok.Serial > e.touchpoint.LastSerial { // signed, yet never issued: only a stolen key makes one
 		return RefusedForged
 	}
-	if tok.Expired(now) {
+	if tok.Expired(at) {
 		return RefusedExpired
 	}
 	if e.touchpoint.Status != StatusActive {
@@ -101,7 +102,7 @@ func refusal(tok Token, token string, e resolvedEntry, now time.Time) Refusal {
 		switch {
 		case c.Status == StatusPaused:
 			return RefusedPaused
-		case c.Status == StatusEnded, c.EndsAt != nil && !now.Before(*c.EndsAt), c.StartsAt != nil && now.Before(*c.StartsAt):
+		case c.Status == StatusEnded, c.EndsAt != nil && !at.Before(*c.EndsAt), c.StartsAt != nil && at.Before(*c.StartsAt):
 			return RefusedCampaignEnded
 		}
 	}

@@ -172,7 +172,7 @@ func TestWeChatPermanentQR(t *testing.T) {
 	if c := e.platform.creds[0]; c.AppSecret != "appsecret" || c.APIBaseURL != "http://127.0.0.1:1" || c.AppID != "wx0123456789abcdef" {
 		t.Errorf("called WeChat with %+v", c)
 	}
-	res, err := e.touch.Resolve(ctx, first.Scene)
+	res, err := e.touch.Resolve(ctx, first.Scene, time.Now())
 	if err != nil || res.Refused != "" || res.Touchpoint.ID != tp.ID {
 		t.Errorf("the scene resolves to %+v, %v", res, err)
 	}
