@@ -49,10 +49,18 @@ func (db *DB) insertEventsSQL(rows int) string {
 // statement costs more than running it (an upsert's parse took a fifth of a small commit), and so does
 // building the text of one with hundreds of parameters, which query does only the first time.
 func (db *DB) prepared(ctx context.Context, key any, query func() string) (*sql.Stmt, error) {
+	return db.preparedOn(ctx, db.eventLog, key, query)
+}
+
+// writeStmtKey keys a statement of the profile processor's transactions, prepared on the state's writer.
+type writeStmtKey string
+
+// preparedOn is prepared for statements of another pool than the event log's.
+func (db *DB) preparedOn(ctx context.Context, pool *sql.DB, key any, query func() string) (*sql.Stmt, error) {
 	if st, ok := db.stmts.Load(key); ok {
 		return st.(*sql.Stmt), nil
 	}
-	st, err := db.eventLog.PrepareContext(ctx, query())
+	st, err := pool.PrepareContext(ctx, query())
 	if err != nil {
 		return nil, err
 	}
