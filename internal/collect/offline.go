@@ -172,8 +172,8 @@ func recorded(t Touch, dup bool) RecordedTouch {
 }
 
 // tokenCache remembers, during one import, what tokens resolve to and which tokens were signed for a
-// touchpoint's serial, so that a file of a thousand rows of one touchpoint signs once (the touchpoint part keeps the
-// touchpoints it resolves in memory).
+// touchpoint's serial, so that a file of a thousand rows of one touchpoint signs once (the touchpoint part
+// keeps the touchpoints it resolves in memory).
 type tokenCache struct {
 	resolved map[resolveKey]ResolvedTouch
 	issued   map[issueKey]issued

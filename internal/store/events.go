@@ -55,7 +55,7 @@ func (db *DB) prepared(ctx context.Context, key any, query func() string) (*sql.
 // writeStmtKey keys a statement of the profile processor's transactions, prepared on the state's writer.
 type writeStmtKey string
 
-// preparedOn is prepared for statements of another pool than the event log's.
+// preparedOn is prepared on another pool: the state's writer, for the profile processor's statements.
 func (db *DB) preparedOn(ctx context.Context, pool *sql.DB, key any, query func() string) (*sql.Stmt, error) {
 	if st, ok := db.stmts.Load(key); ok {
 		return st.(*sql.Stmt), nil
