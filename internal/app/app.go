@@ -170,6 +170,9 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 			}
 		}})
 	reg.MustRegister(newConsumerLag(a.db, profile.Consumer, segment.Consumer))
+	if a.db.Engine() == store.SQLite && store.SeparatePageCaches {
+		newPageCacheMetrics(reg)
+	}
 	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopWriter, a.writerDone = stopWriter, make(chan struct{})
 	go func() {

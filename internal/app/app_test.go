@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/profile"
+	"github.com/hearth-cdp/hearth/internal/store"
 	"github.com/hearth-cdp/hearth/internal/store/storetest"
 )
 
@@ -152,6 +153,9 @@ func testOperationalEndpoints(t *testing.T, engine string) {
 		if !bytes.Contains(body, []byte("\n"+metric)) {
 			t.Errorf("/metrics lacks %s", metric)
 		}
+	}
+	if hits := bytes.Contains(body, []byte("\nhearth_sqlite_page_cache_hits_total ")); hits != (engine == "sqlite" && store.SeparatePageCaches) {
+		t.Errorf("/metrics on %s has the SQLite page cache's hits: %v", engine, hits)
 	}
 
 	resp, body = s.do(t, "GET", "/", nil)

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hearth-cdp/hearth/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -37,6 +38,21 @@ func newTouchMetrics(reg prometheus.Registerer) func(outcome string) {
 	}, []string{"outcome"})
 	reg.MustRegister(touches)
 	return func(outcome string) { touches.WithLabelValues(outcome).Inc() }
+}
+
+// newPageCacheMetrics registers the counts of the embedded SQLite's page cache (store.SeparatePageCaches), all
+// connections together: a hit rate falling under load says the state writer's cache is too small for the store.
+func newPageCacheMetrics(reg prometheus.Registerer) {
+	for _, m := range []struct {
+		name, help string
+		count      func() int64
+	}{
+		{"hearth_sqlite_page_cache_hits_total", "Pages SQLite found in a connection's page cache.", func() int64 { return store.PageCacheStats().Hits }},
+		{"hearth_sqlite_page_cache_misses_total", "Pages SQLite did not find in a connection's page cache (read from the file or the WAL, or new).", func() int64 { return store.PageCacheStats().Misses }},
+		{"hearth_sqlite_page_cache_evictions_total", "Pages a connection's page cache gave up to stay within its size.", func() int64 { return store.PageCacheStats().Evictions }},
+	} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: m.name, Help: m.help}, func() float64 { return float64(m.count()) }))
+	}
 }
 
 // offsetReader reads the event log's head and its consumers' offsets.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/collect"
+	"modernc.org/sqlite"
 )
 
 // A constant stream of commits must not grow the WAL without end: the checkpointer starts it over once it
@@ -19,8 +20,8 @@ import (
 func TestWALStaysBounded(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	const restartFrames = 64 // 256 KiB
-	db, err := openSQLiteWAL(ctx, dir, restartFrames)
+	const restartSize = 256 << 10
+	db, err := openSQLiteWAL(ctx, dir, restartSize)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +293,7 @@ func TestWALRestartDoesNotWaitForReaders(t *testing.T) {
 func TestWALRestartWaitsOnceLarge(t *testing.T) {
 	ctx := context.Background()
 	f := newLogFixture(t)
-	own, err := sql.Open("sqlite", sqliteDSN(f.dir, logFile))
+	own, err := sql.Open("sqlite", sqliteDSN(f.dir, logFile, defaultCacheKiB))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,5 +412,115 @@ func TestEventTimesStoredAsTheDriverBindsThem(t *testing.T) {
 			fmt.Sprint("m", i), ts.Round(0), clock.Now()).Scan(&n); err != nil || n != 1 {
 			t.Errorf("event %d (%v): %d rows match the times bound by the driver (%v)", i, ts, n, err)
 		}
+	}
+}
+
+// A new data folder's event log has logPageSize pages, the state SQLite's 4 KiB; a log made before keeps its
+// own, and its WAL restarts at the same size in bytes either way.
+func TestLogPageSize(t *testing.T) {
+	ctx := context.Background()
+	pageSize := func(db *sql.DB) int {
+		t.Helper()
+		var n int
+		if err := db.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	restarts := func(db *DB) (state, log int) {
+		return db.checkpointers[0].restartFrames, db.checkpointers[1].restartFrames
+	}
+
+	db, err := openSQLite(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if got := pageSize(db.eventLog); got != logPageSize {
+		t.Errorf("a new log's pages are of %d bytes, want %d", got, logPageSize)
+	}
+	if got := pageSize(db.write); got != 4096 {
+		t.Errorf("the state's pages are of %d bytes, want 4096", got)
+	}
+	if state, log := restarts(db); state*4096 != walRestartSize || log*logPageSize != walRestartSize {
+		t.Errorf("WAL restarts after %d and %d frames, want %d bytes each", state, log, walRestartSize)
+	}
+
+	dir := t.TempDir()
+	old, err := sql.Open("sqlite", "file:"+filepath.Join(dir, logFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.ExecContext(ctx, `PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE before (v)`); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	db, err = openSQLite(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if got := pageSize(db.eventLog); got != 4096 {
+		t.Errorf("a log made with 4 KiB pages has %d now", got)
+	}
+	if _, log := restarts(db); log*4096 != walRestartSize {
+		t.Errorf("its WAL restarts after %d frames, want %d bytes", log, walRestartSize)
+	}
+}
+
+// Each connection keeps its own pages, within its cache_size: appending to the log does not push the state
+// writer's pages out, nor grow the log writer's cache past its own size (SQLite's shared pool did both).
+func TestPageCachesAreSeparate(t *testing.T) {
+	if !SeparatePageCaches {
+		t.Skip("the race detector's build keeps SQLite's shared page cache (pagecache.go); scripts/test runs this without it")
+	}
+	ctx := context.Background()
+	db, err := openSQLite(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cached := func(pool *sql.DB) int {
+		t.Helper()
+		c, err := pool.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		var used int
+		if err := c.Raw(func(dc any) error {
+			used, _, err = dc.(sqlite.DBStatus).Status(sqlite.DBStatusCacheUsed, false)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return used
+	}
+	fill := func(pool *sql.DB, table string, mib int) {
+		t.Helper()
+		if _, err := pool.ExecContext(ctx, `CREATE TABLE `+table+` (v TEXT)`); err != nil {
+			t.Fatal(err)
+		}
+		for range mib {
+			if _, err := pool.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1024) INSERT INTO `+table+` SELECT randomblob(1000) FROM n`); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	fill(db.write, "state_rows", 16)
+	var n int
+	if err := db.write.QueryRowContext(ctx, `SELECT count(*) FROM state_rows WHERE v IS NOT NULL`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	before := cached(db.write)
+	if before < 16<<20 {
+		t.Fatalf("the state writer caches %d bytes after reading 16 MiB", before)
+	}
+	fill(db.eventLog, "log_rows", 64)
+	if after := cached(db.write); after < before {
+		t.Errorf("appending to the log took the state writer's cache from %d to %d bytes", before, after)
+	}
+	if log := cached(db.eventLog); log > 3<<20 {
+		t.Errorf("the log writer caches %d bytes, over its 2 MB", log)
 	}
 }
