@@ -80,8 +80,8 @@ func openSQLiteWAL(ctx context.Context, dir string, restartSize int) (db *DB, er
 	// The state's writer keeps 128 MiB of pages (SQLite's default is 2 MiB), which no other connection's writes
 	// discard: the profile processor's batches insert at random places in large indexes (identities,
 	// event_profiles), and with the default a batch on a store of 12 million events spilled dirty pages to the
-	// WAL in the middle of its transaction. (Catching up on random visitors: 4,800 events/s with 64 MiB, 5,500
-	// with 128.) The log's writer appends at the end of its tables and needs few.
+	// WAL in the middle of its transaction. (Catching up on random visitors: 4,700-4,800 events/s with 64 MiB,
+	// 4,900-5,500 with 128.) The log's writer appends at the end of its tables and needs few.
 	// Statement journals stay in memory rather than in temporary files.
 	const writer = "&_txlock=immediate&_pragma=wal_autocheckpoint(0)&_pragma=journal_size_limit(67108864)&_pragma=temp_store(MEMORY)"
 	// The log first: attaching needs its file.
