@@ -27,9 +27,10 @@ import (
 // each write transaction walked them all, so every commit cost more than the one before
 // (TestPageCacheForgetsEvictedPages).
 //
-// This one is SQLite's pcache1 for one connection: a page is one C allocation that holds SQLite's page header,
-// the page, its extra bytes and its slot in the cache's table, so that nothing else is looked up when SQLite
-// hands a page back; unpinned pages are recycled least recently used first once the cache is full.
+// This one is SQLite's pcache1 for one connection: a page is its buffer, allocated at its exact size (libc's
+// allocator rounds up to a power of two), and a small allocation with SQLite's page header, the page's slot in
+// the cache's table (so that nothing is looked up when SQLite hands a page back) and SQLite's extra bytes;
+// unpinned pages are recycled least recently used first once the cache is full.
 //
 // Not in the race detector's build: with another page cache, SQLite still takes its scratch pages from its
 // own pool's allocator, whose statistics counters it then updates without a lock (pcache1Alloc), which the
@@ -111,12 +112,17 @@ func cacheOf(handle uintptr) *pageCache {
 	return (*caches.live.Load())[*(*uint32)(cmem(handle))]
 }
 
-// A page is one C allocation: SQLite's sqlite3_pcache_page (pBuf, pExtra), the page's slot in its cache, then
-// the page and its extra bytes.
+// A page's header is one C allocation: SQLite's sqlite3_pcache_page (pBuf, pExtra), the page's slot in its
+// cache, then SQLite's extra bytes. pBuf is the page's buffer, another allocation.
 const (
 	pageSlotOffset = unsafe.Sizeof(sqlite3.Tsqlite3_pcache_page{})
 	pageHeaderSize = pageSlotOffset + 8
 )
+
+func freePage(tls *libc.TLS, mem uintptr) {
+	libc.Xfree(tls, (*sqlite3.Tsqlite3_pcache_page)(cmem(mem)).FpBuf)
+	libc.Xfree(tls, mem)
+}
 
 func pageSlot(p uintptr) uint32 { return *(*uint32)(cmem(p + pageSlotOffset)) }
 
@@ -205,8 +211,11 @@ func pcacheFetch(tls *libc.TLS, handle uintptr, key uint32, createFlag int32) ui
 		delete(c.byKey, c.pages[slot].key)
 		c.evictions.Add(1)
 	} else {
-		mem := libc.Xmalloc(tls, types.Size_t(pageHeaderSize+c.szPage+c.szExtra))
-		if mem == 0 {
+		mem := libc.Xmalloc(tls, types.Size_t(pageHeaderSize+c.szExtra))
+		buf := libc.Xmalloc(tls, types.Size_t(c.szPage))
+		if mem == 0 || buf == 0 {
+			libc.Xfree(tls, mem)
+			libc.Xfree(tls, buf)
 			return 0
 		}
 		if n := len(c.freeSlots); n > 0 {
@@ -217,8 +226,8 @@ func pcacheFetch(tls *libc.TLS, handle uintptr, key uint32, createFlag int32) ui
 		}
 		c.pages[slot].mem = mem
 		hdr := (*sqlite3.Tsqlite3_pcache_page)(cmem(mem))
-		hdr.FpBuf = mem + pageHeaderSize
-		hdr.FpExtra = mem + pageHeaderSize + c.szPage
+		hdr.FpBuf = buf
+		hdr.FpExtra = mem + pageHeaderSize
 		*(*uint32)(cmem(mem + pageSlotOffset)) = slot
 	}
 	p := &c.pages[slot]
@@ -227,7 +236,7 @@ func pcacheFetch(tls *libc.TLS, handle uintptr, key uint32, createFlag int32) ui
 	c.byKey[key] = slot
 	c.maxKey = max(c.maxKey, key)
 	// SQLite takes a page whose extra bytes start with a null pointer as new (sqlite3PcacheFetchFinish).
-	clear(unsafe.Slice((*byte)(cmem(p.mem+pageHeaderSize+c.szPage)), c.szExtra))
+	clear(unsafe.Slice((*byte)(cmem(p.mem+pageHeaderSize)), c.szExtra))
 	return p.mem
 }
 
@@ -290,7 +299,7 @@ func pcacheDestroy(tls *libc.TLS, handle uintptr) {
 	c := cacheOf(handle)
 	for _, p := range c.pages {
 		if p.mem != 0 {
-			libc.Xfree(tls, p.mem)
+			freePage(tls, p.mem)
 		}
 	}
 	caches.mu.Lock()
@@ -331,7 +340,7 @@ func (c *pageCache) free(tls *libc.TLS, slot int32) {
 		c.unlink(uint32(slot))
 	}
 	delete(c.byKey, p.key)
-	libc.Xfree(tls, p.mem)
+	freePage(tls, p.mem)
 	*p = page{}
 	c.freeSlots = append(c.freeSlots, uint32(slot))
 }
