@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -412,6 +413,16 @@ func TestEventTimesStoredAsTheDriverBindsThem(t *testing.T) {
 			fmt.Sprint("m", i), ts.Round(0), clock.Now()).Scan(&n); err != nil || n != 1 {
 			t.Errorf("event %d (%v): %d rows match the times bound by the driver (%v)", i, ts, n, err)
 		}
+	}
+}
+
+// On Linux the store's commits sync with fdatasync (sqlite.go).
+func TestCommitsSyncWithFdatasync(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("fdatasync is switched on where the system has it; this checks Linux")
+	}
+	if !sqlite.FdatasyncEnabled() {
+		t.Error("SQLite commits with fsync")
 	}
 }
 
