@@ -84,8 +84,9 @@ func openSQLiteWAL(ctx context.Context, dir string, restartSize int) (db *DB, er
 	// The state's writer keeps 128 MiB of pages (SQLite's default is 2 MiB), which no other connection's writes
 	// discard: the profile processor's batches insert at random places in large indexes (identities,
 	// event_profiles), and with the default a batch on a store of 12 million events spilled dirty pages to the
-	// WAL in the middle of its transaction. (Catching up on random visitors: 4,700-4,800 events/s with 64 MiB,
-	// 4,900-5,500 with 128.) The log's writer appends at the end of its tables and needs few.
+	// WAL in the middle of its transaction; catching up on random visitors went from 4,700-4,800 events/s with
+	// 64 MiB to 4,900-5,500 with 128 (BENCHMARKS.md, Profile processor). The log's writer appends at the end of
+	// its tables and needs few.
 	// Statement journals stay in memory rather than in temporary files.
 	const writer = "&_txlock=immediate&_pragma=wal_autocheckpoint(0)&_pragma=journal_size_limit(67108864)&_pragma=temp_store(MEMORY)"
 	// The log first: attaching needs its file.
@@ -187,8 +188,9 @@ const (
 
 // sqliteDSN names a file of the data folder with the pragmas every connection to it sets, and a page cache of
 // cacheKiB. A connection spills dirty pages to the WAL before its commit only once its cache is full of them
-// (cache_spill as large as the cache): pageCache will not grow past cache_size without evicting, and SQLite's
-// default (1 page) then wrote out a dirty page for every page a full cache read.
+// (cache_spill as large as the cache): the page cache (pagecache.go) refuses SQLite a new page while nine
+// tenths of it are pinned, as dirty pages are, and with SQLite's default (1 page) a full cache then wrote out
+// a dirty page for every page it read.
 func sqliteDSN(dir, file string, cacheKiB int) string {
 	q := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()), "foreign_keys(1)", "synchronous(FULL)",
