@@ -128,13 +128,12 @@ func pageSlot(p uintptr) uint32 { return *(*uint32)(cmem(p + pageSlotOffset)) }
 
 // pageCache is one connection's cache. SQLite calls it from one goroutine at a time: the connection's.
 type pageCache struct {
-	handle    uintptr
 	szPage    uintptr
 	szExtra   uintptr
 	purgeable bool
 	max       int // pages; SQLite's cache_size
 	byKey     map[uint32]uint32
-	pages     []page // by slot
+	pages     []cachedPage // by slot
 	freeSlots []uint32
 	pinned    int
 	maxKey    uint32 // no page has a larger key
@@ -144,7 +143,7 @@ type pageCache struct {
 	evictions atomic.Int64
 }
 
-type page struct {
+type cachedPage struct {
 	mem        uintptr // 0 for a free slot
 	key        uint32
 	pinned     bool
@@ -160,7 +159,7 @@ func pcacheCreate(tls *libc.TLS, szPage, szExtra, purgeable int32) uintptr {
 	if handle == 0 {
 		return 0
 	}
-	c := &pageCache{handle: handle, szPage: uintptr(szPage), szExtra: uintptr(szExtra), purgeable: purgeable != 0,
+	c := &pageCache{szPage: uintptr(szPage), szExtra: uintptr(szExtra), purgeable: purgeable != 0,
 		max: 100, byKey: map[uint32]uint32{}, lru: -1}
 	caches.mu.Lock()
 	defer caches.mu.Unlock()
@@ -222,7 +221,7 @@ func pcacheFetch(tls *libc.TLS, handle uintptr, key uint32, createFlag int32) ui
 			slot, c.freeSlots = c.freeSlots[n-1], c.freeSlots[:n-1]
 		} else {
 			slot = uint32(len(c.pages))
-			c.pages = append(c.pages, page{})
+			c.pages = append(c.pages, cachedPage{})
 		}
 		c.pages[slot].mem = mem
 		hdr := (*sqlite3.Tsqlite3_pcache_page)(cmem(mem))
@@ -341,7 +340,7 @@ func (c *pageCache) free(tls *libc.TLS, slot int32) {
 	}
 	delete(c.byKey, p.key)
 	freePage(tls, p.mem)
-	*p = page{}
+	*p = cachedPage{}
 	c.freeSlots = append(c.freeSlots, uint32(slot))
 }
 
