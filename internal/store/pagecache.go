@@ -21,10 +21,10 @@ import (
 // cache and kept 60-120 MB of the server's memory at 50,000 events/s (the pool counts pages, so four times
 // that with the log's 16 KiB pages).
 //
-// Why not the driver's (modernc.org/sqlite/pcache, v1.61 to v1.63): its binding keeps a record for every page its cache
-// ever evicted and forgets it only when SQLite asks for that page again, which the log's writer, appending,
-// never does. The records grew with every page written (a memory leak) and SQLite's truncation at the end of
-// each write transaction walked them all, so every commit cost more than the one before
+// Why not the driver's (modernc.org/sqlite/pcache, v1.61 to v1.63): its binding keeps a record for every page
+// its cache ever evicted and forgets it only when SQLite asks for that page again, which the log's writer,
+// appending, never does. The records grew with every page written (a memory leak) and SQLite's truncation at
+// the end of each write transaction walked them all, so every commit cost more than the one before
 // (TestPageCacheForgetsEvictedPages checks that this one keeps no more than it holds).
 //
 // This one is SQLite's pcache1 for one connection: a page is its buffer, allocated at its exact size (libc's
