@@ -199,10 +199,11 @@ func pcacheFetch(tls *libc.TLS, handle uintptr, key uint32, createFlag int32) ui
 		c.pin(slot)
 		return c.pages[slot].mem
 	}
-	c.misses.Add(1)
+	// Only asking whether the page is cached, or refused (SQLite asks again): not a page read yet.
 	if createFlag == 0 || createFlag == 1 && c.purgeable && c.pinned >= c.max*9/10 {
 		return 0
 	}
+	c.misses.Add(1)
 	var slot uint32
 	if c.purgeable && c.lru >= 0 && len(c.byKey)+1 >= c.max {
 		slot = uint32(c.pages[c.lru].prev) // recycle the least recently used
