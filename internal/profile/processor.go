@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -73,6 +74,10 @@ type ProfileStageChange struct {
 type ProfileTrait struct {
 	Profile string
 	Trait
+	// SameValue: the profile already holds this value, from an earlier event; only its provenance moves.
+	// Re-identifying with the same traits is what most sources do, and the store then leaves the indexes on
+	// the value alone.
+	SameValue bool
 }
 
 // Known is what the store holds of the graph around a batch's identifiers.
@@ -309,9 +314,10 @@ type facts struct {
 	stage                    Stage
 	activatedAt, convertedAt time.Time
 	traits                   map[string]Trait
-	changed                  map[string]bool // traits the batch set
-	lastSeen                 time.Time       // the batch's latest event of the profile; zero: not touched yet
-	stored                   Update          // the row as the store holds it (a new profile's: its defaults)
+	changed                  map[string]bool            // traits the batch set
+	storedValues             map[string]json.RawMessage // the traits' values as the store holds them
+	lastSeen                 time.Time                  // the batch's latest event of the profile; zero: not touched yet
+	stored                   Update                     // the row as the store holds it (a new profile's: its defaults)
 }
 
 // sameRow tells whether u and v hold the same row, last_seen aside.
@@ -336,9 +342,11 @@ func newOverlay(k Known, cfg *config) *overlay {
 		g.counts[p] = maps.Clone(byType)
 	}
 	for p, f := range k.Facts {
-		ff := &facts{stage: f.Stage, activatedAt: f.ActivatedAt, convertedAt: f.ConvertedAt, traits: map[string]Trait{}, changed: map[string]bool{}}
+		ff := &facts{stage: f.Stage, activatedAt: f.ActivatedAt, convertedAt: f.ConvertedAt, traits: map[string]Trait{}, changed: map[string]bool{},
+			storedValues: map[string]json.RawMessage{}}
 		for _, t := range f.Traits {
 			ff.traits[t.Name] = t
+			ff.storedValues[t.Name] = t.Value
 		}
 		ff.stored = ff.row()
 		g.facts[p] = ff
@@ -536,7 +544,9 @@ func (g *overlay) finish(c *Changes) {
 			continue // read from the store but not touched: only a profile the batch merged away is
 		}
 		for _, name := range slices.Sorted(maps.Keys(f.changed)) {
-			c.Traits = append(c.Traits, ProfileTrait{Profile: p, Trait: f.traits[name]})
+			t := f.traits[name]
+			stored, ok := f.storedValues[name]
+			c.Traits = append(c.Traits, ProfileTrait{Profile: p, Trait: t, SameValue: ok && bytes.Equal(stored, t.Value)})
 		}
 		u := f.row()
 		u.Row = !u.sameRow(f.stored)

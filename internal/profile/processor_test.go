@@ -353,6 +353,9 @@ func TestProcessorFacts(t *testing.T) {
 		{"track", touch("a9"), "", false},                                                                                        // 7: P1 again
 		{"identify", map[string]any{"anonymousId": "a9", "userId": "u9"}, "", false},                                             // 8: P3 merges into P1
 		{"track", map[string]any{"anonymousId": "o-xiaoming", "event": "WeChat Unfollowed", "context": openID}, "wechat", false}, // 9
+		// The CRM sends the same values again (only their provenance moves), WeChat a new one.
+		{"identify", map[string]any{"userId": "u9", "traits": map[string]any{"mobile": "139 1234 5678", "vip": "2"}}, "crm", false},       // 10
+		{"identify", map[string]any{"anonymousId": "o-xiaoming", "traits": map[string]any{"sex": 2}, "context": openID}, "wechat", false}, // 11
 	}
 	settings := profile.Settings{
 		Mappings: []profile.Mapping{
@@ -381,10 +384,10 @@ func TestProcessorFacts(t *testing.T) {
 				return profile.Trait{Name: name, Value: json.RawMessage(value), SourceID: source, Seq: int64(seq), At: at(seq)}
 			}
 			wantTraits := []profile.Trait{
-				trait("gender", `"male"`, "wechat", 3),
-				trait("mobile", `"139 1234 5678"`, "crm", 5),
+				trait("gender", `"female"`, "wechat", 11),
+				trait("mobile", `"139 1234 5678"`, "crm", 10),
 				trait("name", `"王小明"`, "crm", 5),
-				trait("vip_level", `2`, "crm", 5),
+				trait("vip_level", `2`, "crm", 10),
 				trait("wechat_subscribed", `false`, "wechat", 9),
 			}
 			if diff := cmp.Diff(wantTraits, got.Traits); diff != "" {
@@ -405,8 +408,8 @@ func TestProcessorFacts(t *testing.T) {
 				t.Errorf("stage, name = %s, %q", got.Stage, got.Name)
 			}
 			// Batches that only move last seen leave the row's other columns alone, and still move it.
-			if !got.FirstSeen.Equal(at(1)) || !got.LastSeen.Equal(at(9)) {
-				t.Errorf("first, last seen = %v, %v; want %v, %v", got.FirstSeen, got.LastSeen, at(1), at(9))
+			if !got.FirstSeen.Equal(at(1)) || !got.LastSeen.Equal(at(11)) {
+				t.Errorf("first, last seen = %v, %v; want %v, %v", got.FirstSeen, got.LastSeen, at(1), at(11))
 			}
 			if _, err := db.ProfileByIdentifier(ctx, identity.AnonymousID, "scanner"); hearth.KindOf(err) != hearth.NotFound {
 				t.Errorf("a link scanner's event made a profile: %v", err)

@@ -294,12 +294,23 @@ func (db *DB) applyChanges(exec execFunc, c profile.Changes, now time.Time) erro
 			return err
 		}
 	}
-	rows = rows[:0]
+	// A trait set again to the value it holds moves only its provenance: an update that leaves value out of
+	// its SET leaves the indexes on the value (profile_traits_name, profile_traits_escaped) unwritten.
+	rows, same := rows[:0], [][]any(nil)
 	for _, t := range c.Traits {
-		rows = append(rows, []any{t.Profile, t.Name, string(t.Value), t.SourceID, t.Seq, t.At.UTC()})
+		row := []any{t.Profile, t.Name, string(t.Value), t.SourceID, t.Seq, t.At.UTC()}
+		if t.SameValue {
+			same = append(same, row)
+		} else {
+			rows = append(rows, row)
+		}
 	}
 	if err := db.insertRows(exec, `INSERT INTO profile_traits (profile_id, name, value, source_id, seq, at) VALUES `, rows,
 		` ON CONFLICT (profile_id, name) DO UPDATE SET value = excluded.value, source_id = excluded.source_id, seq = excluded.seq, at = excluded.at`); err != nil {
+		return err
+	}
+	if err := db.insertRows(exec, `INSERT INTO profile_traits (profile_id, name, value, source_id, seq, at) VALUES `, same,
+		` ON CONFLICT (profile_id, name) DO UPDATE SET source_id = excluded.source_id, seq = excluded.seq, at = excluded.at`); err != nil {
 		return err
 	}
 	for _, id := range sortedKeys(c.Updates) {
