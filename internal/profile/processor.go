@@ -102,6 +102,9 @@ type Store interface {
 	ReadEvents(ctx context.Context, after int64, limit int) ([]collect.Event, error)
 	// KnownIdentities returns the profiles of ids, with the first seq and counts of each.
 	KnownIdentities(ctx context.Context, ids []identity.Identifier) (Known, error)
+	// KnownIdentitiesAhead is KnownIdentities read beside a write transaction in progress, which it may not
+	// see; safe to call while another goroutine uses the store.
+	KnownIdentitiesAhead(ctx context.Context, ids []identity.Identifier) (Known, error)
 	// ApplyProfiles writes a batch's changes and the consumer's offset in one transaction.
 	ApplyProfiles(ctx context.Context, consumer string, upto int64, c Changes) error
 	// Setting returns a stored setting's JSON, or nil when it was never set.
@@ -136,6 +139,7 @@ type Processor struct {
 	cfg   *config
 	raw   []byte    // the stored Config that rules and cfg come from; nil: the options
 	read  time.Time // when the stored Config was last read
+	ahead *aheadRead // the next batch, being read beside the transaction of the last one; nil: none
 }
 
 // NewProcessor makes a processor reading and writing through store.
@@ -223,76 +227,204 @@ func (p *Processor) Process(ctx context.Context) (int, error) {
 // ProcessUpTo is Process with a batch of at most limit events: smaller batches hold the store's writer for
 // less time each.
 func (p *Processor) ProcessUpTo(ctx context.Context, limit int) (int, error) {
+	limit = max(1, limit)
 	if err := p.refresh(ctx); err != nil {
+		p.dropAhead()
 		return 0, err
 	}
-	if err := p.runUnmerges(ctx); err != nil {
+	unmerged, err := p.runUnmerges(ctx)
+	if err != nil {
+		p.dropAhead()
 		return 0, err
 	}
 	after, err := p.store.ConsumerOffset(ctx, Consumer)
 	if err != nil {
+		p.dropAhead()
 		return 0, fmt.Errorf("profile: read offset: %w", err)
 	}
 	finished, err := p.store.FinishedUnmerges(ctx)
 	if err != nil {
+		p.dropAhead()
 		return 0, fmt.Errorf("profile: read unmerges: %w", err)
 	}
-	events, err := p.store.ReadEvents(ctx, after, max(1, limit))
+	b, err := p.takeAhead(ctx, after, limit, unmerged > 0)
 	if err != nil {
-		return 0, fmt.Errorf("profile: read events after %d: %w", after, err)
+		return 0, err
 	}
+	if b == nil {
+		b = p.readBatch(ctx, p.store.KnownIdentities, p.rules, p.cfg, after, limit)
+		if b.err != nil {
+			return 0, b.err
+		}
+	}
+	events := b.events
 	if len(events) == 0 {
 		return 0, nil
-	}
-	ids := make([][]identity.Identifier, len(events))
-	var all []identity.Identifier
-	seen := map[identity.Identifier]bool{}
-	var x identity.Extraction
-	for i, e := range events {
-		if e.Bot {
-			continue // a bot or link scanner is never a person
-		}
-		if err := p.rules.Extract(&x, e.Payload); err != nil {
-			continue // not a JSON object: nothing to resolve; the collector validated it, so this is rare
-		}
-		ids[i] = append([]identity.Identifier(nil), x.Identifiers...)
-		for _, id := range x.Identifiers {
-			if !seen[id] {
-				seen[id] = true
-				all = append(all, id)
-			}
-		}
-	}
-	var known Known
-	if len(all) > 0 {
-		if known, err = p.store.KnownIdentities(ctx, all); err != nil {
-			return 0, fmt.Errorf("profile: read identities of events %d to %d: %w", events[0].Seq, events[len(events)-1].Seq, err)
-		}
 	}
 	seps, err := p.loadSeparations(ctx, true)
 	if err != nil {
 		return 0, fmt.Errorf("profile: read separations: %w", err)
 	}
-	g := newOverlay(known, p.cfg)
+	g := newOverlay(b.known, p.cfg)
 	g.seps = seps
 	var c Changes
 	for i, e := range events {
-		if len(ids[i]) == 0 {
+		if len(b.ids[i]) == 0 {
 			continue
 		}
-		d := p.rules.Resolve(g, ids[i])
+		d := p.rules.Resolve(g, b.ids[i])
 		g.apply(&c, e, d)
 	}
 	g.finish(&c)
 	upto := events[len(events)-1].Seq
 	c.From, c.Unmerges = after, finished
+	if len(events) == limit { // more are likely waiting: read them while this batch is stored
+		p.readAhead(ctx, b, g, upto, limit)
+	}
 	if err := p.store.ApplyProfiles(ctx, Consumer, upto, c); err != nil {
+		p.dropAhead()
 		if hearth.KindOf(err) == hearth.Conflict { // another node stored this batch first: read on from there
 			return 0, nil
 		}
 		return 0, fmt.Errorf("profile: store events %d to %d: %w", events[0].Seq, upto, err)
 	}
 	return len(events), nil
+}
+
+// batch is a batch of the log's events with the identifiers of each and the graph around them.
+type batch struct {
+	after  int64 // the events follow this seq
+	limit  int
+	cfg    *config // the settings its identifiers were read under
+	events []collect.Event
+	ids    [][]identity.Identifier // of each event; none for a bot's
+	all    []identity.Identifier   // every identifier once
+	known  Known
+	err    error
+	// A batch read ahead, beside the transaction of the batch before it, may have read what that
+	// transaction changed: the graph around the identifiers that batch held and the profiles it touched.
+	// They are read again once it has committed (takeAhead).
+	prevIDs      map[identity.Identifier]bool
+	prevProfiles map[string]bool
+}
+
+// aheadRead is a batch being read ahead: b is set when done is closed.
+type aheadRead struct {
+	done chan struct{}
+	b    *batch
+}
+
+// readBatch reads up to limit events after seq after, their identifiers under rules, and the graph around
+// them through known.
+func (p *Processor) readBatch(ctx context.Context, known func(context.Context, []identity.Identifier) (Known, error), rules identity.Rules, cfg *config, after int64, limit int) *batch {
+	b := &batch{after: after, limit: limit, cfg: cfg}
+	events, err := p.store.ReadEvents(ctx, after, limit)
+	if err != nil {
+		b.err = fmt.Errorf("profile: read events after %d: %w", after, err)
+		return b
+	}
+	b.events, b.ids = events, make([][]identity.Identifier, len(events))
+	seen := map[identity.Identifier]bool{}
+	var x identity.Extraction
+	for i, e := range events {
+		if e.Bot {
+			continue // a bot or link scanner is never a person
+		}
+		if err := rules.Extract(&x, e.Payload); err != nil {
+			continue // not a JSON object: nothing to resolve; the collector validated it, so this is rare
+		}
+		b.ids[i] = append([]identity.Identifier(nil), x.Identifiers...)
+		for _, id := range x.Identifiers {
+			if !seen[id] {
+				seen[id] = true
+				b.all = append(b.all, id)
+			}
+		}
+	}
+	if len(b.all) > 0 {
+		if b.known, err = known(ctx, b.all); err != nil {
+			b.err = fmt.Errorf("profile: read identities of events %d to %d: %w", events[0].Seq, events[len(events)-1].Seq, err)
+		}
+	}
+	return b
+}
+
+// readAhead starts reading the batch after upto, beside the transaction that stores the batch b (resolved
+// into g): the processor's reads of the graph then cost the writer nothing, and on SQLite they use the other
+// core. What that transaction may change is noted, to be read again (takeAhead).
+func (p *Processor) readAhead(ctx context.Context, b *batch, g *overlay, upto int64, limit int) {
+	touched := map[string]bool{} // the profiles the batch read, made or merged away
+	for id := range g.firstSeq {
+		touched[id] = true
+	}
+	for id := range g.facts {
+		touched[id] = true
+	}
+	for id := range g.mergedInto {
+		touched[id] = true
+	}
+	ids := make(map[identity.Identifier]bool, len(b.all))
+	for _, id := range b.all {
+		ids[id] = true
+	}
+	rules, cfg := p.rules, p.cfg // refresh may replace them before the read is done
+	r := &aheadRead{done: make(chan struct{})}
+	p.ahead = r
+	go func() {
+		defer close(r.done)
+		r.b = p.readBatch(ctx, p.store.KnownIdentitiesAhead, rules, cfg, upto, limit)
+		r.b.prevIDs, r.b.prevProfiles = ids, touched
+	}()
+}
+
+// takeAhead returns the batch read ahead if it is the one to process now (after seq after, at most limit
+// events, under the same settings, with no unmerge since), with what the batch before it changed read
+// again; nil if there is none to use.
+func (p *Processor) takeAhead(ctx context.Context, after int64, limit int, unmerged bool) (*batch, error) {
+	r := p.ahead
+	p.ahead = nil
+	if r == nil {
+		return nil, nil
+	}
+	<-r.done
+	a := r.b
+	if a.err != nil || a.after != after || a.limit != limit || a.cfg != p.cfg || unmerged || len(a.events) == 0 {
+		return nil, nil // read anew: a failure ahead is met again there, if it lasts
+	}
+	var again []identity.Identifier
+	for _, id := range a.all {
+		if a.prevIDs[id] || a.prevProfiles[a.known.ProfileOf[id]] {
+			again = append(again, id)
+		}
+	}
+	if len(again) == 0 {
+		return a, nil
+	}
+	for id := range a.prevProfiles {
+		delete(a.known.FirstSeq, id)
+		delete(a.known.Counts, id)
+		delete(a.known.Facts, id)
+	}
+	for _, id := range again {
+		delete(a.known.ProfileOf, id)
+	}
+	fresh, err := p.store.KnownIdentities(ctx, again)
+	if err != nil {
+		return nil, fmt.Errorf("profile: read identities of events %d to %d: %w", a.events[0].Seq, a.events[len(a.events)-1].Seq, err)
+	}
+	maps.Copy(a.known.ProfileOf, fresh.ProfileOf)
+	maps.Copy(a.known.FirstSeq, fresh.FirstSeq)
+	maps.Copy(a.known.Counts, fresh.Counts)
+	maps.Copy(a.known.Facts, fresh.Facts)
+	return a, nil
+}
+
+// dropAhead waits for a batch being read ahead and forgets it.
+func (p *Processor) dropAhead() {
+	if p.ahead != nil {
+		<-p.ahead.done
+		p.ahead = nil
+	}
 }
 
 // overlay is the graph as the store holds it around a batch, with the batch's decisions so far on top, and

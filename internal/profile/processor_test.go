@@ -424,14 +424,16 @@ func TestProcessorFollowsStoredConfig(t *testing.T) {
 	db := storetest.SQLite(t, clock)
 	steps := []step{
 		{"track", map[string]any{"userId": "u1", "event": "Paid"}, "", false},
+		{"identify", map[string]any{"userId": "u2", "traits": map[string]any{"phone": "6123 4567"}}, "", false}, // a Hong Kong number
 		{"track", map[string]any{"userId": "u2", "event": "Paid"}, "", false},
 	}
 	appendSteps(t, db, clock, 1, steps)
 	p := profile.NewProcessor(db, profile.Options{BatchSize: 1, SettingsEvery: time.Nanosecond})
+	// The first batch is full, so the processor reads the second ahead, under the settings of then.
 	if _, err := p.Process(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := profile.NewConfigs(db).Put(ctx, []byte(`{"lifecycle":{"conversion_events":["Paid"]}}`), "admin@example.com"); err != nil {
+	if _, err := profile.NewConfigs(db).Put(ctx, []byte(`{"identity":{"phone_region":"HK"},"lifecycle":{"conversion_events":["Paid"]}}`), "admin@example.com"); err != nil {
 		t.Fatal(err)
 	}
 	processAll(t, p)
@@ -441,5 +443,8 @@ func TestProcessorFollowsStoredConfig(t *testing.T) {
 		if got.Stage != want {
 			t.Errorf("%s: stage %s, want %s", user, got.Stage, want)
 		}
+	}
+	if got, err := db.ProfileByIdentifier(ctx, identity.Phone, "+85261234567"); err != nil || got.ID != profile.ProfileID(2) {
+		t.Errorf("the phone number read under the new region: %v, %v", got.ID, err)
 	}
 }

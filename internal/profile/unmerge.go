@@ -77,21 +77,22 @@ func (g *overlay) Separated(a, b string) bool {
 }
 
 // runUnmerges carries out the pending unmerges, oldest first. One that cannot be done is recorded as failed
-// with the reason; a Conflict (the graph moved meanwhile) leaves it pending for the next round.
-func (p *Processor) runUnmerges(ctx context.Context) error {
+// with the reason; a Conflict (the graph moved meanwhile) leaves it pending for the next round. It returns
+// how many it tried: any of them may have changed the graph.
+func (p *Processor) runUnmerges(ctx context.Context) (int, error) {
 	pending, err := p.store.PendingUnmerges(ctx)
 	if err != nil {
-		return fmt.Errorf("profile: read pending unmerges: %w", err)
+		return 0, fmt.Errorf("profile: read pending unmerges: %w", err)
 	}
-	for _, u := range pending {
+	for i, u := range pending {
 		err := p.unmerge(ctx, u)
 		switch {
 		case err == nil:
 			p.opts.Logger.Info("profile unmerged", "unmerge", u.ID, "profile", u.Profile)
 		case hearth.KindOf(err) == hearth.Conflict:
-			return nil
+			return i + 1, nil
 		case ctx.Err() != nil:
-			return ctx.Err()
+			return i + 1, ctx.Err()
 		default:
 			p.opts.Logger.Error("unmerge failed", "unmerge", u.ID, "err", err)
 			why := hearth.MessageOf(err)
@@ -100,11 +101,11 @@ func (p *Processor) runUnmerges(ctx context.Context) error {
 				why = "The unmerge failed: " + err.Error()
 			}
 			if err := p.store.FailUnmerge(ctx, u.ID, why); err != nil {
-				return fmt.Errorf("profile: record a failed unmerge: %w", err)
+				return i + 1, fmt.Errorf("profile: record a failed unmerge: %w", err)
 			}
 		}
 	}
-	return nil
+	return len(pending), nil
 }
 
 // unmerge splits a profile by replaying its events, in log order, under the rules and the separations, with

@@ -22,7 +22,7 @@ func TestUnmerge(t *testing.T) {
 		{"identify", map[string]any{"anonymousId": "a1", "userId": "u1", "traits": map[string]any{"name": "Ada"}}, "", false}, // 1: P1
 		{"track", touch, "", false}, // 2: P2, a poster scan
 		{"identify", map[string]any{"anonymousId": "b1", "traits": map[string]any{"email": "family@example.com", "name": "Bob"}}, "", false},  // 3: P2 connected
-		{"identify", map[string]any{"anonymousId": "a1", "userId": "u1", "traits": map[string]any{"email": "family@example.com"}}, "", false}, // 4: P2 merges into P1
+		{"identify", map[string]any{"anonymousId": "a1", "userId": "u1", "traits": map[string]any{"email": "family@example.com"}}, "", false}, // 4: P2 merges into P1 (apart again: 4 stays with u1)
 		{"page", map[string]any{"anonymousId": "b1"}, "", false},                                                                              // 5: P1
 	}
 	later := []step{
@@ -174,5 +174,46 @@ func TestSeparationFollowsMerges(t *testing.T) {
 				t.Errorf("left out at 7 (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// The processor reads the next batch ahead while it stores one; an unmerge carried out in between splits the
+// graph that batch was read with, so the batch is read again.
+func TestUnmergeBetweenBatchesReadAhead(t *testing.T) {
+	steps := []step{
+		{"page", map[string]any{"anonymousId": "a1"}, "", false},                     // 1: P1
+		{"page", map[string]any{"anonymousId": "b1"}, "", false},                     // 2: P2
+		{"identify", map[string]any{"anonymousId": "b1", "userId": "u1"}, "", false}, // 3: u1 joins P2
+		{"identify", map[string]any{"anonymousId": "a1", "userId": "u1"}, "", false}, // 4: P2 merges into P1 (apart again: 4 stays with u1)
+		{"page", map[string]any{"anonymousId": "z9"}, "", false},                     // 5: P5, someone else
+		{"page", map[string]any{"anonymousId": "b1"}, "", false},                     // 6: read ahead with 5: b1 on P1
+	}
+	clock := storetest.NewClock(start.Add(time.Hour))
+	db := storetest.SQLite(t, clock)
+	appendSteps(t, db, clock, 1, steps)
+	p := profile.NewProcessor(db, profile.Options{BatchSize: 1})
+	for range 5 {
+		if _, err := p.Process(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p1, p2 := profile.ProfileID(1), profile.ProfileID(2)
+	_, err := db.RequestUnmerge(ctx, p1, p2, "user:admin")
+	must(t, err)
+	processAll(t, p)
+
+	got, err := db.ProfileByIdentifier(ctx, identity.AnonymousID, "b1")
+	must(t, err)
+	if got.ID != p2 {
+		t.Fatalf("b1 is on %s after the unmerge, want %s", got.ID, p2)
+	}
+	evs, err := db.ProfileEvents(ctx, p2, 0, 100)
+	must(t, err)
+	var seqs []int64
+	for _, e := range evs {
+		seqs = append(seqs, e.Seq)
+	}
+	if diff := cmp.Diff([]int64{6, 4, 3, 2}, seqs); diff != "" {
+		t.Errorf("P2's timeline (-want +got):\n%s", diff)
 	}
 }

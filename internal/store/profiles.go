@@ -34,6 +34,16 @@ func (db *DB) placeholders(first, n int) string {
 // first seq and identifier counts per type of those profiles. A batch of the profile processor asks it once:
 // a few queries, one per identifier type and two for the profiles, per 500 values.
 func (db *DB) KnownIdentities(ctx context.Context, ids []identity.Identifier) (profile.Known, error) {
+	return db.knownIdentities(ctx, db.graph, ids)
+}
+
+// KnownIdentitiesAhead is KnownIdentities on a reader: on SQLite beside the writer's transaction in progress
+// (which it does not see), where KnownIdentities waits for it.
+func (db *DB) KnownIdentitiesAhead(ctx context.Context, ids []identity.Identifier) (profile.Known, error) {
+	return db.knownIdentities(ctx, db.read, ids)
+}
+
+func (db *DB) knownIdentities(ctx context.Context, conn *sql.DB, ids []identity.Identifier) (profile.Known, error) {
 	const op = "store.known_identities"
 	k := profile.Known{ProfileOf: map[identity.Identifier]string{}, FirstSeq: map[string]int64{}, Counts: map[string]map[identity.Type]int{},
 		Facts: map[string]profile.Facts{}}
@@ -53,7 +63,7 @@ func (db *DB) KnownIdentities(ctx context.Context, ids []identity.Identifier) (p
 			n := min(knownChunk, len(values))
 			args := append([]any{string(t)}, values[:n]...)
 			values = values[n:]
-			err := scanOn(ctx, db.graph, `SELECT value, profile_id FROM identities WHERE type = `+db.dialect.param(1)+` AND value IN (`+db.placeholders(2, n)+`)`, args, func(row *sql.Rows) error {
+			err := scanOn(ctx, conn, `SELECT value, profile_id FROM identities WHERE type = `+db.dialect.param(1)+` AND value IN (`+db.placeholders(2, n)+`)`, args, func(row *sql.Rows) error {
 				id := identity.Identifier{Type: t}
 				var p string
 				if err := row.Scan(&id.Value, &p); err != nil {
@@ -74,7 +84,7 @@ func (db *DB) KnownIdentities(ctx context.Context, ids []identity.Identifier) (p
 	for len(profiles) > 0 {
 		n := min(knownChunk, len(profiles))
 		in := db.placeholders(1, n)
-		err := scanOn(ctx, db.graph, `SELECT id, first_seq, stage, activated_at, converted_at FROM profiles WHERE id IN (`+in+`)`, profiles[:n], func(row *sql.Rows) error {
+		err := scanOn(ctx, conn, `SELECT id, first_seq, stage, activated_at, converted_at FROM profiles WHERE id IN (`+in+`)`, profiles[:n], func(row *sql.Rows) error {
 			var p string
 			var seq int64
 			var f profile.Facts
@@ -86,7 +96,7 @@ func (db *DB) KnownIdentities(ctx context.Context, ids []identity.Identifier) (p
 			return err
 		})
 		if err == nil {
-			err = scanOn(ctx, db.graph, `SELECT profile_id, `+traitColumns+` FROM profile_traits WHERE profile_id IN (`+in+`) ORDER BY profile_id, name`, profiles[:n], func(row *sql.Rows) error {
+			err = scanOn(ctx, conn, `SELECT profile_id, `+traitColumns+` FROM profile_traits WHERE profile_id IN (`+in+`) ORDER BY profile_id, name`, profiles[:n], func(row *sql.Rows) error {
 				var p string
 				t, err := scanTrait(row, &p)
 				f := k.Facts[p]
@@ -96,7 +106,7 @@ func (db *DB) KnownIdentities(ctx context.Context, ids []identity.Identifier) (p
 			})
 		}
 		if err == nil {
-			err = scanOn(ctx, db.graph, `SELECT profile_id, type, count(*) FROM identities WHERE profile_id IN (`+in+`) GROUP BY profile_id, type`, profiles[:n], func(row *sql.Rows) error {
+			err = scanOn(ctx, conn, `SELECT profile_id, type, count(*) FROM identities WHERE profile_id IN (`+in+`) GROUP BY profile_id, type`, profiles[:n], func(row *sql.Rows) error {
 				var p string
 				var t identity.Type
 				var c int
