@@ -129,6 +129,10 @@ type Options struct {
 	// read again every SettingsEvery (default 1s) before a batch.
 	Settings      *Settings
 	SettingsEvery time.Duration
+	// ReadAhead is asked, when a batch comes back full, whether to read the next one beside its transaction
+	// (see readAhead), which takes a second core for a while; nil: always. hearth serve says no while
+	// ingestion keeps the event writer busy.
+	ReadAhead func() bool
 }
 
 // Processor reads the event log, resolves each event's identifiers into profiles and stores them.
@@ -137,8 +141,8 @@ type Processor struct {
 	opts  Options
 	rules identity.Rules
 	cfg   *config
-	raw   []byte    // the stored Config that rules and cfg come from; nil: the options
-	read  time.Time // when the stored Config was last read
+	raw   []byte     // the stored Config that rules and cfg come from; nil: the options
+	read  time.Time  // when the stored Config was last read
 	ahead *aheadRead // the next batch, being read beside the transaction of the last one; nil: none
 }
 
@@ -278,7 +282,7 @@ func (p *Processor) ProcessUpTo(ctx context.Context, limit int) (int, error) {
 	g.finish(&c)
 	upto := events[len(events)-1].Seq
 	c.From, c.Unmerges = after, finished
-	if len(events) == limit { // more are likely waiting: read them while this batch is stored
+	if len(events) == limit && (p.opts.ReadAhead == nil || p.opts.ReadAhead()) { // more are likely waiting: read them while this batch is stored
 		p.readAhead(ctx, b, g, upto, limit)
 	}
 	if err := p.store.ApplyProfiles(ctx, Consumer, upto, c); err != nil {

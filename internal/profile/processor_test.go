@@ -448,3 +448,39 @@ func TestProcessorFollowsStoredConfig(t *testing.T) {
 		t.Errorf("the phone number read under the new region: %v, %v", got.ID, err)
 	}
 }
+
+// aheadCounter counts the batches read ahead.
+type aheadCounter struct {
+	*store.DB
+	mu    sync.Mutex
+	ahead int
+}
+
+func (s *aheadCounter) KnownIdentitiesAhead(ctx context.Context, ids []identity.Identifier) (profile.Known, error) {
+	s.mu.Lock()
+	s.ahead++
+	s.mu.Unlock()
+	return s.DB.KnownIdentitiesAhead(ctx, ids)
+}
+
+// A full batch has the next one read beside its transaction, unless Options.ReadAhead says no; the profiles
+// come out the same either way.
+func TestProcessorReadsAhead(t *testing.T) {
+	var states []state
+	for _, allow := range []bool{true, false} {
+		clock := storetest.NewClock(start.Add(time.Hour))
+		db := storetest.SQLite(t, clock)
+		appendStory(t, db, clock)
+		s := &aheadCounter{DB: db}
+		processAll(t, profile.NewProcessor(s, profile.Options{BatchSize: 3, ReadAhead: func() bool { return allow }}))
+		s.mu.Lock()
+		if read := s.ahead > 0; read != allow {
+			t.Errorf("ReadAhead says %v: %d batches read ahead", allow, s.ahead)
+		}
+		s.mu.Unlock()
+		states = append(states, readState(t, db))
+	}
+	if diff := cmp.Diff(states[0], states[1], cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("profiles read ahead (-) and not (+):\n%s", diff)
+	}
+}
