@@ -229,7 +229,7 @@ func (p *Processor) Process(ctx context.Context) (int, error) {
 }
 
 // ProcessUpTo is Process with a batch of at most limit events: smaller batches hold the store's writer for
-// less time each.
+// less time each. A batch that comes back full has the next one read beside its transaction (readAhead).
 func (p *Processor) ProcessUpTo(ctx context.Context, limit int) (int, error) {
 	limit = max(1, limit)
 	if err := p.refresh(ctx); err != nil {
