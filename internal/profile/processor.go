@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -450,10 +449,10 @@ type facts struct {
 	stage                    Stage
 	activatedAt, convertedAt time.Time
 	traits                   map[string]Trait
-	changed                  map[string]bool            // traits the batch set
-	storedValues             map[string]json.RawMessage // the traits' values as the store holds them
-	lastSeen                 time.Time                  // the batch's latest event of the profile; zero: not touched yet
-	stored                   Update                     // the row as the store holds it (a new profile's: its defaults)
+	changed                  map[string]bool // traits the batch set
+	storedTraits             []Trait         // as the store holds them
+	lastSeen                 time.Time       // the batch's latest event of the profile; zero: not touched yet
+	stored                   Update          // the row as the store holds it (a new profile's: its defaults)
 }
 
 // sameRow tells whether u and v hold the same row, last_seen aside.
@@ -479,10 +478,9 @@ func newOverlay(k Known, cfg *config) *overlay {
 	}
 	for p, f := range k.Facts {
 		ff := &facts{stage: f.Stage, activatedAt: f.ActivatedAt, convertedAt: f.ConvertedAt, traits: map[string]Trait{}, changed: map[string]bool{},
-			storedValues: map[string]json.RawMessage{}}
+			storedTraits: f.Traits}
 		for _, t := range f.Traits {
 			ff.traits[t.Name] = t
-			ff.storedValues[t.Name] = t.Value
 		}
 		ff.stored = ff.row()
 		g.facts[p] = ff
@@ -681,8 +679,8 @@ func (g *overlay) finish(c *Changes) {
 		}
 		for _, name := range slices.Sorted(maps.Keys(f.changed)) {
 			t := f.traits[name]
-			stored, ok := f.storedValues[name]
-			c.Traits = append(c.Traits, ProfileTrait{Profile: p, Trait: t, SameValue: ok && bytes.Equal(stored, t.Value)})
+			i := slices.IndexFunc(f.storedTraits, func(s Trait) bool { return s.Name == name })
+			c.Traits = append(c.Traits, ProfileTrait{Profile: p, Trait: t, SameValue: i >= 0 && bytes.Equal(f.storedTraits[i].Value, t.Value)})
 		}
 		u := f.row()
 		u.Row = !u.sameRow(f.stored)

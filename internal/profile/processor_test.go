@@ -484,3 +484,37 @@ func TestProcessorReadsAhead(t *testing.T) {
 		t.Errorf("profiles read ahead (-) and not (+):\n%s", diff)
 	}
 }
+
+// traitRecorder keeps the traits of each batch the processor stores.
+type traitRecorder struct {
+	*store.DB
+	traits [][]profile.ProfileTrait
+}
+
+func (s *traitRecorder) ApplyProfiles(ctx context.Context, consumer string, upto int64, c profile.Changes) error {
+	s.traits = append(s.traits, c.Traits)
+	return s.DB.ApplyProfiles(ctx, consumer, upto, c)
+}
+
+// A trait set again to the value the store holds is marked so, and the store then moves only its provenance.
+func TestProcessorMarksTraitsSetAgain(t *testing.T) {
+	steps := []step{
+		{"identify", map[string]any{"userId": "u1", "traits": map[string]any{"city": "上海", "plan": "free"}}, "", false},
+		{"identify", map[string]any{"userId": "u1", "traits": map[string]any{"city": "上海", "plan": "pro"}}, "", false},
+	}
+	clock := storetest.NewClock(start.Add(time.Hour))
+	db := storetest.SQLite(t, clock)
+	appendSteps(t, db, clock, 1, steps)
+	s := &traitRecorder{DB: db}
+	processAll(t, profile.NewProcessor(s, profile.Options{BatchSize: 1}))
+	var got []string
+	for _, batch := range s.traits {
+		for _, tr := range batch {
+			got = append(got, fmt.Sprintf("%s=%s same:%v", tr.Name, tr.Value, tr.SameValue))
+		}
+	}
+	want := []string{`city="上海" same:false`, `plan="free" same:false`, `city="上海" same:true`, `plan="pro" same:false`}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("traits stored (-want +got):\n%s", diff)
+	}
+}
