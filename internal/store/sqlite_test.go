@@ -4,15 +4,18 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/collect"
+	"github.com/hearth-cdp/hearth/internal/identity"
 	"modernc.org/sqlite"
 )
 
@@ -533,5 +536,95 @@ func TestPageCachesAreSeparate(t *testing.T) {
 	}
 	if log := cached(db.eventLog); log > 3<<20 {
 		t.Errorf("the log writer caches %d bytes, over its 2 MB", log)
+	}
+}
+
+// Migration 0014 moves the per-profile tables into their primary key's B-tree (WITHOUT ROWID): every row and
+// index comes through, and the processor's lookups read the new tables.
+func TestMigrateWithoutRowid(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	old, err := sql.Open("sqlite", "file:"+filepath.Join(dir, stateFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := Migrations(SQLite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := old.ExecContext(ctx, q, args...); err != nil {
+			t.Fatalf("%.60s: %v", q, err)
+		}
+	}
+	mustExec(createMigrationsTable)
+	for _, m := range ms[:13] {
+		mustExec(m.SQL)
+		mustExec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`, m.Version, m.Name, time.Now())
+	}
+	at := "2026-11-01 12:00:00 +0000 UTC"
+	for _, q := range []string{
+		`INSERT INTO profiles (id, first_seq, first_seen, last_seen, created_at, updated_at, stage) VALUES ('p1', 1, '` + at + `', '` + at + `', '` + at + `', '` + at + `', 'connected')`,
+		`INSERT INTO identities VALUES ('email', 'ada@example.com', 'p1', 1), ('anonymous_id', 'a1', 'p1', 1), ('phone', '+8613800000000', 'p1', 2)`,
+		`INSERT INTO profile_traits VALUES ('p1', 'city', '"上海"', 'src', 2, '` + at + `'), ('p1', 'quote', '"a\"b"', 'src', 2, '` + at + `')`,
+		`INSERT INTO profile_touches VALUES ('p1', 'tp1', 'Poster', 'qr_poster', 'c1', 3, 1, '` + at + `', 4, '` + at + `')`,
+		`INSERT INTO stage_changes VALUES ('p1', 2, 'anonymous', 'connected', '` + at + `')`,
+		`INSERT INTO left_out VALUES (5, 'user_id', 'u2', 'limit')`,
+		`INSERT INTO separations VALUES ('p1', 'p2', 1)`,
+		`INSERT INTO segment_members VALUES ('s1', 'p1', '` + at + `')`,
+		`INSERT INTO segment_sizes VALUES ('s1', '` + at + `', 1)`,
+		`INSERT INTO segment_list_items VALUES ('s1', 'email', 'ada@example.com')`,
+	} {
+		mustExec(q)
+	}
+	tables := []string{"identities", "profile_traits", "profile_touches", "stage_changes", "left_out", "separations", "segment_members", "segment_sizes", "segment_list_items"}
+	dump := func(conn *sql.DB) map[string]string {
+		t.Helper()
+		d := map[string]string{}
+		for _, table := range tables {
+			var rows string
+			if err := conn.QueryRowContext(ctx, `SELECT group_concat(r, '|') FROM (SELECT json_array(*) AS r FROM `+table+` ORDER BY 1)`).Scan(&rows); err != nil {
+				t.Fatalf("%s: %v", table, err)
+			}
+			d[table] = rows
+		}
+		return d
+	}
+	before := dump(old)
+	old.Close()
+
+	db := openMigrated(t, dir, &fixedClock{time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC)})
+	defer db.Close()
+	if after := dump(db.read); !maps.Equal(after, before) {
+		t.Errorf("rows after the migration:\n%v\nwant\n%v", after, before)
+	}
+	for _, table := range tables {
+		var ddl string
+		if err := db.read.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?`, table).Scan(&ddl); err != nil || !strings.HasSuffix(ddl, "WITHOUT ROWID") {
+			t.Errorf("%s: %q (%v), want a WITHOUT ROWID table", table, ddl, err)
+		}
+	}
+	var indexes []string
+	if err := scanOn(ctx, db.read, `SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('identities', 'profile_traits', 'profile_touches', 'segment_members') ORDER BY name`, nil,
+		func(r *sql.Rows) error {
+			var name string
+			err := r.Scan(&name)
+			indexes = append(indexes, name)
+			return err
+		}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"identities_profile", "profile_touches_campaign", "profile_touches_channel", "profile_touches_touchpoint", "profile_traits_escaped",
+		"profile_traits_name", "segment_members_profile", "segment_members_since"}
+	if !slices.Equal(indexes, want) {
+		t.Errorf("indexes %v, want %v", indexes, want)
+	}
+	k, err := db.KnownIdentities(ctx, []identity.Identifier{{Type: identity.Email, Value: "ada@example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.ProfileOf[identity.Identifier{Type: identity.Email, Value: "ada@example.com"}] != "p1" || k.Counts["p1"][identity.Phone] != 1 || len(k.Facts["p1"].Traits) != 2 {
+		t.Errorf("known identities after the migration: %+v", k)
 	}
 }
