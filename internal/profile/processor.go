@@ -47,15 +47,20 @@ type Changes struct {
 
 // Update is what a batch changed of a profile's own row.
 type Update struct {
-	LastSeen    time.Time // the latest event time of the batch: kept if later than the stored one
+	LastSeen    time.Time // the latest event time of the batch, for a profile the batch made
 	Stage       Stage
 	ActivatedAt time.Time // zero: not activated
 	ConvertedAt time.Time // zero: not converted
 	Name        string
-	// Row: the stage, activation, conversion or name differ from the stored row. Most batches move only a
-	// profile's last_seen, and the store then leaves the indexed columns (and their indexes) alone.
+	// Row: the stage, activation, conversion or name differ from the stored row.
 	Row bool
+	// Seen: bring the row's last_seen up to date with the profile's events (see Options.SeenRefresh). Set
+	// with Row; most batches only add events to a profile, and leave its row alone.
+	Seen bool
 }
+
+// DefaultSeenRefresh is Options.SeenRefresh's default.
+const DefaultSeenRefresh = 1_000_000
 
 // ProfileTouch is a profile's touches of a touchpoint, to be added to what the store holds.
 type ProfileTouch struct {
@@ -93,6 +98,7 @@ type Facts struct {
 	ActivatedAt time.Time
 	ConvertedAt time.Time
 	Traits      []Trait
+	SeenThrough int64 // the seq up to which the stored last_seen counts the profile's events
 }
 
 // Store is what the processor needs of the store.
@@ -132,6 +138,12 @@ type Options struct {
 	// (see readAhead), which takes a second core for a while; nil: always. hearth serve says no while
 	// ingestion keeps the event writer busy.
 	ReadAhead func() bool
+	// SeenRefresh is how far the log may move past a profile's seen_through before a batch that touches the
+	// profile brings its stored last_seen up to date; default DefaultSeenRefresh. Until then a read of the
+	// profile takes the latest time of its events after seen_through from its timeline: writing the row for
+	// every returning visitor's event was a page written at a random place of the profiles table, a quarter
+	// of what the processor wrote at scale (docs/identity.md). The bound keeps that read short.
+	SeenRefresh int64
 }
 
 // Processor reads the event log, resolves each event's identifiers into profiles and stores them.
@@ -161,6 +173,9 @@ func NewProcessor(store Store, opts Options) *Processor {
 	}
 	if opts.SettingsEvery <= 0 {
 		opts.SettingsEvery = time.Second
+	}
+	if opts.SeenRefresh <= 0 {
+		opts.SeenRefresh = DefaultSeenRefresh
 	}
 	settings := DefaultSettings()
 	if opts.Settings != nil {
@@ -278,7 +293,7 @@ func (p *Processor) ProcessUpTo(ctx context.Context, limit int) (int, error) {
 		d := p.rules.Resolve(g, b.ids[i])
 		g.apply(&c, e, d)
 	}
-	g.finish(&c)
+	g.finish(&c, p.opts.SeenRefresh)
 	upto := events[len(events)-1].Seq
 	c.From, c.Unmerges = after, finished
 	if len(events) == limit && (p.opts.ReadAhead == nil || p.opts.ReadAhead()) { // more are likely waiting: read them while this batch is stored
@@ -453,6 +468,7 @@ type facts struct {
 	storedTraits             []Trait         // as the store holds them
 	lastSeen                 time.Time       // the batch's latest event of the profile; zero: not touched yet
 	stored                   Update          // the row as the store holds it (a new profile's: its defaults)
+	seenThrough              int64           // as the store holds it
 }
 
 // sameRow tells whether u and v hold the same row, last_seen aside.
@@ -478,7 +494,7 @@ func newOverlay(k Known, cfg *config) *overlay {
 	}
 	for p, f := range k.Facts {
 		ff := &facts{stage: f.Stage, activatedAt: f.ActivatedAt, convertedAt: f.ConvertedAt, traits: map[string]Trait{}, changed: map[string]bool{},
-			storedTraits: f.Traits}
+			storedTraits: f.Traits, seenThrough: f.SeenThrough}
 		for _, t := range f.Traits {
 			ff.traits[t.Name] = t
 		}
@@ -644,8 +660,9 @@ func (g *overlay) touch(p string, e collect.Event) {
 }
 
 // finish records in c what the batch did to the profiles that are left: touches summed per the profile
-// they ended in, stage changes, the traits set, and each profile's row.
-func (g *overlay) finish(c *Changes) {
+// they ended in, stage changes, the traits set, and each profile's row, with its last_seen brought up to date
+// when the row changes or the log has moved seenRefresh events past it.
+func (g *overlay) finish(c *Changes, seenRefresh int64) {
 	summed := map[touchKey]*Touch{}
 	for _, k := range slices.SortedFunc(maps.Keys(g.touches), func(a, b touchKey) int {
 		return cmp.Or(cmp.Compare(a.profile, b.profile), cmp.Compare(a.touchpoint, b.touchpoint))
@@ -672,6 +689,10 @@ func (g *overlay) finish(c *Changes) {
 		}
 	}
 	c.Updates = map[string]Update{}
+	var through int64 // the batch's last event
+	if len(c.Events) > 0 {
+		through = c.Events[len(c.Events)-1].Seq
+	}
 	for _, p := range slices.Sorted(maps.Keys(g.facts)) {
 		f := g.facts[p]
 		if f.lastSeen.IsZero() {
@@ -684,6 +705,7 @@ func (g *overlay) finish(c *Changes) {
 		}
 		u := f.row()
 		u.Row = !u.sameRow(f.stored)
+		u.Seen = u.Row || through-f.seenThrough >= seenRefresh
 		u.LastSeen = f.lastSeen
 		c.Updates[p] = u
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -516,5 +517,46 @@ func TestProcessorMarksTraitsSetAgain(t *testing.T) {
 	want := []string{`city="上海" same:false`, `plan="free" same:false`, `city="上海" same:true`, `plan="pro" same:false`}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("traits stored (-want +got):\n%s", diff)
+	}
+}
+
+// seenRecorder keeps, for each batch the processor stores, whether it brought u1's row up to date, and the
+// last seen that a read of u1's profile gives after it.
+type seenRecorder struct {
+	*store.DB
+	t        *testing.T
+	seen     []bool
+	lastSeen []time.Time
+}
+
+func (s *seenRecorder) ApplyProfiles(ctx context.Context, consumer string, upto int64, c profile.Changes) error {
+	if err := s.DB.ApplyProfiles(ctx, consumer, upto, c); err != nil {
+		return err
+	}
+	p, err := s.ProfileByIdentifier(ctx, identity.UserID, "u1")
+	must(s.t, err)
+	s.seen = append(s.seen, c.Updates[p.ID].Seen)
+	s.lastSeen = append(s.lastSeen, p.LastSeen)
+	return nil
+}
+
+// A profile's row takes its last seen only when the row changes or the log has moved SeenRefresh events past
+// it; reads of the profile give its latest event's time after every batch all the same.
+func TestProcessorRefreshesLastSeen(t *testing.T) {
+	page := step{"page", map[string]any{"userId": "u1"}, "", false}
+	steps := []step{page, page, page, page, {"identify", map[string]any{"userId": "u1", "traits": map[string]any{"name": "Ada"}}, "", false}, page}
+	clock := storetest.NewClock(start.Add(time.Hour))
+	db := storetest.SQLite(t, clock)
+	appendSteps(t, db, clock, 1, steps)
+	s := &seenRecorder{DB: db, t: t}
+	processAll(t, profile.NewProcessor(s, profile.Options{BatchSize: 1, SeenRefresh: 3}))
+	// The first batch makes the profile (inserted whole); 4 is 3 past it; 5 changes the name.
+	if want := []bool{false, false, false, true, true, false}; !slices.Equal(s.seen[1:], want[1:]) {
+		t.Errorf("rows brought up to date by batch: %v, want %v", s.seen, want)
+	}
+	for i, got := range s.lastSeen {
+		if !got.Equal(at(i + 1)) {
+			t.Errorf("after batch %d: last seen %v, want %v", i+1, got, at(i+1))
+		}
 	}
 }

@@ -170,7 +170,7 @@ func (p *Processor) unmerge(ctx context.Context, u Unmerge) error {
 			g.apply(&c, e, p.rules.Resolve(g, mine))
 		}
 	}
-	g.finish(&c)
+	g.finish(&c, p.opts.SeenRefresh)
 	c.From, c.Unmerges = after, finished
 	slices.SortStableFunc(c.LeftOut, func(a, b LeftOut) int { return cmp.Compare(a.Seq, b.Seq) })
 	return p.store.ApplyUnmerge(ctx, Consumer, u, seqs, c)

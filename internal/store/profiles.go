@@ -84,12 +84,12 @@ func (db *DB) knownIdentities(ctx context.Context, conn *sql.DB, ids []identity.
 	for len(profiles) > 0 {
 		n := min(knownChunk, len(profiles))
 		in := db.placeholders(1, n)
-		err := scanOn(ctx, conn, `SELECT id, first_seq, stage, activated_at, converted_at FROM profiles WHERE id IN (`+in+`)`, profiles[:n], func(row *sql.Rows) error {
+		err := scanOn(ctx, conn, `SELECT id, first_seq, stage, activated_at, converted_at, seen_through FROM profiles WHERE id IN (`+in+`)`, profiles[:n], func(row *sql.Rows) error {
 			var p string
 			var seq int64
 			var f profile.Facts
 			var activated, converted sql.NullTime
-			err := row.Scan(&p, &seq, &f.Stage, &activated, &converted)
+			err := row.Scan(&p, &seq, &f.Stage, &activated, &converted, &f.SeenThrough)
 			f.ActivatedAt, f.ConvertedAt = utcOrZero(activated), utcOrZero(converted)
 			k.FirstSeq[p] = seq
 			k.Facts[p] = f
@@ -218,6 +218,10 @@ func (db *DB) profileTx(ctx context.Context, op, consumer string, c profile.Chan
 // applyChanges writes c in the order profile.Changes describes.
 func (db *DB) applyChanges(exec execFunc, c profile.Changes, now time.Time) error {
 	rows := make([][]any, 0, len(c.Events))
+	var through int64 // every event of the profiles c touches is at or before it
+	if len(c.Events) > 0 {
+		through = c.Events[len(c.Events)-1].Seq
+	}
 	// A new profile is inserted with its row as the batch left it, rather than inserted and then updated:
 	// with each visitor new, the update was a statement per event.
 	inserted := make(map[string]bool, len(c.New))
@@ -229,10 +233,10 @@ func (db *DB) applyChanges(exec execFunc, c profile.Changes, now time.Time) erro
 				u.LastSeen = p.LastSeen
 			}
 		}
-		rows = append(rows, []any{p.ID, p.FirstSeq, p.FirstSeen.UTC(), u.LastSeen.UTC(), string(u.Stage), zeroNull(u.ActivatedAt), zeroNull(u.ConvertedAt),
+		rows = append(rows, []any{p.ID, p.FirstSeq, p.FirstSeen.UTC(), u.LastSeen.UTC(), through, string(u.Stage), zeroNull(u.ActivatedAt), zeroNull(u.ConvertedAt),
 			u.Name, profile.NameKey(u.Name), now, now})
 	}
-	if err := db.insertRows(exec, `INSERT INTO profiles (id, first_seq, first_seen, last_seen, stage, activated_at, converted_at, name, name_key, created_at, updated_at) VALUES `, rows, ""); err != nil {
+	if err := db.insertRows(exec, `INSERT INTO profiles (id, first_seq, first_seen, last_seen, seen_through, stage, activated_at, converted_at, name, name_key, created_at, updated_at) VALUES `, rows, ""); err != nil {
 		return err
 	}
 	rows = rows[:0]
@@ -256,11 +260,13 @@ func (db *DB) applyChanges(exec execFunc, c profile.Changes, now time.Time) erro
 		if err := exec(`UPDATE event_profiles SET profile_id = $1 WHERE profile_id = $2`, m.Into, m.From); err != nil {
 			return err
 		}
-		// The absorbed profile's span of time joins the one that absorbed it.
+		// The absorbed profile's span of time joins the one that absorbed it: last_seen from both rows and
+		// the events that neither row counts yet, now all on the timeline of the one that absorbed it.
 		if err := exec(`UPDATE profiles SET
 			first_seen = (SELECT min(first_seen) FROM profiles WHERE id IN ($1, $2)),
-			last_seen = (SELECT max(last_seen) FROM profiles WHERE id IN ($1, $2)),
-			updated_at = $3 WHERE id = $1`, m.Into, m.From, now); err != nil {
+			last_seen = (SELECT max(t) FROM (SELECT last_seen AS t FROM profiles WHERE id IN ($1, $2) UNION ALL
+				SELECT at FROM event_profiles WHERE profile_id = $1 AND seq > (SELECT min(seen_through) FROM profiles WHERE id IN ($1, $2))) AS seen),
+			seen_through = $3, updated_at = $4 WHERE id = $1`, m.Into, m.From, through, now); err != nil {
 			return err
 		}
 		// Its touches join those of the profile that absorbed it; its traits were combined by the
@@ -328,19 +334,39 @@ func (db *DB) applyChanges(exec execFunc, c profile.Changes, now time.Time) erro
 			continue
 		}
 		u := c.Updates[id]
-		if !u.Row {
-			if err := exec(`UPDATE profiles SET last_seen = $1, updated_at = $2 WHERE id = $3 AND last_seen < $1`, u.LastSeen.UTC(), now, id); err != nil {
+		switch {
+		case u.Row:
+			if err := exec(`UPDATE profiles SET `+foldSeen+`, seen_through = $1, stage = $2,
+				activated_at = $3, converted_at = $4, name = $5, name_key = $6, updated_at = $7 WHERE id = $8`,
+				through, string(u.Stage), zeroNull(u.ActivatedAt), zeroNull(u.ConvertedAt), u.Name, profile.NameKey(u.Name), now, id); err != nil {
 				return err
 			}
-			continue
-		}
-		if err := exec(`UPDATE profiles SET last_seen = CASE WHEN last_seen < $1 THEN $1 ELSE last_seen END, stage = $2,
-			activated_at = $3, converted_at = $4, name = $5, name_key = $6, updated_at = $7 WHERE id = $8`,
-			u.LastSeen.UTC(), string(u.Stage), zeroNull(u.ActivatedAt), zeroNull(u.ConvertedAt), u.Name, profile.NameKey(u.Name), now, id); err != nil {
-			return err
+		case u.Seen:
+			if err := exec(`UPDATE profiles SET `+foldSeen+`, seen_through = $1, updated_at = $2 WHERE id = $3`, through, now, id); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// foldSeen sets a profile's last_seen to the latest time of its events, from the row's and from the timeline
+// after seen_through (with the batch's events already on it).
+const foldSeen = `last_seen = coalesce((SELECT max(at) FROM event_profiles WHERE profile_id = profiles.id AND seq > profiles.seen_through
+	AND at > profiles.last_seen), last_seen)`
+
+// seenJoin, after "FROM profiles p", joins as "seen" the profile's latest event after seen_through that is
+// later than its stored last_seen, if any: a profile's last_seen is the later of p.last_seen and seen.at (see
+// profile.Options.SeenRefresh). Its at is read as a column, where an expression would lose the column's time type.
+const seenJoin = ` LEFT JOIN event_profiles seen ON seen.seq = (SELECT e.seq FROM event_profiles e
+	WHERE e.profile_id = p.id AND e.seq > p.seen_through AND e.at > p.last_seen ORDER BY e.at DESC LIMIT 1)`
+
+// laterSeen returns stored, or the time of a later event if seenJoin found one.
+func laterSeen(stored time.Time, later sql.NullTime) time.Time {
+	if later.Valid && later.Time.After(stored) {
+		return later.Time.UTC()
+	}
+	return stored.UTC()
 }
 
 // insertRows inserts rows (each with the same number of values) with prefix, "INSERT INTO t (…) VALUES ",
@@ -420,12 +446,14 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-const profileColumns = `id, first_seq, first_seen, last_seen, created_at, updated_at, stage, name`
+// profileColumns are read FROM profiles p with seenJoin.
+const profileColumns = `p.id, p.first_seq, p.first_seen, p.last_seen, seen.at, p.created_at, p.updated_at, p.stage, p.name`
 
 func scanProfile(row interface{ Scan(...any) error }) (profile.Profile, error) {
 	var p profile.Profile
-	err := row.Scan(&p.ID, &p.FirstSeq, &p.FirstSeen, &p.LastSeen, &p.CreatedAt, &p.UpdatedAt, &p.Stage, &p.Name)
-	p.FirstSeen, p.LastSeen, p.CreatedAt, p.UpdatedAt = p.FirstSeen.UTC(), p.LastSeen.UTC(), p.CreatedAt.UTC(), p.UpdatedAt.UTC()
+	var later sql.NullTime
+	err := row.Scan(&p.ID, &p.FirstSeq, &p.FirstSeen, &p.LastSeen, &later, &p.CreatedAt, &p.UpdatedAt, &p.Stage, &p.Name)
+	p.FirstSeen, p.LastSeen, p.CreatedAt, p.UpdatedAt = p.FirstSeen.UTC(), laterSeen(p.LastSeen, later), p.CreatedAt.UTC(), p.UpdatedAt.UTC()
 	return p, err
 }
 
@@ -433,7 +461,7 @@ func scanProfile(row interface{ Scan(...any) error }) (profile.Profile, error) {
 // into it, and those into the profiles it absorbed.
 func (db *DB) Profile(ctx context.Context, id string) (profile.Profile, error) {
 	const op = "store.profile"
-	p, err := scanProfile(db.read.QueryRowContext(ctx, `SELECT `+profileColumns+` FROM profiles WHERE id = $1`, id))
+	p, err := scanProfile(db.read.QueryRowContext(ctx, `SELECT `+profileColumns+` FROM profiles p`+seenJoin+` WHERE p.id = $1`, id))
 	if err == sql.ErrNoRows {
 		return p, notFound(op, "Profile")
 	}

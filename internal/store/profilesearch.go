@@ -86,17 +86,19 @@ type profileRow struct {
 	ids     []identity.Identifier // the profile's emails and phones, by first seq
 }
 
-const summaryColumns = `p.id, p.name, p.name_key, p.stage, p.first_seen, p.last_seen`
+// summaryColumns are read FROM profiles p with seenJoin.
+const summaryColumns = `p.id, p.name, p.name_key, p.stage, p.first_seen, p.last_seen, seen.at`
 
 // scanSummary reads summaryColumns, and with found the matched identifier value after them.
 func scanSummary(row interface{ Scan(...any) error }, found bool) (profileRow, error) {
 	var r profileRow
-	dst := []any{&r.ID, &r.Name, &r.nameKey, &r.Stage, &r.FirstSeen, &r.LastSeen}
+	var later sql.NullTime
+	dst := []any{&r.ID, &r.Name, &r.nameKey, &r.Stage, &r.FirstSeen, &r.LastSeen, &later}
 	if found {
 		dst = append(dst, &r.found)
 	}
 	err := row.Scan(dst...)
-	r.FirstSeen, r.LastSeen = r.FirstSeen.UTC(), r.LastSeen.UTC()
+	r.FirstSeen, r.LastSeen = r.FirstSeen.UTC(), laterSeen(r.LastSeen, later)
 	return r, err
 }
 
@@ -191,7 +193,7 @@ func (s *search) scan(ctx context.Context, at searchCursor, take func(profileRow
 
 // nameSearchSQL reads profiles by name_key in a prefix range, after a position (name_key, id). Its first term
 // is the condition of the partial index profiles_name_key, which SQLite uses only when a query states it.
-const nameSearchSQL = `SELECT ` + summaryColumns + ` FROM profiles p
+const nameSearchSQL = `SELECT ` + summaryColumns + ` FROM profiles p` + seenJoin + `
 	WHERE p.name_key <> '' AND p.name_key >= $1 AND p.name_key < $2 AND (p.name_key > $3 OR p.id > $4)
 	ORDER BY p.name_key, p.id LIMIT $5`
 
@@ -230,7 +232,7 @@ func identifierSearchSQL(after bool) string {
 	if after {
 		op = ">"
 	}
-	return `SELECT ` + summaryColumns + `, i.value FROM identities i JOIN profiles p ON p.id = i.profile_id
+	return `SELECT ` + summaryColumns + `, i.value FROM identities i JOIN profiles p ON p.id = i.profile_id` + seenJoin + `
 	WHERE i.type = $1 AND i.value ` + op + ` $2 AND i.value < $3 ORDER BY i.value LIMIT $4`
 }
 
@@ -432,7 +434,7 @@ func (db *DB) profileRows(ctx context.Context, ids []string) (map[string]profile
 			args[i] = p
 		}
 		rest = rest[n:]
-		err := db.scanRows(ctx, `SELECT `+summaryColumns+` FROM profiles p WHERE p.id IN (`+db.placeholders(1, n)+`)`, args, func(row *sql.Rows) error {
+		err := db.scanRows(ctx, `SELECT `+summaryColumns+` FROM profiles p`+seenJoin+` WHERE p.id IN (`+db.placeholders(1, n)+`)`, args, func(row *sql.Rows) error {
 			r, err := scanSummary(row, false)
 			list = append(list, r)
 			return err

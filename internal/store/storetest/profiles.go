@@ -91,7 +91,7 @@ func testProfiles(t *testing.T, db *store.DB, clock *Clock) {
 		ProfileOf: map[identity.Identifier]string{u2: p1, e3: p1},
 		FirstSeq:  map[string]int64{p1: 1},
 		Counts:    map[string]map[identity.Type]int{p1: {identity.UserID: 2, identity.AnonymousID: 2, identity.Email: 1}},
-		Facts:     map[string]profile.Facts{p1: {Stage: profile.Connected, ConvertedAt: ts(3)}},
+		Facts:     map[string]profile.Facts{p1: {Stage: profile.Connected, ConvertedAt: ts(3), SeenThrough: 5}},
 	}
 	if diff := cmp.Diff(wantKnown, k); diff != "" {
 		t.Errorf("KnownIdentities (-want +got):\n%s", diff)
@@ -139,24 +139,41 @@ func testProfiles(t *testing.T, db *store.DB, clock *Clock) {
 		t.Errorf("KnownIdentities of 1,101 identifiers: %d, %d, %d found", len(k.ProfileOf), len(k.FirstSeq), len(k.Counts))
 	}
 
-	// Last seen only moves forward.
-	must(t, db.ApplyProfiles(ctx, "profiles", 6, profile.Changes{From: 5, Events: []profile.Attribution{{Seq: 6, Profile: p1}},
-		Updates: map[string]profile.Update{p1: {LastSeen: ts(2), Stage: profile.Connected, Name: "Ada Lovelace", ConvertedAt: ts(3), Row: true}}}))
-	got, err = db.Profile(ctx, p1)
-	must(t, err)
-	if !got.LastSeen.Equal(ts(5)) || !got.UpdatedAt.Equal(clock.Now()) {
-		t.Errorf("last seen, updated = %v, %v; want %v, %v", got.LastSeen, got.UpdatedAt, ts(5), clock.Now())
+	// Last seen is the latest time of the profile's events. A batch that leaves the row alone (neither Row nor
+	// Seen) adds its events to the timeline, where reads find those after the row's seen_through; an earlier
+	// time moves nothing; a batch that writes the row folds them into it.
+	batch := func(seq int64, at time.Time, u profile.Update) {
+		t.Helper()
+		must(t, db.ApplyProfiles(ctx, "profiles", seq, profile.Changes{From: seq - 1, Events: []profile.Attribution{{Seq: seq, Profile: p1, At: at}},
+			Updates: map[string]profile.Update{p1: u}}))
 	}
-	// An update of last seen alone (Row false) moves it forward, and only forward, and leaves the rest.
-	for i, seen := range []int64{6, 4} {
-		must(t, db.ApplyProfiles(ctx, "profiles", int64(7+i), profile.Changes{From: int64(6 + i),
-			Updates: map[string]profile.Update{p1: {LastSeen: ts(seen), Stage: profile.Anonymous}}}))
+	check := func(step string, lastSeen time.Time, seenThrough int64, updated time.Time) {
+		t.Helper()
+		got, err := db.Profile(ctx, p1)
+		must(t, err)
+		listed, err := db.ProfileSummary(ctx, p1)
+		must(t, err)
+		k, err := db.KnownIdentities(ctx, []identity.Identifier{u1})
+		must(t, err)
+		if !got.LastSeen.Equal(lastSeen) || !listed.LastSeen.Equal(lastSeen) || k.Facts[p1].SeenThrough != seenThrough || !got.UpdatedAt.Equal(updated) {
+			t.Errorf("%s: last seen %v (listed %v), seen through %d, updated %v; want %v, %d, %v", step, got.LastSeen, listed.LastSeen,
+				k.Facts[p1].SeenThrough, got.UpdatedAt, lastSeen, seenThrough, updated)
+		}
 	}
-	got, err = db.Profile(ctx, p1)
-	must(t, err)
-	if !got.LastSeen.Equal(ts(6)) || got.Stage != profile.Connected || got.Name != "Ada Lovelace" {
-		t.Errorf("after last-seen updates: last seen %v, stage %s, name %q; want %v, connected, Ada Lovelace", got.LastSeen, got.Stage, got.Name, ts(6))
-	}
+	row := profile.Update{Stage: profile.Connected, Name: "Ada Lovelace", ConvertedAt: ts(3)}
+	batch(6, ts(6), row)
+	check("a later event", ts(6), 5, now)
+	batch(7, ts(4), row)
+	check("an earlier event", ts(6), 5, now)
+	seen := row
+	seen.Seen = true
+	batch(8, ts(2), seen)
+	check("folded into the row", ts(6), 8, clock.Now())
+	clock.Advance(time.Minute)
+	renamed := row
+	renamed.Name, renamed.Row, renamed.Seen = "Ada King", true, true
+	batch(9, ts(6).Add(time.Hour), renamed)
+	check("with the row's change", ts(6).Add(time.Hour), 9, clock.Now())
 	testProfileFacts(t, db, ts)
 }
 
