@@ -177,30 +177,45 @@ func TestAppendWhileStateWriterBusy(t *testing.T) {
 	}
 }
 
+// storeAt makes dir's hearth.db as a release that knew the migrations up to version left it, each applied in
+// hearth.db (the event log's tables among them, as before the log had a file of its own).
+func storeAt(t *testing.T, dir string, version int) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, stateFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ms, err := Migrations(SQLite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(createMigrationsTable); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms[:version] {
+		if _, err := db.Exec(m.SQL); err != nil {
+			t.Fatalf("%04d_%s: %v", m.Version, m.Name, err)
+		}
+		if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`, m.Version, m.Name, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return db
+}
+
 // A store made before the event log had a file of its own keeps its log in hearth.db: migrating moves every
 // row to events.db, also when an earlier try died after copying part of them.
 func TestMigrateMovesEventLog(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	// The store as the releases before made it: every migration in hearth.db, the log's tables with them.
-	old, err := sql.Open("sqlite", "file:"+filepath.Join(dir, stateFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, err := Migrations(SQLite)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The store as the releases before made it: the log's tables in hearth.db.
+	old := storeAt(t, dir, 13)
 	mustExec := func(db *sql.DB, q string, args ...any) {
 		t.Helper()
 		if _, err := db.ExecContext(ctx, q, args...); err != nil {
 			t.Fatalf("%.60s: %v", q, err)
 		}
-	}
-	mustExec(old, createMigrationsTable)
-	for _, m := range ms {
-		mustExec(old, m.SQL)
-		mustExec(old, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`, m.Version, m.Name, time.Now())
 	}
 	moveCopyRows = 1000
 	defer func() { moveCopyRows = 50_000 }()
@@ -544,24 +559,12 @@ func TestPageCachesAreSeparate(t *testing.T) {
 func TestMigrateWithoutRowid(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	old, err := sql.Open("sqlite", "file:"+filepath.Join(dir, stateFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, err := Migrations(SQLite)
-	if err != nil {
-		t.Fatal(err)
-	}
+	old := storeAt(t, dir, 13)
 	mustExec := func(q string, args ...any) {
 		t.Helper()
 		if _, err := old.ExecContext(ctx, q, args...); err != nil {
 			t.Fatalf("%.60s: %v", q, err)
 		}
-	}
-	mustExec(createMigrationsTable)
-	for _, m := range ms[:13] {
-		mustExec(m.SQL)
-		mustExec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`, m.Version, m.Name, time.Now())
 	}
 	at := "2026-11-01 12:00:00 +0000 UTC"
 	for _, q := range []string{
