@@ -58,6 +58,9 @@ const createMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
 	applied_at TIMESTAMP NOT NULL
 )`
 
+// slowMigration is how long a migration runs before Migrate logs that it is running.
+const slowMigration = 2 * time.Second
+
 // migrationLock serialises migrations between processes on PostgreSQL (several nodes starting at once).
 // SQLite needs none: the writer's BEGIN IMMEDIATE already serialises.
 const migrationLockKey = 7_263_871_001
@@ -105,9 +108,18 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 			tx.Rollback()
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+		// A migration that rebuilds tables takes minutes on a large store: say so rather than start in silence.
+		began, name := time.Now(), fmt.Sprintf("%04d_%s", m.Version, m.Name)
+		slow := time.AfterFunc(slowMigration, func() {
+			db.logger.Info("applying a database migration: on a large store this takes minutes", "migration", name)
+		})
+		_, err = tx.ExecContext(ctx, m.SQL)
+		if !slow.Stop() && err == nil {
+			db.logger.Info("applied the database migration", "migration", name, "took", time.Since(began).Round(time.Millisecond))
+		}
+		if err != nil {
 			tx.Rollback()
-			return applied, fmt.Errorf("%s: %04d_%s: %w", op, m.Version, m.Name, err)
+			return applied, fmt.Errorf("%s: %s: %w", op, name, err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
 			m.Version, m.Name, db.clock.Now()); err != nil {
