@@ -45,6 +45,15 @@ type Changes struct {
 	Updates      map[string]Update    // each profile the batch touched and kept
 }
 
+// Through is the seq of the last event c attributes (events come in log order): every event of the profiles
+// c touches is at or before it, so their rows' last_seen counts them all once written with it. 0: none.
+func (c Changes) Through() int64 {
+	if len(c.Events) == 0 {
+		return 0
+	}
+	return c.Events[len(c.Events)-1].Seq
+}
+
 // Update is what a batch changed of a profile's own row.
 type Update struct {
 	LastSeen    time.Time // the latest event time of the batch, for a profile the batch made
@@ -689,10 +698,7 @@ func (g *overlay) finish(c *Changes, seenRefresh int64) {
 		}
 	}
 	c.Updates = map[string]Update{}
-	var through int64 // the batch's last event
-	if len(c.Events) > 0 {
-		through = c.Events[len(c.Events)-1].Seq
-	}
+	through := c.Through()
 	for _, p := range slices.Sorted(maps.Keys(g.facts)) {
 		f := g.facts[p]
 		if f.lastSeen.IsZero() {

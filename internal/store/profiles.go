@@ -218,10 +218,7 @@ func (db *DB) profileTx(ctx context.Context, op, consumer string, c profile.Chan
 // applyChanges writes c in the order profile.Changes describes.
 func (db *DB) applyChanges(exec execFunc, c profile.Changes, now time.Time) error {
 	rows := make([][]any, 0, len(c.Events))
-	var through int64 // every event of the profiles c touches is at or before it
-	if len(c.Events) > 0 {
-		through = c.Events[len(c.Events)-1].Seq
-	}
+	through := c.Through()
 	// A new profile is inserted with its row as the batch left it, rather than inserted and then updated:
 	// with each visitor new, the update was a statement per event.
 	inserted := make(map[string]bool, len(c.New))
