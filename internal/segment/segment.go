@@ -3,7 +3,6 @@ package segment
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/RoaringBitmap/roaring/v2/roaring64"
@@ -65,7 +64,20 @@ func ProfileNumber(id string) (uint64, error) {
 	if len(id) != 17 || id[0] != 'p' {
 		return 0, fmt.Errorf("segment: %q is not a profile id", id)
 	}
-	return strconv.ParseUint(id[1:], 16, 64)
+	var n uint64
+	for i := 1; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		default:
+			return 0, fmt.Errorf("segment: %q is not a profile id", id)
+		}
+		n = n<<4 | uint64(c)
+	}
+	return n, nil
 }
 
 // ProfileIDs are the ids of a set's profiles, in order.

@@ -172,8 +172,8 @@ func (q *query) in(col string, ids []string) {
 	q.add(")")
 }
 
-// profileSet adds profile ids, as numbers, to a set.
-func profileSet(ctx context.Context, conn querier, text string, args []any, s *segment.Set) error {
+// profileSet adds the profile ids a query returns, as numbers, to b.
+func profileSet(ctx context.Context, conn querier, text string, args []any, b *segment.SetBuilder) error {
 	rows, err := conn.QueryContext(ctx, text, args...)
 	if err != nil {
 		return err
@@ -188,7 +188,7 @@ func profileSet(ctx context.Context, conn querier, text string, args []any, s *s
 		if err != nil {
 			return err
 		}
-		s.Add(n)
+		b.Add(n)
 	}
 	return rows.Err()
 }
@@ -201,7 +201,7 @@ type querier interface {
 // profiles runs a query for profile ids as build writes it: with restrict nil, once over every profile;
 // else once per chunk of the restricting profiles, which build names with in.
 func (db *DB) profiles(ctx context.Context, conn querier, op string, restrict *segment.Set, build func(q *query, in func(col string))) (*segment.Set, error) {
-	out := roaring64.New()
+	var out segment.SetBuilder
 	run := func(ids []string) error {
 		q := &query{db: db}
 		build(q, func(col string) {
@@ -210,10 +210,13 @@ func (db *DB) profiles(ctx context.Context, conn querier, op string, restrict *s
 				q.in(col, ids)
 			}
 		})
-		return db.wrap(op, profileSet(ctx, conn, q.text.String(), q.args, out))
+		return db.wrap(op, profileSet(ctx, conn, q.text.String(), q.args, &out))
 	}
 	if restrict == nil {
-		return out, run(nil)
+		if err := run(nil); err != nil {
+			return nil, err
+		}
+		return out.Set(), nil
 	}
 	ids := segment.ProfileIDs(restrict)
 	for len(ids) > 0 {
@@ -223,7 +226,7 @@ func (db *DB) profiles(ctx context.Context, conn querier, op string, restrict *s
 		}
 		ids = ids[n:]
 	}
-	return out, nil
+	return out.Set(), nil
 }
 
 // View runs fn with a Reader of one snapshot of the store: a read-only transaction.
@@ -772,23 +775,23 @@ func (db *DB) Unmerges(ctx context.Context, afterID int64) (int64, *segment.Set,
 // merged away.
 func (db *DB) Changed(ctx context.Context, after, upto int64) (*segment.Set, []string, error) {
 	const op = "store.segment_changed"
-	touched := roaring64.New()
-	if err := profileSet(ctx, db.read, `SELECT profile_id FROM event_profiles WHERE seq > $1 AND seq <= $2`, []any{after, upto}, touched); err != nil {
+	var touched segment.SetBuilder
+	if err := profileSet(ctx, db.read, `SELECT profile_id FROM event_profiles WHERE seq > $1 AND seq <= $2`, []any{after, upto}, &touched); err != nil {
 		return nil, nil, db.wrap(op, err)
 	}
 	gone, err := queryAll(ctx, db, op, func(row interface{ Scan(...any) error }) (string, error) {
 		var from string
 		return from, row.Scan(&from)
 	}, `SELECT from_profile FROM merges WHERE seq > $1 AND seq <= $2 ORDER BY seq, id`, after, upto)
-	return touched, gone, err
+	return touched.Set(), gone, err
 }
 
 // EventsLeaving returns the profiles with a track event of the name at a time in [from, to).
 func (db *DB) EventsLeaving(ctx context.Context, name string, from, to time.Time) (*segment.Set, error) {
-	s := roaring64.New()
+	var s segment.SetBuilder
 	err := profileSet(ctx, db.read, `SELECT profile_id FROM event_profiles WHERE name = $1 AND name <> '' AND at >= $2 AND at < $3`,
-		[]any{name, from.UTC(), to.UTC()}, s)
-	return s, db.wrap("store.events_leaving", err)
+		[]any{name, from.UTC(), to.UTC()}, &s)
+	return s.Set(), db.wrap("store.events_leaving", err)
 }
 
 // TouchesLeaving returns the profiles whose last touch as t names is at a time in [from, to).
@@ -797,22 +800,24 @@ func (db *DB) TouchesLeaving(ctx context.Context, t segment.Touched, from, to ti
 	q.add(`SELECT profile_id FROM profile_touches WHERE `)
 	touchKey(q, t, nil)
 	q.add(` AND last_at >= `, q.arg(from.UTC()), ` AND last_at < `, q.arg(to.UTC()))
-	s := roaring64.New()
-	return s, db.wrap("store.touches_leaving", profileSet(ctx, db.read, q.text.String(), q.args, s))
+	var s segment.SetBuilder
+	err := profileSet(ctx, db.read, q.text.String(), q.args, &s)
+	return s.Set(), db.wrap("store.touches_leaving", err)
 }
 
 // TraitDays returns the profiles with a trait of the name whose date is a day in [from, to).
 func (db *DB) TraitDays(ctx context.Context, name, from, to string) (*segment.Set, error) {
-	s := roaring64.New()
 	if from >= to {
-		return s, nil
+		return segment.NewSet(), nil
 	}
 	q := &query{db: db}
 	q.add(`SELECT profile_id FROM profile_traits WHERE name = `, q.arg(name), ` AND `)
 	db.compare(q, traitJSON(db), segment.Compare{Op: segment.After, Value: "0000-00-00"}, "") // a date
 	v := traitJSON(db)
 	q.add(` AND `, v.text(q), ` >= `, q.arg(from), ` AND `, v.text(q), ` < `, q.arg(to))
-	return s, db.wrap("store.trait_days", profileSet(ctx, db.read, q.text.String(), q.args, s))
+	var s segment.SetBuilder
+	err := profileSet(ctx, db.read, q.text.String(), q.args, &s)
+	return s.Set(), db.wrap("store.trait_days", err)
 }
 
 // ApplyStep writes a step of the segment engine in one transaction.
