@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/RoaringBitmap/roaring/v2/roaring64"
 	"github.com/hearth-cdp/hearth/internal/profile"
 )
 
@@ -98,4 +99,82 @@ func (r cachingReader) Reachable(ctx context.Context, channel string, within *Se
 		return r.Reader.Reachable(ctx, channel, within)
 	}
 	return r.cache.get(cacheKey("reachable", channel), r.now, func() (*Set, error) { return r.Reader.Reachable(ctx, channel, nil) })
+}
+
+// prefetchWidth is how many conditions a count reads side by side: two cores' worth, the machine Hearth is
+// measured on; more would only share them.
+const prefetchWidth = 2
+
+// prefetch reads into the cache, side by side and each in a view of its own, the conditions of a rule's
+// top-level and that its evaluation would ask of every profile. A count's conditions then cost the slowest
+// of them rather than their sum. The evaluation asks a condition of only the profiles the earlier ones left
+// once those are few (restrictLimit), which is far cheaper: the reads stop as soon as the conditions read
+// so far in the rule's order leave that few, and the evaluation goes on as without them. Views a little
+// apart in time are no worse than the cache's minute: a count while editing is of the moment, not of one
+// snapshot.
+func prefetch(ctx context.Context, st Viewer, rule Rule, reader func(Reader) Reader, now time.Time) {
+	var leaves []Rule
+	for _, c := range rule.And {
+		if _, negative := positiveOf(c); negative {
+			continue
+		}
+		if !c.cacheable() { // it may leave few profiles, and the conditions after it are then cheap
+			return
+		}
+		leaves = append(leaves, c)
+	}
+	if len(leaves) < 2 {
+		return
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type done struct {
+		i   int
+		set *Set
+	}
+	results := make(chan done, len(leaves))
+	next := make(chan int, len(leaves))
+	for i := range leaves {
+		next <- i
+	}
+	close(next)
+	for range min(prefetchWidth, len(leaves)) {
+		go func() {
+			for i := range next {
+				var s *Set
+				err := st.View(ctx, func(r Reader) error {
+					var err error
+					s, err = newEvaluation(ctx, reader(r), now).leaf(leaves[i], nil)
+					return err
+				})
+				if err != nil { // cancelled, or failing: the evaluation asks again and reports it
+					s = nil
+				}
+				results <- done{i, s}
+			}
+		}()
+	}
+	sets := make([]*Set, len(leaves))
+	read := 0 // leaves[:read] are all read
+	for range leaves {
+		d := <-results
+		sets[d.i] = d.set
+		if d.set == nil {
+			return
+		}
+		for read < len(leaves) && sets[read] != nil {
+			read++
+		}
+		if d.set.GetCardinality() <= restrictLimit {
+			return
+		}
+		if read > 1 && read < len(leaves) && roaring64.FastAnd(sets[:read]...).GetCardinality() <= restrictLimit {
+			return
+		}
+	}
+}
+
+// cacheable reports whether a rule is one condition that cachingReader keeps.
+func (n Rule) cacheable() bool {
+	return n.Trait != nil || n.Event != nil || n.Touched != nil || n.Stage != nil || n.Reachable != nil
 }

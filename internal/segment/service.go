@@ -242,10 +242,12 @@ func (s *Service) Count(ctx context.Context, rule Rule) (int64, error) {
 	}
 	// A count is of the minute: its windows start on the minute, so that the conditions a marketer did not
 	// change are answered from the cache.
-	now := s.clock.Now().Truncate(time.Minute)
+	now, read := s.clock.Now().Truncate(time.Minute), s.clock.Now()
+	caching := func(r Reader) Reader { return cachingReader{Reader: r, cache: &s.counts, now: read} }
+	prefetch(ctx, s.store, rule, caching, now)
 	var n int64
 	err := s.store.View(ctx, func(r Reader) error {
-		m, err := newEvaluation(ctx, cachingReader{Reader: r, cache: &s.counts, now: s.clock.Now()}, now).match(rule, nil)
+		m, err := newEvaluation(ctx, caching(r), now).match(rule, nil)
 		if err == nil {
 			n = int64(m.GetCardinality())
 		}
