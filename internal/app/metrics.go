@@ -10,7 +10,7 @@ import (
 )
 
 // newLogMetrics registers the event log's metrics and returns the writer's observer.
-func newLogMetrics(reg prometheus.Registerer) func(batches, events int, took time.Duration) {
+func newLogMetrics(reg prometheus.Registerer) func(batches, events int, t store.WriteTimes) {
 	appended := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "hearth_event_log_appended_total", Help: "Events handed to the event log (before deduplication).",
 	})
@@ -18,14 +18,19 @@ func newLogMetrics(reg prometheus.Registerer) func(batches, events int, took tim
 		Name: "hearth_event_log_commit_seconds", Help: "Time to write one group commit.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 	})
+	syncs := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "hearth_event_log_commit_sync_seconds", Help: "Of each group commit, the time to write it to the disk and wait for the disk to keep it.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+	})
 	requests := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "hearth_event_log_commit_requests", Help: "Requests that shared one group commit.",
 		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
 	})
-	reg.MustRegister(appended, commits, requests)
-	return func(batches, events int, took time.Duration) {
+	reg.MustRegister(appended, commits, syncs, requests)
+	return func(batches, events int, t store.WriteTimes) {
 		appended.Add(float64(events))
-		commits.Observe(took.Seconds())
+		commits.Observe(t.Held.Seconds())
+		syncs.Observe(t.Commit.Seconds())
 		requests.Observe(float64(batches))
 	}
 }
@@ -93,7 +98,9 @@ func (c consumerLag) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// writerLoad measures the share of the last second the event writer spent writing.
+// writerLoad measures the share of the last second the event writer spent writing. Its commits' waits for
+// the disk count: without them, at 50,000 events/s the processor rested too little and ingestion's p50
+// doubled (BENCHMARKS.md).
 type writerLoad struct {
 	mu         sync.Mutex
 	start      time.Time     // of the current second

@@ -114,19 +114,19 @@ func sqliteTime(t time.Time) string { return t.Round(0).String() }
 // offsets never skip an event committed late.
 //
 // held is how long the transaction held the writer, from its start to its commit, without the wait for it.
-func (db *DB) appendBatches(ctx context.Context, batches []logBatch, dedupeSince time.Time) (results []collect.AppendResult, held time.Duration, err error) {
+func (db *DB) appendBatches(ctx context.Context, batches []logBatch, dedupeSince time.Time) (results []collect.AppendResult, held WriteTimes, err error) {
 	const op = "store.append_events"
 	results = make([]collect.AppendResult, len(batches))
 	// Prepared before the transaction: on SQLite the transaction holds the one write connection.
 	insert, err := db.dialect.eventInserter(ctx, db)
 	if err != nil {
-		return nil, 0, db.wrap(op, err)
+		return nil, WriteTimes{}, db.wrap(op, err)
 	}
 	countSources, err := db.prepared(ctx, upsertSourceStatsKey{}, func() string { return upsertSourceStats })
 	if err != nil {
-		return nil, 0, db.wrap(op, err)
+		return nil, WriteTimes{}, db.wrap(op, err)
 	}
-	var began time.Time
+	var began, committing time.Time
 	var (
 		newKeys  []int64
 		newTimes []time.Time
@@ -198,10 +198,14 @@ func (db *DB) appendBatches(ctx context.Context, batches []logBatch, dedupeSince
 				return db.wrap(op, err)
 			}
 		}
+		committing = time.Now()
 		return nil
 	})
 	if !began.IsZero() {
-		held = time.Since(began)
+		held.Held = time.Since(began)
+	}
+	if !committing.IsZero() {
+		held.Commit = time.Since(committing)
 	}
 	if err == nil && len(newKeys) > 0 {
 		db.dedupe.added(newKeys, lastSeq-int64(len(newKeys))+1, newTimes)

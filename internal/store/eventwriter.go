@@ -15,7 +15,7 @@ type EventWriter struct {
 	opts    EventWriterOptions
 	reqs    chan *appendReq
 	done    chan struct{}
-	observe func(batches, events int, took time.Duration)
+	observe func(batches, events int, t WriteTimes)
 }
 
 // EventWriterOptions tune the writer.
@@ -24,13 +24,19 @@ type EventWriterOptions struct {
 	DedupeWindow time.Duration // default 7 days
 	// MaxEvents bounds one transaction.
 	MaxEvents int // default 20,000
-	// Observe, if set, is told about each transaction (for metrics): took is how long it held the writer,
-	// without the wait for it (the profile processor's rests follow it, and would follow their own batches).
-	Observe func(batches, events int, took time.Duration)
+	// Observe, if set, is told about each transaction (for metrics, and the profile processor's rests).
+	Observe func(batches, events int, t WriteTimes)
 	// SaveEvery is how often, while events arrive, the deduplication index is saved for the next start
 	// (SQLite), beside the save when the writer stops: after a crash, the start reads only the events logged
 	// since. A failed save leaves the previous file, which still serves.
 	SaveEvery time.Duration // default 5 minutes
+}
+
+// WriteTimes are how long one transaction of the event log held its writer, without the wait for it, and how
+// much of that was its commit: writing the WAL and waiting for the disk to sync it, which with a few events
+// a commit is most of the time, and leaves the cores to others.
+type WriteTimes struct {
+	Held, Commit time.Duration
 }
 
 type appendReq struct {
