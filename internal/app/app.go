@@ -248,6 +248,17 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 		ReadAhead: func() bool { return a.writerLoad.utilization() <= 0.4 }})
 	// The processor starts as soon as events arrive, then lets them gather for a while: segment memberships
 	// follow within a second, and its batches stay large enough to cost little per event.
+	a.workers.Add(1)
+	go func() { // beside the processor's first batches: see store.WarmCache
+		defer a.workers.Done()
+		pages, took, err := a.db.WarmCache(workerCtx)
+		switch {
+		case err != nil && workerCtx.Err() == nil:
+			a.logger.Warn("warming the page cache failed", "err", err)
+		case pages > 0:
+			a.logger.Info("page cache warmed", "pages", pages, "took", took.Round(time.Millisecond))
+		}
+	}()
 	a.workOn(workerCtx, logGrew, 100*time.Millisecond, time.Second, "profiles", func(ctx context.Context) error {
 		behind := false
 		for { // to the end of the log, a batch at a time
