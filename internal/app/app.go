@@ -241,11 +241,14 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 		_, err := a.touch.RunCodeBatches(ctx)
 		return err
 	})
-	// Reading the next batch ahead takes the other core for a while: not while ingestion keeps the event writer
-	// busy, which comes first, as with the rests below. (At 50,000 events/s the request p99 of either way was
-	// within the runs' spread, 45-90 ms.)
+	// Reading the next batch ahead takes the other core for a while, and costs more than reading on the
+	// writer: a reader's page cache is discarded by every commit, so each lookup reads every page on its way
+	// down from the file, where the writer's cache holds the inner pages (store.WarmCache). Worth it for a
+	// backlog or a replay, with the writer quiet; not while events arrive, when ingestion and the segment
+	// engine need the cores (at 5,000 events/s in the first run after a start, pprof: the read-ahead 60% of
+	// the processor's time, the lag to 7,000 events).
 	profiles := profile.NewProcessor(a.db, profile.Options{Logger: a.logger.With("component", "profiles"),
-		ReadAhead: func() bool { return a.writerLoad.utilization() <= 0.4 }})
+		ReadAhead: func() bool { return a.writerLoad.utilization() <= 0.1 }})
 	// The processor starts as soon as events arrive, then lets them gather for a while: segment memberships
 	// follow within a second, and its batches stay large enough to cost little per event.
 	a.workers.Add(1)
