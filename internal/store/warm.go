@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -130,10 +131,15 @@ func (w *warmer) tree(root int64) (bool, error) {
 	return false, nil
 }
 
-// page reads a page through the connection's page cache and returns its children: none for a leaf.
+// page reads a page through the connection's page cache and returns its children: none for a leaf. The
+// reads are not one snapshot (the writer commits between them), so a page that no longer parses as the
+// inner page its parent named, or is gone, counts as a leaf.
 func (w *warmer) page(pgno int64) ([]int64, error) {
 	var data []byte
-	if err := w.read.QueryRowContext(w.ctx, pgno).Scan(&data); err != nil {
+	switch err := w.read.QueryRowContext(w.ctx, pgno).Scan(&data); {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, nil
+	case err != nil:
 		return nil, fmt.Errorf("read page %d: %w", pgno, err)
 	}
 	hdr := data
@@ -145,13 +151,13 @@ func (w *warmer) page(pgno int64) ([]int64, error) {
 	}
 	cells := int(binary.BigEndian.Uint16(hdr[3:5]))
 	if 12+2*cells > len(hdr) {
-		return nil, fmt.Errorf("page %d: %d cells do not fit", pgno, cells)
+		return nil, nil
 	}
 	children := make([]int64, 0, cells+1)
 	for i := range cells {
 		off := int(binary.BigEndian.Uint16(hdr[12+2*i:]))
 		if off+4 > len(data) {
-			return nil, fmt.Errorf("page %d: cell %d beyond the page", pgno, i)
+			return nil, nil
 		}
 		children = append(children, int64(binary.BigEndian.Uint32(data[off:])))
 	}
