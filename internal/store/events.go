@@ -113,7 +113,8 @@ func sqliteTime(t time.Time) string { return t.Round(0).String() }
 // writer on SQLite, an advisory lock on PostgreSQL), so log order is commit order and readers that follow
 // offsets never skip an event committed late.
 //
-// held is how long the transaction held the writer, from its start to its commit, without the wait for it.
+// held is how long the transaction held the writer, from its start to its commit, without the wait for it,
+// and how long the commit took.
 func (db *DB) appendBatches(ctx context.Context, batches []logBatch, dedupeSince time.Time) (results []collect.AppendResult, held WriteTimes, err error) {
 	const op = "store.append_events"
 	results = make([]collect.AppendResult, len(batches))

@@ -33,8 +33,8 @@ type EventWriterOptions struct {
 }
 
 // WriteTimes are how long one transaction of the event log held its writer, without the wait for it, and how
-// much of that was its commit: writing the WAL and waiting for the disk to sync it, which with a few events
-// a commit is most of the time, and leaves the cores to others.
+// much of that was its commit: writing the WAL and waiting for the disk to sync it (with a few events a
+// commit, most of the time).
 type WriteTimes struct {
 	Held, Commit time.Duration
 }
