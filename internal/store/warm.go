@@ -34,7 +34,11 @@ func (db *DB) warmCache(ctx context.Context, budgetBytes int) (pages int, took t
 		return 0, 0, nil
 	}
 	start := time.Now()
-	w := warmer{ctx: ctx, conn: db.write, budgetBytes: budgetBytes}
+	var pageSize int
+	if err := db.write.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&pageSize); err != nil {
+		return 0, 0, db.wrap("store.warm_cache", err)
+	}
+	w := warmer{ctx: ctx, conn: db.write, budget: budgetBytes / pageSize}
 	err = w.run()
 	return w.pages, time.Since(start), db.wrap("store.warm_cache", err)
 }
@@ -42,20 +46,14 @@ func (db *DB) warmCache(ctx context.Context, budgetBytes int) (pages int, took t
 // warmer reads pages a query at a time on the writer's one connection, between the transactions of the
 // processor and the segment engine rather than holding them up.
 type warmer struct {
-	ctx         context.Context
-	conn        *sql.DB
-	read        *sql.Stmt
-	budgetBytes int
-	budget      int // pages
-	pages       int // inner pages read
+	ctx    context.Context
+	conn   *sql.DB
+	read   *sql.Stmt
+	budget int // pages
+	pages  int // inner pages read
 }
 
 func (w *warmer) run() error {
-	var pageSize int
-	if err := w.conn.QueryRowContext(w.ctx, `PRAGMA page_size`).Scan(&pageSize); err != nil {
-		return err
-	}
-	w.budget = w.budgetBytes / pageSize
 	roots := map[string]int64{}
 	var order []string
 	rows, err := w.conn.QueryContext(w.ctx, `SELECT name, rootpage FROM sqlite_schema WHERE rootpage > 1 ORDER BY rootpage`)
