@@ -7,11 +7,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/fetch"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/hearth-cdp/hearth/internal/store/storetest"
 )
@@ -160,6 +163,7 @@ func TestBrowserSignInAndCreateSource(t *testing.T) {
 				chromedp.Click(tid("user-menu")),
 				chromedp.WaitVisible(tid("lang-zh-CN")),
 				chromedp.Click(tid("lang-zh-CN")),
+				chromedp.WaitVisible(chromedp.CSS(`html[lang="zh-CN"]`)), // once its messages are loaded
 				chromedp.Reload(),
 				chromedp.WaitVisible(tid("sources-table")),
 			)
@@ -215,4 +219,73 @@ func TestBrowserSetupLink(t *testing.T) {
 		chromedp.Navigate(link),
 		chromedp.WaitVisible(tid("setup-invalid")),
 	)
+}
+
+// Pages load when first opened. A console left open across an upgrade asks for a page's script that the new
+// build no longer has: it loads the new build at that page, once, and never reloads in a loop.
+func TestBrowserPageScriptMissing(t *testing.T) {
+	cfg := browserConfig(t, "sqlite")
+	cfg.Admin = AdminConfig{Email: "admin@example.com", Password: "a long admin password"}
+	base, _ := startForBrowser(t, cfg)
+
+	for _, tc := range []struct {
+		name      string
+		failFirst int // requests for the Sources page's script that fail before one is let through
+		wantPage  bool
+		wantTries int
+	}{
+		{name: "the new build has it", failFirst: 1, wantPage: true, wantTries: 2},
+		{name: "the new build lacks it too", failFirst: 1000, wantPage: false, wantTries: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := browser(t)
+			signIn(t, ctx, base, "/", "admin@example.com", "a long admin password", tid("nav-sources"))
+
+			var mu sync.Mutex
+			tries := 0
+			if err := chromedp.Listen(ctx, func(ev any) {
+				paused, ok := ev.(*fetch.EventRequestPaused)
+				if !ok {
+					return
+				}
+				mu.Lock()
+				tries++
+				fail := tries <= tc.failFirst
+				mu.Unlock()
+				go func() { // a listener must not call the browser itself
+					if fail {
+						chromedp.Call(ctx, fetch.FailRequest, fetch.FailRequestParams{RequestID: paused.RequestID, ErrorReason: network.ErrorReasonFailed})
+					} else {
+						chromedp.Call(ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: paused.RequestID})
+					}
+				}()
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{
+				Patterns: []*fetch.RequestPattern{{URLPattern: "*/console/assets/SourcesView-*.js"}}}); err != nil {
+				t.Fatal(err)
+			}
+
+			do(t, ctx, "open Sources", chromedp.Click(tid("nav-sources")))
+			waitFor(t, "the page's script to be asked for again", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return tries >= 2
+			})
+			if tc.wantPage {
+				do(t, ctx, "the Sources page, from the new build", chromedp.WaitVisible(tid("create-source")))
+			}
+			time.Sleep(time.Second) // long enough for a reload loop to show
+			mu.Lock()
+			got := tries
+			mu.Unlock()
+			if got != tc.wantTries {
+				t.Errorf("the page's script was asked for %d times, want %d", got, tc.wantTries)
+			}
+			if url := read(t, ctx, "location", chromedp.Location()); !strings.HasSuffix(url, "/console/sources") {
+				t.Errorf("at %s, want /console/sources", url)
+			}
+		})
+	}
 }

@@ -255,6 +255,7 @@ func TestBrowserPeople(t *testing.T) {
 		chromedp.Click(tid("user-menu")),
 		chromedp.WaitVisible(tid("lang-zh-CN")),
 		chromedp.Click(tid("lang-zh-CN")),
+		chromedp.WaitVisible(chromedp.CSS(`html[lang="zh-CN"]`)), // once its messages are loaded
 		chromedp.Click(tid("nav-people")),
 		chromedp.WaitVisible(tid("people-table")),
 	)

@@ -141,6 +141,7 @@ func TestBrowserTouchpoints(t *testing.T) {
 		chromedp.Click(tid("user-menu")),
 		chromedp.WaitVisible(tid("lang-zh-CN")),
 		chromedp.Click(tid("lang-zh-CN")),
+		chromedp.WaitVisible(chromedp.CSS(`html[lang="zh-CN"]`)), // once its messages are loaded
 	)
 	if h := read(t, ctx, "heading", chromedp.Text(chromedp.CSS("h1"))); h != "活动" {
 		t.Errorf("the campaigns page in Chinese is headed %q, want 活动", h)

@@ -138,6 +138,7 @@ func TestBrowserWeChat(t *testing.T) {
 		chromedp.Click(tid("user-menu")),
 		chromedp.WaitVisible(tid("lang-zh-CN")),
 		chromedp.Click(tid("lang-zh-CN")),
+		chromedp.WaitVisible(chromedp.CSS(`html[lang="zh-CN"]`)), // once its messages are loaded
 	)
 	if nav := read(t, ctx, "nav", chromedp.Text(tid("nav-wechat"))); nav != "微信公众号" {
 		t.Errorf("the WeChat accounts entry in Chinese is %q", nav)

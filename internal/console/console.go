@@ -3,16 +3,14 @@
 package console
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"io/fs"
 	"mime"
 	"net/http"
 	"path"
 	"strings"
-	"time"
+
+	"github.com/hearth-cdp/hearth/internal/static"
 )
 
 //go:embed all:dist
@@ -40,7 +38,8 @@ func SourceHash() string {
 
 // Handler serves the console. Mount it at Prefix without stripping it: mux.Handle("/console/", console.Handler()).
 //
-//   - Files of the build are served with their content type. Those under assets/ have content hashes in their
+//   - Files of the build are served with their content type, gzipped to clients that accept it (package
+//     static). Those under assets/ have content hashes in their
 //     names and are cached for a year; other files (index.html, favicon.svg) are revalidated on every use.
 //   - A path under assets/ that is not a file is 404: a missing script must not be answered with HTML.
 //   - Any other path under the prefix is a client-side route and gets index.html (the SPA fallback).
@@ -49,17 +48,12 @@ func Handler() http.Handler {
 	return newHandler(distFS, "dist")
 }
 
-type file struct {
-	data []byte
-	etag string
-}
-
 type handler struct {
-	files map[string]file // by slash-separated name relative to the build root; dot files left out
+	files map[string]*static.File // by slash-separated name relative to the build root; dot files left out
 }
 
 func newHandler(fsys fs.FS, root string) *handler {
-	h := &handler{files: map[string]file{}}
+	h := &handler{files: map[string]*static.File{}}
 	// The embedded tree cannot change, so a read error here is a broken build: it then serves nothing.
 	_ = fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -73,8 +67,11 @@ func newHandler(fsys fs.FS, root string) *handler {
 		if err != nil {
 			return nil
 		}
-		sum := sha256.Sum256(data)
-		h.files[name] = file{data: data, etag: `"` + hex.EncodeToString(sum[:12]) + `"`}
+		ctype := mime.TypeByExtension(path.Ext(name))
+		if ctype == "" {
+			ctype = "application/octet-stream"
+		}
+		h.files[name] = static.NewFile(ctype, data)
 		return nil
 	})
 	return h
@@ -105,7 +102,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		} else {
 			w.Header().Set("Cache-Control", "no-cache")
 		}
-		serve(w, r, name, f)
+		f.ServeHTTP(w, r)
 		return
 	}
 	if name == "assets" || strings.HasPrefix(name, "assets/") {
@@ -122,19 +119,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Security-Policy", contentSecurityPolicy)
 	w.Header().Set("X-Frame-Options", "DENY")
 	w.Header().Set("Referrer-Policy", "same-origin")
-	serve(w, r, indexFile, index)
-}
-
-// serve writes f with a content type from name's extension. http.ServeContent answers HEAD, ranges and
-// If-None-Match against the ETag (a hash of the content).
-func serve(w http.ResponseWriter, r *http.Request, name string, f file) {
-	ctype := mime.TypeByExtension(path.Ext(name))
-	if ctype == "" {
-		ctype = "application/octet-stream"
-	}
-	w.Header().Set("Content-Type", ctype)
-	w.Header().Set("ETag", f.etag)
-	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(f.data))
+	index.ServeHTTP(w, r)
 }
 
 // hidden reports whether an element of name starts with a dot (.source-hash): build metadata, not content.

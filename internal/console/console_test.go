@@ -2,8 +2,10 @@ package console
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -190,6 +192,40 @@ func TestHandlerConditionalGet(t *testing.T) {
 		h.ServeHTTP(rec, req)
 		if rec.Code != http.StatusNotModified {
 			t.Errorf("GET %s with If-None-Match: status %d, want 304", p, rec.Code)
+		}
+	}
+}
+
+// The console's script, stylesheet and page go gzipped to browsers, which all accept it: a fraction of the bytes.
+func TestHandlerGzip(t *testing.T) {
+	js, css := assets(t)
+	h := Handler()
+	for _, p := range []string{"/console/" + js, "/console/" + css, "/console/", "/console/people"} {
+		req := httptest.NewRequest(http.MethodGet, p, nil)
+		req.Header.Set("Accept-Encoding", "gzip, deflate, br, zstd")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 200 || rec.Header().Get("Content-Encoding") != "gzip" {
+			t.Fatalf("GET %s: status %d, Content-Encoding %q; want 200 gzip", p, rec.Code, rec.Header().Get("Content-Encoding"))
+		}
+		zr, err := gzip.NewReader(rec.Body)
+		if err != nil {
+			t.Fatalf("GET %s: %v", p, err)
+		}
+		plain, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatalf("GET %s: %v", p, err)
+		}
+		name := strings.TrimPrefix(p, Prefix)
+		if !strings.HasPrefix(name, "assets/") {
+			name = indexFile
+		}
+		want, err := distFS.ReadFile("dist/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(plain, want) {
+			t.Errorf("GET %s: the gzipped body is not %s", p, name)
 		}
 	}
 }

@@ -1,8 +1,8 @@
 // English and Simplified Chinese. The choice is kept in localStorage; the first visit follows the browser.
+// English is built in (every message falls back to it); Chinese is loaded when first chosen.
 import { ref, watchEffect } from 'vue'
 import type { Channel, Role, SourceKind } from './api'
 import en, { type MessageKey, type Messages } from './locales/en'
-import zhCN from './locales/zh-CN'
 
 export type Locale = 'en' | 'zh-CN'
 export const locales: readonly { code: Locale; label: string }[] = [
@@ -10,7 +10,7 @@ export const locales: readonly { code: Locale; label: string }[] = [
   { code: 'zh-CN', label: '简体中文' },
 ]
 
-const dictionaries: Record<Locale, Messages> = { en, 'zh-CN': zhCN }
+const dictionaries: Partial<Record<Locale, Messages>> = { en }
 const storageKey = 'hearth.locale'
 
 function initialLocale(): Locale {
@@ -29,24 +29,43 @@ function initialLocale(): Locale {
   return 'en'
 }
 
-export const locale = ref<Locale>(initialLocale())
+/** The language shown: English until loadLocale has the chosen one. */
+export const locale = ref<Locale>('en')
 
 watchEffect(() => {
   document.documentElement.lang = locale.value
 })
 
-export function setLocale(l: Locale): void {
-  locale.value = l
+async function dictionary(l: Locale): Promise<Messages> {
+  dictionaries[l] ??= l === 'zh-CN' ? (await import('./locales/zh-CN')).default : en
+  return dictionaries[l]
+}
+
+/** Shows the language the visitor chose before, or their browser's; call it before the app mounts. */
+export async function loadLocale(): Promise<void> {
+  const l = initialLocale()
+  try {
+    await dictionary(l)
+    locale.value = l
+  } catch {
+    // The dictionary did not load (the server went away): English, which is built in.
+  }
+}
+
+/** Remembers the choice, and switches the language once its messages are loaded. */
+export async function setLocale(l: Locale): Promise<void> {
   try {
     localStorage.setItem(storageKey, l)
   } catch {
     // Not remembered, but still switched.
   }
+  await dictionary(l)
+  locale.value = l
 }
 
 /** The message for key in the current language; {name} placeholders are filled from params. */
 export function t(key: MessageKey, params?: Record<string, string | number>): string {
-  const msg = dictionaries[locale.value][key] ?? en[key] ?? key
+  const msg = dictionaries[locale.value]?.[key] ?? en[key] ?? key
   if (!params) return msg
   return msg.replace(/\{(\w+)\}/g, (m, name: string) => (name in params ? String(params[name]) : m))
 }

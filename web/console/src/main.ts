@@ -1,6 +1,7 @@
 import { createApp, watchEffect } from 'vue'
 import { setUnauthenticatedHandler } from './api'
 import App from './App.vue'
+import { loadLocale } from './i18n'
 import { pageTitle, router } from './router'
 import { signedOut } from './session'
 import './styles.css'
@@ -19,4 +20,4 @@ watchEffect(() => {
 
 const app = createApp(App)
 app.use(router)
-void router.isReady().then(() => app.mount('#app'))
+void Promise.all([loadLocale(), router.isReady()]).then(() => app.mount('#app'))

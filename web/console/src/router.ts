@@ -3,26 +3,10 @@ import type { Role } from './api'
 import { t } from './i18n'
 import type { MessageKey } from './locales/en'
 import { allowed, loadSession } from './session'
-import ApiKeysView from './views/ApiKeysView.vue'
-import CampaignsView from './views/CampaignsView.vue'
 import HomeView from './views/HomeView.vue'
 import LoginView from './views/LoginView.vue'
 import NotFoundView from './views/NotFoundView.vue'
-import OfflineTouchesView from './views/OfflineTouchesView.vue'
-import PeopleView from './views/PeopleView.vue'
-import PersonView from './views/PersonView.vue'
-import ProfileSettingsView from './views/ProfileSettingsView.vue'
-import SegmentEditView from './views/SegmentEditView.vue'
-import SegmentsView from './views/SegmentsView.vue'
-import SegmentView from './views/SegmentView.vue'
 import SetupView from './views/SetupView.vue'
-import SigningKeysView from './views/SigningKeysView.vue'
-import SourcesView from './views/SourcesView.vue'
-import SourceView from './views/SourceView.vue'
-import TeamView from './views/TeamView.vue'
-import TouchpointsView from './views/TouchpointsView.vue'
-import TouchpointView from './views/TouchpointView.vue'
-import WeChatAccountsView from './views/WeChatAccountsView.vue'
 
 declare module 'vue-router' {
   interface RouteMeta {
@@ -40,51 +24,137 @@ export const router = createRouter({
     { path: '/login', name: 'login', component: LoginView, meta: { public: true, title: 'login.title' } },
     { path: '/setup', name: 'setup', component: SetupView, meta: { public: true, title: 'setup.title' } },
     { path: '/', name: 'home', component: HomeView, meta: { title: 'nav.home' } },
-    { path: '/people', name: 'people', component: PeopleView, meta: { title: 'nav.people' } },
-    { path: '/people/:id', name: 'person', component: PersonView, meta: { title: 'nav.people' } },
-    { path: '/segments', name: 'segments', component: SegmentsView, meta: { title: 'nav.segments' } },
+    {
+      path: '/people',
+      name: 'people',
+      component: () => import('./views/PeopleView.vue'),
+      meta: { title: 'nav.people' },
+    },
+    {
+      path: '/people/:id',
+      name: 'person',
+      component: () => import('./views/PersonView.vue'),
+      meta: { title: 'nav.people' },
+    },
+    {
+      path: '/segments',
+      name: 'segments',
+      component: () => import('./views/SegmentsView.vue'),
+      meta: { title: 'nav.segments' },
+    },
     {
       path: '/segments/new',
       name: 'segment-new',
-      component: SegmentEditView,
+      component: () => import('./views/SegmentEditView.vue'),
       meta: { title: 'nav.segments', roles: ['admin', 'marketer'] },
     },
-    { path: '/segments/:id', name: 'segment', component: SegmentView, meta: { title: 'nav.segments' } },
+    {
+      path: '/segments/:id',
+      name: 'segment',
+      component: () => import('./views/SegmentView.vue'),
+      meta: { title: 'nav.segments' },
+    },
     {
       path: '/segments/:id/edit',
       name: 'segment-edit',
-      component: SegmentEditView,
+      component: () => import('./views/SegmentEditView.vue'),
       meta: { title: 'nav.segments', roles: ['admin', 'marketer'] },
     },
-    { path: '/campaigns', name: 'campaigns', component: CampaignsView, meta: { title: 'nav.campaigns' } },
-    { path: '/touchpoints', name: 'touchpoints', component: TouchpointsView, meta: { title: 'nav.touchpoints' } },
-    { path: '/touchpoints/:id', name: 'touchpoint', component: TouchpointView, meta: { title: 'nav.touchpoints' } },
+    {
+      path: '/campaigns',
+      name: 'campaigns',
+      component: () => import('./views/CampaignsView.vue'),
+      meta: { title: 'nav.campaigns' },
+    },
+    {
+      path: '/touchpoints',
+      name: 'touchpoints',
+      component: () => import('./views/TouchpointsView.vue'),
+      meta: { title: 'nav.touchpoints' },
+    },
+    {
+      path: '/touchpoints/:id',
+      name: 'touchpoint',
+      component: () => import('./views/TouchpointView.vue'),
+      meta: { title: 'nav.touchpoints' },
+    },
     {
       path: '/offline-touches',
       name: 'offline-touches',
-      component: OfflineTouchesView,
+      component: () => import('./views/OfflineTouchesView.vue'),
       meta: { title: 'nav.offlineTouches', roles: ['admin', 'marketer'] },
     },
-    { path: '/sources', name: 'sources', component: SourcesView, meta: { title: 'nav.sources' } },
-    { path: '/sources/:id', name: 'source', component: SourceView, meta: { title: 'nav.sources' } },
+    {
+      path: '/sources',
+      name: 'sources',
+      component: () => import('./views/SourcesView.vue'),
+      meta: { title: 'nav.sources' },
+    },
+    {
+      path: '/sources/:id',
+      name: 'source',
+      component: () => import('./views/SourceView.vue'),
+      meta: { title: 'nav.sources' },
+    },
     {
       path: '/settings/profiles',
       name: 'profile-settings',
-      component: ProfileSettingsView,
+      component: () => import('./views/ProfileSettingsView.vue'),
       meta: { title: 'profileSettings.title' },
     },
-    { path: '/team', name: 'team', component: TeamView, meta: { title: 'nav.team', roles: ['admin'] } },
-    { path: '/api-keys', name: 'api-keys', component: ApiKeysView, meta: { title: 'nav.apiKeys', roles: ['admin'] } },
+    {
+      path: '/team',
+      name: 'team',
+      component: () => import('./views/TeamView.vue'),
+      meta: { title: 'nav.team', roles: ['admin'] },
+    },
+    {
+      path: '/api-keys',
+      name: 'api-keys',
+      component: () => import('./views/ApiKeysView.vue'),
+      meta: { title: 'nav.apiKeys', roles: ['admin'] },
+    },
     {
       path: '/signing-keys',
       name: 'signing-keys',
-      component: SigningKeysView,
+      component: () => import('./views/SigningKeysView.vue'),
       meta: { title: 'nav.signingKeys', roles: ['admin'] },
     },
-    { path: '/wechat-accounts', name: 'wechat-accounts', component: WeChatAccountsView, meta: { title: 'nav.wechat' } },
+    {
+      path: '/wechat-accounts',
+      name: 'wechat-accounts',
+      component: () => import('./views/WeChatAccountsView.vue'),
+      meta: { title: 'nav.wechat' },
+    },
     { path: '/:rest(.*)*', name: 'not-found', component: NotFoundView, meta: { title: 'notFound.title' } },
   ],
   scrollBehavior: () => ({ top: 0 }),
+})
+
+// Pages other than the first ones a visitor sees load when first opened, so that signing in does not wait for
+// the whole console. After an upgrade an open console may ask for a page that the new build names otherwise:
+// it then loads the new build at that page, once (if that fails too, the error stays rather than looping).
+const reloadedFor = 'hearth.reloadedFor'
+
+router.onError((error: unknown, to) => {
+  const message = error instanceof Error ? error.message : String(error)
+  if (!/dynamically imported module|module script failed|Unable to preload/i.test(message)) return
+  const href = router.resolve(to).href
+  try {
+    if (sessionStorage.getItem(reloadedFor) === href) return
+    sessionStorage.setItem(reloadedFor, href)
+  } catch {
+    return // without storage a reload could not tell that it was tried
+  }
+  window.location.assign(href)
+})
+
+router.afterEach(() => {
+  try {
+    sessionStorage.removeItem(reloadedFor)
+  } catch {
+    // Nothing was stored.
+  }
 })
 
 /** A path inside the console to return to after signing in, or null if next is not one. */
