@@ -141,7 +141,7 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 		return err
 	}
 	// Built once listening, so that links name the port really listened on (port 0 picks one).
-	a.touch = touchpoint.NewService(a.db, a.master, a.clock, touchpoint.Options{PublicURL: a.baseURL()})
+	a.touch = touchpoint.NewService(a.db, a.master, a.clock, touchpoint.Options{PublicURL: a.baseURL(), CodeBatchRetention: a.cfg.CodeBatchKeep})
 	a.wechat = touchpoint.NewWeChatAccounts(a.db, a.touch, newWeChatPlatform(), wechatSources{a.sources}, touchpoint.WeChatOptions{})
 	if err := a.touch.LoadKeys(ctx); err != nil {
 		ln.Close()
@@ -305,7 +305,8 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 // rejectedRetention is how long refused events are kept for the debugger.
 const rejectedRetention = 7 * 24 * time.Hour
 
-// applyRetention deletes events older than the configured retention, and old refused events.
+// applyRetention deletes events older than the configured retention, old refused events, and the ZIPs of
+// old code batches.
 func (a *App) applyRetention(ctx context.Context) error {
 	now := a.clock.Now()
 	cutoff := time.Time{} // keep every event
@@ -316,7 +317,11 @@ func (a *App) applyRetention(ctx context.Context) error {
 	if n > 0 {
 		a.logger.Info("event retention applied", "deleted", n)
 	}
-	return err
+	zips, zipErr := a.touch.ExpireCodeBatches(ctx)
+	if zips > 0 {
+		a.logger.Info("code batch retention applied", "zips_deleted", zips)
+	}
+	return errors.Join(err, zipErr)
 }
 
 // work runs fn every interval in a worker that Shutdown stops and waits for.

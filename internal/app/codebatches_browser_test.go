@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/hearth-cdp/hearth"
@@ -14,8 +15,8 @@ import (
 
 // A marketer issues 50 numbered codes for business cards through the dialog on the touchpoint page: the
 // batch shows its progress while the app's worker draws it, then a Download link to the ZIP, and the
-// touchpoint counts 50 numbered codes. After a reload the batch is still there; an analyst sees it without
-// the button that issues more.
+// touchpoint counts 50 numbered codes. After a reload the batch is still there; once its ZIP has expired it
+// is drawn again with a click. An analyst sees it without the buttons that issue more or draw again.
 func TestBrowserCodeBatches(t *testing.T) {
 	cfg := browserConfig(t, "sqlite")
 	cfg.Admin = AdminConfig{Email: "admin@example.com", Password: "a long admin password"}
@@ -82,6 +83,31 @@ func TestBrowserCodeBatches(t *testing.T) {
 		chromedp.WaitVisible(tid("batch-download")),
 	)
 
+	// A month on, the retention job has deleted the ZIP; the batch is drawn again from its page.
+	if n, err := s.app.db.ExpireCodeBatches(bg, time.Now().Add(time.Hour)); err != nil || n != 1 {
+		t.Fatalf("expire the ZIP: %d, %v", n, err)
+	}
+	do(t, ctx, "the ZIP is gone",
+		chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="batch-row"][data-status="expired"]`)),
+	)
+	if status := read(t, ctx, "status", chromedp.Text(tid("batch-status"))); status != "ZIP deleted" {
+		t.Errorf("an expired batch says %q, want ZIP deleted", status)
+	}
+	if n := count(t, ctx, `[data-testid="batch-download"]`); n != 0 {
+		t.Error("an expired batch offers a download")
+	}
+	do(t, ctx, "draw it again",
+		chromedp.Click(tid("batch-redraw")),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="batch-row"][data-status="done"]`)),
+		chromedp.WaitVisible(tid("batch-download")),
+	)
+	got = read(t, ctx, "the download drawn again", chromedp.Evaluate[string](`fetch(document.querySelector('[data-testid="batch-download"]').href)
+		.then(r => r.status + " " + r.headers.get("Content-Type"))`, chromedp.EvalAwaitPromise))
+	if got != "200 application/zip" {
+		t.Errorf("following the download link drawn again: %q", got)
+	}
+
 	do(t, ctx, "sign out", chromedp.Click(tid("user-menu")), chromedp.WaitVisible(tid("sign-out")), chromedp.Click(tid("sign-out")),
 		chromedp.WaitVisible(tid("login-form")))
 	signIn(t, ctx, s.base, "/touchpoints/"+tp.ID, "analyst@example.com", "a long analyst password", tid("batch-row"))
@@ -90,5 +116,12 @@ func TestBrowserCodeBatches(t *testing.T) {
 	}
 	if n := count(t, ctx, `[data-testid="batch-download"]`); n != 1 {
 		t.Error("an analyst cannot download the codes")
+	}
+	if _, err := s.app.db.ExpireCodeBatches(bg, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	do(t, ctx, "expired again", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`[data-testid="batch-row"][data-status="expired"]`)))
+	if n := count(t, ctx, `[data-testid="batch-redraw"]`); n != 0 {
+		t.Error("an analyst sees the button that draws codes again")
 	}
 }

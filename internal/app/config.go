@@ -33,6 +33,10 @@ type Config struct {
 	// TouchCookieDomain is the domain of the anonymous-id cookie that touch links set, such as brand.example,
 	// so that the brand's sites share it; empty sets it for the host serving the link only.
 	TouchCookieDomain string
+	// CodeBatchRetention is how long the ZIP of a batch of numbered codes is kept, such as 30d; "0" keeps
+	// them forever. Validate parses it into CodeBatchKeep.
+	CodeBatchRetention string
+	CodeBatchKeep      time.Duration
 
 	// origin tells, per setting, where its value came from ("default", "HEARTH_ADDR", "--addr").
 	origin map[string]string
@@ -82,6 +86,7 @@ var settings = []setting{
 	{"ingest.retention", "HEARTH_EVENT_RETENTION", "event-retention", "how long the event log keeps events, such as 400d; 0 keeps them forever", false, func(c *Config) *string { return &c.Ingest.Retention }},
 	{"master_key", "HEARTH_MASTER_KEY", "", "", true, func(c *Config) *string { return &c.MasterKey }},
 	{"touch.cookie_domain", "HEARTH_TOUCH_COOKIE_DOMAIN", "touch-cookie-domain", "the domain of the cookie touch links set, such as brand.example (default: the link's host)", false, func(c *Config) *string { return &c.TouchCookieDomain }},
+	{"touch.code_batch_retention", "HEARTH_CODE_BATCH_RETENTION", "code-batch-retention", "how long the ZIP of a batch of numbered codes is kept, such as 30d (the batch stays, and can be drawn again); 0 keeps them forever", false, func(c *Config) *string { return &c.CodeBatchRetention }},
 	{"admin.email", "HEARTH_ADMIN_EMAIL", "", "", false, func(c *Config) *string { return &c.Admin.Email }},
 	{"admin.password", "HEARTH_ADMIN_PASSWORD", "", "", true, func(c *Config) *string { return &c.Admin.Password }},
 }
@@ -89,11 +94,12 @@ var settings = []setting{
 // DefaultConfig is the configuration with nothing set.
 func DefaultConfig() Config {
 	c := Config{
-		Addr:   "127.0.0.1:8080",
-		Data:   "./hearth-data",
-		Log:    LogConfig{Format: "text", Level: "info"},
-		Ingest: IngestConfig{MaxEvent: "32KB", MaxRequest: "500KB", SourceRate: "0", DedupeWindow: "7d", Retention: "0"},
-		origin: map[string]string{},
+		Addr:               "127.0.0.1:8080",
+		Data:               "./hearth-data",
+		Log:                LogConfig{Format: "text", Level: "info"},
+		Ingest:             IngestConfig{MaxEvent: "32KB", MaxRequest: "500KB", SourceRate: "0", DedupeWindow: "7d", Retention: "0"},
+		CodeBatchRetention: "30d",
+		origin:             map[string]string{},
 	}
 	for _, s := range settings {
 		c.origin[s.name] = "default"
@@ -204,6 +210,9 @@ func (c *Config) Validate() error {
 	}
 	if d := c.TouchCookieDomain; d != "" && (strings.ContainsAny(d, " /:;,=") || !strings.Contains(strings.Trim(d, "."), ".")) {
 		problems = append(problems, c.problem("touch.cookie_domain", "%q is not a domain such as brand.example", d))
+	}
+	if c.CodeBatchKeep, err2 = parseDays(c.CodeBatchRetention); err2 != nil || c.CodeBatchKeep < 0 {
+		problems = append(problems, c.problem("touch.code_batch_retention", "%q is not a duration such as 30d (0 keeps them forever)", c.CodeBatchRetention))
 	}
 	if (c.Admin.Email == "") != (c.Admin.Password == "") {
 		problems = append(problems, "HEARTH_ADMIN_EMAIL and HEARTH_ADMIN_PASSWORD must be set together, or neither")

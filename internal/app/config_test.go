@@ -214,6 +214,8 @@ func TestValidate(t *testing.T) {
 		{"retention", func(c *Config) { c.Ingest.Retention = "400d" }, nil},
 		{"retention shorter than dedupe window", func(c *Config) { c.Ingest.Retention = "1d" }, []string{"ingest.retention"}},
 		{"negative retention", func(c *Config) { c.Ingest.Retention = "-5h" }, []string{"ingest.retention"}},
+		{"code batch ZIPs kept forever", func(c *Config) { c.CodeBatchRetention = "0" }, nil},
+		{"code batch retention not a duration", func(c *Config) { c.CodeBatchRetention = "a month" }, []string{"touch.code_batch_retention"}},
 		{"many at once", func(c *Config) {
 			c.Addr, c.PublicURL, c.Log.Format, c.Admin.Email = ":99999", "example.com", "yaml", "ops@example.com"
 		}, []string{"addr", "public_url", "log.format", "HEARTH_ADMIN_PASSWORD"}},

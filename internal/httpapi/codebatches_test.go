@@ -149,6 +149,35 @@ func TestCodeBatches(t *testing.T) {
 			t.Errorf("range: %d, %d bytes", r.status, len(r.body))
 		}
 
+		// The ZIP expires (the retention job); the batch is drawn again, by a marketer, not an analyst.
+		if n, err := e.db.ExpireCodeBatches(t.Context(), e.clock.Now().Add(time.Hour)); err != nil || n != 1 {
+			t.Fatalf("expire: %d, %v", n, err)
+		}
+		m.do("GET", "/api/v1/code-batches/"+b.ID, nil).decode(t, &b)
+		if b.Status != "expired" || b.DownloadURL != nil {
+			t.Errorf("expired: %+v", b)
+		}
+		if r := m.do("GET", "/api/v1/code-batches/"+b.ID+"/download", nil); r.status != http.StatusConflict {
+			t.Errorf("download of an expired batch: %d %s, want 409", r.status, r.body)
+		}
+		wantStatus(t, e.as(hearth.RoleAnalyst).do("POST", "/api/v1/code-batches/"+b.ID+"/redraw", nil), http.StatusForbidden)
+		r = m.do("POST", "/api/v1/code-batches/"+b.ID+"/redraw", nil)
+		wantStatus(t, r, http.StatusAccepted)
+		r.decode(t, &b)
+		if b.Status != "pending" || b.Done != 0 || b.FinishedAt != nil || r.header.Get("Location") != "/api/v1/code-batches/"+b.ID {
+			t.Errorf("queued again: %s", r.body)
+		}
+		for deadline := time.Now().Add(time.Minute); b.Status != "done"; {
+			if time.Now().After(deadline) || b.Status == "failed" {
+				t.Fatalf("drawn again: still %s, error %v", b.Status, b.Error)
+			}
+			time.Sleep(20 * time.Millisecond)
+			m.do("GET", "/api/v1/code-batches/"+b.ID, nil).decode(t, &b)
+		}
+		if again := m.do("GET", *b.DownloadURL, nil); again.status != http.StatusOK || int64(len(again.body)) != b.ZIPBytes {
+			t.Errorf("download drawn again: %d, %d bytes", again.status, len(again.body))
+		}
+
 		// Mistakes.
 		for _, tc := range []struct {
 			method, path string
@@ -162,6 +191,8 @@ func TestCodeBatches(t *testing.T) {
 			{"POST", "/api/v1/touchpoints/" + tp.ID + "/code-batches", map[string]any{"count": 0}, http.StatusBadRequest},
 			{"POST", "/api/v1/touchpoints/" + tp.ID + "/code-batches", map[string]any{"count": 200_000, "format": "gif"}, http.StatusBadRequest},
 			{"POST", "/api/v1/touchpoints/" + tp.ID + "/code-batches", map[string]any{"count": 10, "colour": "red"}, http.StatusBadRequest},
+			{"POST", "/api/v1/code-batches/" + b.ID + "/redraw", nil, http.StatusConflict}, // ready: nothing to draw
+			{"POST", "/api/v1/code-batches/" + hearth.NewID() + "/redraw", nil, http.StatusNotFound},
 		} {
 			if r := m.do(tc.method, tc.path, tc.body); r.status != tc.status {
 				t.Errorf("%s %s: %d %s, want %d", tc.method, tc.path, r.status, r.body, tc.status)

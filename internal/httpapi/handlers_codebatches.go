@@ -62,6 +62,17 @@ func (s *Server) getCodeBatch(w http.ResponseWriter, r *http.Request, _ auth.Pri
 	writeJSON(w, http.StatusOK, toCodeBatch(b))
 }
 
+// redrawCodeBatch queues a batch whose ZIP expired, or that failed, to be drawn again: the same codes.
+func (s *Server) redrawCodeBatch(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+	b, err := s.Touchpoints.RedrawCodeBatch(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Location", codeBatchPath(b.ID))
+	writeJSON(w, http.StatusAccepted, toCodeBatch(b))
+}
+
 // downloadCodeBatch serves a done batch's ZIP (ranges too, so that a broken download resumes); 409 until then.
 func (s *Server) downloadCodeBatch(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
 	b, zip, err := s.Touchpoints.CodeBatchZIP(r.Context(), r.PathValue("id"))

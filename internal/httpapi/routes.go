@@ -57,6 +57,7 @@ func (s *Server) routes() {
 	s.api("POST /api/v1/touchpoints/{id}/code-batches", writers, s.createCodeBatch)
 	s.api("GET /api/v1/code-batches/{id}", readers, s.getCodeBatch)
 	s.api("GET /api/v1/code-batches/{id}/download", readers, s.downloadCodeBatch)
+	s.api("POST /api/v1/code-batches/{id}/redraw", writers, s.redrawCodeBatch)
 	s.api("GET /api/v1/touchpoints/{id}/wechat-qr", readers, s.listWeChatQR)
 	s.api("POST /api/v1/touchpoints/{id}/wechat-qr", writers, s.createWeChatQR)
 

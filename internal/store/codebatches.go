@@ -16,13 +16,13 @@ import (
 
 // codeBatchColumns are every column but the ZIP, which only a download reads.
 const codeBatchColumns = `id, touchpoint_id, first_serial, count, key_id, format, size, margin, level, expires_at, status, done, error,
-	attempts, zip_size, created_at, started_at, finished_at, claimed_until`
+	attempts, attempt_base, zip_size, created_at, started_at, finished_at, claimed_until`
 
 func scanCodeBatch(row interface{ Scan(...any) error }, extra ...any) (touchpoint.CodeBatch, error) {
 	var b touchpoint.CodeBatch
 	var expires, started, finished, claimed sql.NullTime
 	dst := []any{&b.ID, &b.TouchpointID, &b.FirstSerial, &b.Count, &b.KeyID, &b.Format, &b.Options.Size, &b.Options.Margin, &b.Options.Level,
-		&expires, &b.Status, &b.Done, &b.Error, &b.Attempts, &b.ZIPSize, &b.CreatedAt, &started, &finished, &claimed}
+		&expires, &b.Status, &b.Done, &b.Error, &b.Attempts, &b.AttemptBase, &b.ZIPSize, &b.CreatedAt, &started, &finished, &claimed}
 	err := row.Scan(append(dst, extra...)...)
 	b.ExpiresAt, b.StartedAt, b.FinishedAt, b.ClaimedUntil = nullTime(expires), nullTime(started), nullTime(finished), nullTime(claimed)
 	b.CreatedAt = b.CreatedAt.UTC()
@@ -145,6 +145,34 @@ func (db *DB) ReleaseCodeBatch(ctx context.Context, id string, attempt int) erro
 	_, err := db.write.ExecContext(ctx, `UPDATE code_batches SET status = 'pending', done = 0, claimed_until = NULL
 		WHERE id = $1 AND attempts = $2 AND status = 'running'`, id, attempt)
 	return db.wrap("store.release_code_batch", err)
+}
+
+// ExpireCodeBatches deletes the ZIPs of the batches done before before, marking them expired, and returns
+// how many. Their rows stay: the serials they hold, and the codes drawn again on request.
+func (db *DB) ExpireCodeBatches(ctx context.Context, before time.Time) (int64, error) {
+	res, err := db.write.ExecContext(ctx, `UPDATE code_batches SET status = 'expired', zip = NULL WHERE status = 'done' AND finished_at < $1`,
+		before.UTC())
+	if err != nil {
+		return 0, db.wrap("store.expire_code_batches", err)
+	}
+	n, err := res.RowsAffected()
+	return n, db.wrap("store.expire_code_batches", err)
+}
+
+// RedrawCodeBatch queues an expired or failed batch to be drawn again and returns it; a Conflict error for a
+// batch in another state. Its attempts keep counting (they fence workers' writes); the limit counts from here.
+func (db *DB) RedrawCodeBatch(ctx context.Context, id string) (touchpoint.CodeBatch, error) {
+	const op = "store.redraw_code_batch"
+	b, err := scanCodeBatch(db.write.QueryRowContext(ctx, `UPDATE code_batches SET status = 'pending', done = 0, error = '',
+		attempt_base = attempts, zip = NULL, zip_size = 0, started_at = NULL, finished_at = NULL
+		WHERE id = $1 AND status IN ('expired', 'failed') RETURNING `+codeBatchColumns, id))
+	if err != sql.ErrNoRows {
+		return b, db.wrap(op, err)
+	}
+	if b, err = db.CodeBatch(ctx, id); err != nil {
+		return b, err
+	}
+	return b, &hearth.Error{Kind: hearth.Conflict, Op: op, Msg: "Only codes whose ZIP expired, or that could not be made, can be drawn again."}
 }
 
 // claimed checks the result of a write that only the holder of a batch's claim may make.

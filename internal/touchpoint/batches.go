@@ -26,6 +26,7 @@ const (
 	BatchRunning BatchStatus = "running" // a worker is drawing its codes
 	BatchDone    BatchStatus = "done"    // its ZIP is ready to download
 	BatchFailed  BatchStatus = "failed"  // it could not be made; Error says why
+	BatchExpired BatchStatus = "expired" // its ZIP was deleted after the retention; it can be drawn again
 )
 
 // CodeBatch is a batch of per-item codes of one touchpoint, such as 10,000 business cards: a range of serial
@@ -44,6 +45,7 @@ type CodeBatch struct {
 	Done         int64  // codes drawn so far
 	Error        string // why it failed, for a marketer
 	Attempts     int    // how many times a worker took it on
+	AttemptBase  int    // Attempts when it was last queued to be drawn again: the limit counts those since
 	ZIPSize      int64  // bytes of the ZIP, once done
 	CreatedAt    time.Time
 	StartedAt    *time.Time
@@ -73,6 +75,11 @@ type BatchStore interface {
 	FailCodeBatch(ctx context.Context, id string, attempt int, msg string, at time.Time) error
 	// ReleaseCodeBatch puts a running batch back in the queue, if attempt still holds it.
 	ReleaseCodeBatch(ctx context.Context, id string, attempt int) error
+	// ExpireCodeBatches deletes the ZIPs of the batches done before before, marking them expired, and returns
+	// how many.
+	ExpireCodeBatches(ctx context.Context, before time.Time) (int64, error)
+	// RedrawCodeBatch queues an expired or failed batch to be drawn again; a Conflict error for another.
+	RedrawCodeBatch(ctx context.Context, id string) (CodeBatch, error)
 }
 
 const (
@@ -220,8 +227,25 @@ func (s *Service) CodeBatchZIP(ctx context.Context, id string) (CodeBatch, []byt
 		return b, nil, hearth.Errorf(hearth.Conflict, op, "These codes could not be made, so there is nothing to download: %s", b.Error)
 	case BatchRunning:
 		return b, nil, hearth.Errorf(hearth.Conflict, op, "These codes are still being made (%d of %d so far); download them when the batch is done.", b.Done, b.Count)
+	case BatchExpired:
+		return b, nil, hearth.Errorf(hearth.Conflict, op, "The ZIP of these codes was deleted some time after it was made. Draw them again (the same codes) to download it.")
 	}
 	return b, nil, hearth.Errorf(hearth.Conflict, op, "These codes are waiting to be made; download them when the batch is done.")
+}
+
+// RedrawCodeBatch queues an expired or failed batch to be drawn again: the same serials, tokens and options,
+// so the codes are those already printed. A Conflict error for a batch waiting, being drawn, or ready.
+func (s *Service) RedrawCodeBatch(ctx context.Context, id string) (CodeBatch, error) {
+	return s.store.RedrawCodeBatch(ctx, id)
+}
+
+// ExpireCodeBatches deletes the ZIPs of batches done longer ago than the code batch retention (none when it is
+// 0) and returns how many: a batch of 10,000 codes keeps about 12 MB in the database.
+func (s *Service) ExpireCodeBatches(ctx context.Context) (int64, error) {
+	if s.opts.CodeBatchRetention <= 0 {
+		return 0, nil
+	}
+	return s.store.ExpireCodeBatches(ctx, s.clock.Now().Add(-s.opts.CodeBatchRetention))
 }
 
 // RunCodeBatches draws waiting code batches, one after another, until none waits, and returns how many it took
@@ -253,7 +277,7 @@ func (e batchStoreError) Unwrap() error { return e.err }
 
 // runCodeBatch draws a claimed batch and stores its ZIP, or marks it failed, or gives it back to the queue.
 func (s *Service) runCodeBatch(ctx context.Context, b CodeBatch) error {
-	if b.Attempts > maxBatchAttempts {
+	if b.Attempts-b.AttemptBase > maxBatchAttempts {
 		return s.failBatch(ctx, b, hearth.Errorf(hearth.Invalid, "touchpoint.run_code_batch",
 			"Making these codes stopped unexpectedly %d times, so Hearth gave up. Create the batch again, perhaps smaller; if that fails too, ask your administrator to look at the server log.",
 			maxBatchAttempts))

@@ -31,6 +31,11 @@ type batchEnv struct {
 
 func newBatchEnv(t testing.TB) *batchEnv {
 	t.Helper()
+	return newBatchEnvWith(t, touchpoint.Options{PublicURL: "https://go.example"})
+}
+
+func newBatchEnvWith(t testing.TB, opts touchpoint.Options) *batchEnv {
+	t.Helper()
 	ctx := context.Background()
 	clock := storetest.NewClock(time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC))
 	db := storetest.SQLite(t, clock)
@@ -38,7 +43,7 @@ func newBatchEnv(t testing.TB) *batchEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := touchpoint.NewService(db, master, clock, touchpoint.Options{PublicURL: "https://go.example"})
+	svc := touchpoint.NewService(db, master, clock, opts)
 	if err := svc.LoadKeys(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -363,4 +368,108 @@ func BenchmarkCodeBatch10kEndToEnd(b *testing.B) {
 	}
 	b.ReportMetric(time.Since(start).Seconds()/float64(b.N), "s/batch")
 	b.ReportMetric(float64(size)/(1<<20), "MB/zip")
+}
+
+// manifestOf is the manifest.csv of a batch's ZIP.
+func manifestOf(t *testing.T, e *batchEnv, id string) []byte {
+	t.Helper()
+	_, data, err := e.svc.CodeBatchZIP(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range zr.File {
+		if f.Name == "manifest.csv" {
+			return readAll(t, f)
+		}
+	}
+	t.Fatal("no manifest.csv")
+	return nil
+}
+
+// A ZIP is deleted once older than the retention; drawn again, the batch makes the very same codes.
+func TestCodeBatchExpiresAndIsDrawnAgain(t *testing.T) {
+	e := newBatchEnvWith(t, touchpoint.Options{PublicURL: "https://go.example", CodeBatchRetention: 30 * 24 * time.Hour})
+	ctx := t.Context()
+	b, err := e.svc.CreateCodeBatch(ctx, e.tp.ID, 25, "", touchpoint.QROptions{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.run(t, 1)
+	before := manifestOf(t, e, b.ID)
+
+	e.clock.Advance(29 * 24 * time.Hour)
+	if n, err := e.svc.ExpireCodeBatches(ctx); err != nil || n != 0 {
+		t.Fatalf("after 29 days: %d expired, %v; want none", n, err)
+	}
+	e.clock.Advance(2 * 24 * time.Hour)
+	if n, err := e.svc.ExpireCodeBatches(ctx); err != nil || n != 1 {
+		t.Fatalf("after 31 days: %d expired, %v; want 1", n, err)
+	}
+	_, _, err = e.svc.CodeBatchZIP(ctx, b.ID)
+	wantKind(t, err, hearth.Conflict)
+	if !strings.Contains(hearth.MessageOf(err), "Draw them again") {
+		t.Errorf("the download of an expired batch says %q", hearth.MessageOf(err))
+	}
+
+	// A new signing key since does not change the codes: the batch keeps the key it was made with.
+	if _, err := e.svc.RotateKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if b, err = e.svc.RedrawCodeBatch(ctx, b.ID); err != nil || b.Status != touchpoint.BatchPending {
+		t.Fatalf("redraw: %s, %v", b.Status, err)
+	}
+	_, err = e.svc.RedrawCodeBatch(ctx, b.ID)
+	wantKind(t, err, hearth.Conflict) // waiting already
+	e.run(t, 1)
+	if after := manifestOf(t, e, b.ID); !bytes.Equal(after, before) {
+		t.Errorf("drawn again, the manifest changed:\n%s\nwas\n%s", after, before)
+	}
+
+	// Without a retention, ZIPs stay.
+	keep := newBatchEnv(t)
+	if _, err := keep.svc.CreateCodeBatch(ctx, keep.tp.ID, 1, "", touchpoint.QROptions{}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	keep.run(t, 1)
+	keep.clock.Advance(10 * 365 * 24 * time.Hour)
+	if n, err := keep.svc.ExpireCodeBatches(ctx); err != nil || n != 0 {
+		t.Errorf("with no retention: %d expired, %v", n, err)
+	}
+}
+
+// A batch given up after its attempts can be tried again, with as many attempts as a new one.
+func TestCodeBatchGivenUpThenDrawnAgain(t *testing.T) {
+	e := newBatchEnv(t)
+	ctx := t.Context()
+	b, err := e.svc.CreateCodeBatch(ctx, e.tp.ID, 2, "", touchpoint.QROptions{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if _, ok, err := e.db.ClaimCodeBatch(ctx, e.clock.Now(), e.clock.Now().Add(time.Minute)); err != nil || !ok {
+			t.Fatalf("claim: %v %v", ok, err)
+		}
+		e.clock.Advance(2 * time.Minute)
+	}
+	e.run(t, 1)
+	if b = e.batch(t, b.ID); b.Status != touchpoint.BatchFailed {
+		t.Fatalf("after 5 deaths: %s", b.Status)
+	}
+	if _, err := e.svc.RedrawCodeBatch(ctx, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 { // four more deaths: within the limit again
+		if _, ok, err := e.db.ClaimCodeBatch(ctx, e.clock.Now(), e.clock.Now().Add(time.Minute)); err != nil || !ok {
+			t.Fatalf("claim: %v %v", ok, err)
+		}
+		e.clock.Advance(2 * time.Minute)
+	}
+	e.run(t, 1)
+	if b = e.batch(t, b.ID); b.Status != touchpoint.BatchDone || b.Attempts != 11 {
+		t.Errorf("drawn again: %s after %d attempts, want done after 11", b.Status, b.Attempts)
+	}
 }

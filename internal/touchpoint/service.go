@@ -21,6 +21,9 @@ type Options struct {
 	// CacheFor is how long a resolved touchpoint, its campaign and its revocations are reused before they are
 	// read again; changes made on another node take at most this long to show. Default 1 s.
 	CacheFor time.Duration
+	// CodeBatchRetention is how long a code batch's ZIP is kept after it is made (ExpireCodeBatches); 0 keeps
+	// them forever. The batch itself stays, and can be drawn again.
+	CodeBatchRetention time.Duration
 }
 
 // Service manages campaigns, touchpoints, the signing keys and revocations, and resolves tokens.

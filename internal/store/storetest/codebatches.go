@@ -210,3 +210,76 @@ func testCodeBatchClaimsConcurrent(t *testing.T, db *store.DB, clock *Clock) {
 		t.Errorf("%d batches claimed, want %d", len(claimed), batches)
 	}
 }
+
+// Batches done before the retention's cutoff lose their ZIP (expired); an expired or failed batch can be queued
+// to be drawn again, with its attempts counting on, so that a worker of an earlier round still cannot write.
+func testCodeBatchRedraw(t *testing.T, db *store.DB, clock *Clock) {
+	tp := newTouchpoint(clock, "pack", touchpoint.ChannelPack, "")
+	_, err := db.CreateTouchpoint(ctx, tp)
+	must(t, err)
+	lease := clock.Now().Add(time.Hour)
+	finish := func(want string) touchpoint.CodeBatch {
+		t.Helper()
+		b, ok, err := db.ClaimCodeBatch(ctx, clock.Now(), lease)
+		must(t, err)
+		if !ok || b.ID != want {
+			t.Fatalf("claimed %s (ok %v), want %s", b.ID, ok, want)
+		}
+		must(t, db.FinishCodeBatch(ctx, b.ID, b.Attempts, []byte("zip of "+b.ID), clock.Now()))
+		return b
+	}
+	old := createCodeBatch(t, db, newCodeBatch(clock, tp.ID, 10))
+	oldClaim := finish(old.ID)
+	clock.Advance(2 * time.Hour)
+	recent := createCodeBatch(t, db, newCodeBatch(clock, tp.ID, 10))
+	finish(recent.ID)
+	failed := createCodeBatch(t, db, newCodeBatch(clock, tp.ID, 10))
+	b, _, err := db.ClaimCodeBatch(ctx, clock.Now(), lease)
+	must(t, err)
+	must(t, db.FailCodeBatch(ctx, b.ID, b.Attempts, "The link is too long.", clock.Now()))
+	waiting := createCodeBatch(t, db, newCodeBatch(clock, tp.ID, 10))
+
+	n, err := db.ExpireCodeBatches(ctx, clock.Now().Add(-time.Hour))
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("expired %d batches, want 1 (done two hours ago)", n)
+	}
+	got, zip, err := db.CodeBatchZIP(ctx, old.ID)
+	must(t, err)
+	if got.Status != touchpoint.BatchExpired || zip != nil {
+		t.Errorf("the old batch: %s with %d bytes of ZIP, want expired without", got.Status, len(zip))
+	}
+	if got, zip, _ := db.CodeBatchZIP(ctx, recent.ID); got.Status != touchpoint.BatchDone || string(zip) != "zip of "+recent.ID {
+		t.Errorf("the recent batch: %s, ZIP %q; want it done and whole", got.Status, zip)
+	}
+	if n, err := db.ExpireCodeBatches(ctx, clock.Now().Add(-time.Hour)); err != nil || n != 0 {
+		t.Errorf("expiring again: %d, %v; want nothing more", n, err)
+	}
+
+	for _, id := range []string{recent.ID, waiting.ID} {
+		_, err := db.RedrawCodeBatch(ctx, id)
+		wantKind(t, err, hearth.Conflict)
+	}
+	_, err = db.RedrawCodeBatch(ctx, hearth.NewID())
+	wantKind(t, err, hearth.NotFound)
+
+	for _, id := range []string{old.ID, failed.ID} {
+		got, err := db.RedrawCodeBatch(ctx, id)
+		must(t, err)
+		if got.Status != touchpoint.BatchPending || got.Done != 0 || got.Error != "" || got.ZIPSize != 0 || got.StartedAt != nil ||
+			got.FinishedAt != nil || got.AttemptBase != got.Attempts || got.Attempts != 1 {
+			t.Errorf("queued again: %+v", got)
+		}
+	}
+	// Claimed again, the old batch is its second attempt: the first round's worker is fenced out.
+	again, ok, err := db.ClaimCodeBatch(ctx, clock.Now(), lease)
+	must(t, err)
+	if !ok || again.ID != old.ID || again.Attempts != 2 || again.AttemptBase != 1 {
+		t.Fatalf("claimed %+v (ok %v), want %s at attempt 2 of base 1", again, ok, old.ID)
+	}
+	wantKind(t, db.SaveCodeBatchProgress(ctx, old.ID, oldClaim.Attempts, 5, lease), hearth.Conflict)
+	must(t, db.FinishCodeBatch(ctx, old.ID, again.Attempts, []byte("drawn again"), clock.Now()))
+	if got, zip, _ := db.CodeBatchZIP(ctx, old.ID); got.Status != touchpoint.BatchDone || string(zip) != "drawn again" {
+		t.Errorf("drawn again: %s, ZIP %q", got.Status, zip)
+	}
+}

@@ -38,6 +38,7 @@ func Run(t *testing.T, open Opener) {
 		{"SigningKeys", testSigningKeys},
 		{"CodeBatches", testCodeBatches},
 		{"CodeBatchClaims", testCodeBatchClaims},
+		{"CodeBatchRedraw", testCodeBatchRedraw},
 		{"CodeBatchClaimsConcurrent", testCodeBatchClaimsConcurrent},
 		{"WeChatAccounts", testWeChatAccounts},
 		{"WeChatQRCodes", testWeChatQRCodes},

@@ -372,7 +372,7 @@ export interface QROptions {
 export type QRFormat = 'png' | 'svg'
 
 /** pending: waiting for a worker; running: being drawn; done: its ZIP is ready; failed: error says why. */
-export type CodeBatchStatus = 'pending' | 'running' | 'done' | 'failed'
+export type CodeBatchStatus = 'pending' | 'running' | 'done' | 'failed' | 'expired'
 
 /** A batch of numbered codes: one QR code per printed item, serial numbers first_serial to last_serial. */
 export interface CodeBatch {
@@ -860,6 +860,7 @@ export const api = {
   createCodeBatch: (touchpointID: string, b: CodeBatchInput) =>
     request<CodeBatch>('POST', `/touchpoints/${enc(touchpointID)}/code-batches`, b),
   codeBatch: (id: string) => request<CodeBatch>('GET', '/code-batches/' + enc(id)),
+  redrawCodeBatch: (id: string) => request<CodeBatch>('POST', `/code-batches/${enc(id)}/redraw`),
 
   wechatAccounts: () => request<List<WeChatAccount>>('GET', '/wechat-accounts').then(items),
   createWeChatAccount: (a: WeChatAccountInput) => request<WeChatAccount>('POST', '/wechat-accounts', a),
