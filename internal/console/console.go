@@ -39,8 +39,8 @@ func SourceHash() string {
 // Handler serves the console. Mount it at Prefix without stripping it: mux.Handle("/console/", console.Handler()).
 //
 //   - Files of the build are served with their content type, gzipped to clients that accept it (package
-//     static). Those under assets/ have content hashes in their
-//     names and are cached for a year; other files (index.html, favicon.svg) are revalidated on every use.
+//     static). Those under assets/ have content hashes in their names and are cached for a year; other files
+//     (index.html, favicon.svg) are revalidated on every use.
 //   - A path under assets/ that is not a file is 404: a missing script must not be answered with HTML.
 //   - Any other path under the prefix is a client-side route and gets index.html (the SPA fallback).
 //   - Paths outside the prefix are 404; "/console" redirects to "/console/"; methods other than GET and HEAD are 405.
