@@ -221,19 +221,22 @@ func TestBrowserSetupLink(t *testing.T) {
 	)
 }
 
-// Pages load when first opened. A console left open across an upgrade asks for a page's script that the new
-// build no longer has: it loads the new build at that page, once, and never reloads in a loop.
-func TestBrowserPageScriptMissing(t *testing.T) {
+// Pages load when first opened: on a slow network a bar along the top shows that one is opening. A console
+// left open across an upgrade asks for a page's script that the new build no longer has: it loads the new
+// build at that page, once, and never reloads in a loop.
+func TestBrowserPagesLoadWhenOpened(t *testing.T) {
 	cfg := browserConfig(t, "sqlite")
 	cfg.Admin = AdminConfig{Email: "admin@example.com", Password: "a long admin password"}
 	base, _ := startForBrowser(t, cfg)
 
 	for _, tc := range []struct {
 		name      string
-		failFirst int // requests for the Sources page's script that fail before one is let through
+		failFirst int           // requests for the Sources page's script that fail before one is let through
+		hold      time.Duration // how long the network takes to answer for it
 		wantPage  bool
 		wantTries int
 	}{
+		{name: "a slow network", hold: 1500 * time.Millisecond, wantPage: true, wantTries: 1},
 		{name: "the new build has it", failFirst: 1, wantPage: true, wantTries: 2},
 		{name: "the new build lacks it too", failFirst: 1000, wantPage: false, wantTries: 2},
 	} {
@@ -253,6 +256,7 @@ func TestBrowserPageScriptMissing(t *testing.T) {
 				fail := tries <= tc.failFirst
 				mu.Unlock()
 				go func() { // a listener must not call the browser itself
+					time.Sleep(tc.hold)
 					if fail {
 						chromedp.Call(ctx, fetch.FailRequest, fetch.FailRequestParams{RequestID: paused.RequestID, ErrorReason: network.ErrorReasonFailed})
 					} else {
@@ -268,13 +272,16 @@ func TestBrowserPageScriptMissing(t *testing.T) {
 			}
 
 			do(t, ctx, "open Sources", chromedp.Click(tid("nav-sources")))
-			waitFor(t, "the page's script to be asked for again", func() bool {
+			if tc.hold > 0 {
+				do(t, ctx, "the page is opening", chromedp.WaitVisible(tid("page-loading")))
+			}
+			waitFor(t, "the page's script to be asked for", func() bool {
 				mu.Lock()
 				defer mu.Unlock()
-				return tries >= 2
+				return tries >= tc.wantTries
 			})
 			if tc.wantPage {
-				do(t, ctx, "the Sources page, from the new build", chromedp.WaitVisible(tid("create-source")))
+				do(t, ctx, "the Sources page", chromedp.WaitVisible(tid("create-source")), chromedp.WaitNotPresent(tid("page-loading")))
 			}
 			time.Sleep(time.Second) // long enough for a reload loop to show
 			mu.Lock()

@@ -1,3 +1,4 @@
+import { ref } from 'vue'
 import { createRouter, createWebHistory, type RouteLocationNormalized } from 'vue-router'
 import type { Role } from './api'
 import { t } from './i18n'
@@ -156,6 +157,20 @@ router.afterEach(() => {
     // Nothing was stored.
   }
 })
+
+/** True while opening a page takes long enough to show that it does (its script on a slow network, say). */
+export const pageLoading = ref(false)
+let loadingTimer: ReturnType<typeof setTimeout> | undefined
+router.beforeEach(() => {
+  clearTimeout(loadingTimer)
+  loadingTimer = setTimeout(() => (pageLoading.value = true), 150)
+})
+const pageOpened = () => {
+  clearTimeout(loadingTimer)
+  pageLoading.value = false
+}
+router.afterEach(pageOpened)
+router.onError(pageOpened)
 
 /** A path inside the console to return to after signing in, or null if next is not one. */
 export function safeNext(next: unknown): string | null {
