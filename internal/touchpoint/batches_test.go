@@ -66,6 +66,17 @@ func (e *batchEnv) run(t *testing.T, want int) {
 	}
 }
 
+// die has n nodes in turn claim the waiting batch and die before their lease ends.
+func (e *batchEnv) die(t *testing.T, n int) {
+	t.Helper()
+	for range n {
+		if _, ok, err := e.db.ClaimCodeBatch(t.Context(), e.clock.Now(), e.clock.Now().Add(time.Minute)); err != nil || !ok {
+			t.Fatalf("claim: %v %v", ok, err)
+		}
+		e.clock.Advance(2 * time.Minute)
+	}
+}
+
 func (e *batchEnv) batch(t *testing.T, id string) touchpoint.CodeBatch {
 	t.Helper()
 	b, err := e.svc.CodeBatch(t.Context(), id)
@@ -287,12 +298,7 @@ func TestCodeBatchGivenUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range 5 {
-		if _, ok, err := e.db.ClaimCodeBatch(ctx, e.clock.Now(), e.clock.Now().Add(time.Minute)); err != nil || !ok {
-			t.Fatalf("claim: %v %v", ok, err)
-		}
-		e.clock.Advance(2 * time.Minute)
-	}
+	e.die(t, 5)
 	e.run(t, 1)
 	b = e.batch(t, b.ID)
 	if b.Status != touchpoint.BatchFailed || !strings.Contains(b.Error, "5 times") {
@@ -449,12 +455,7 @@ func TestCodeBatchGivenUpThenDrawnAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range 5 {
-		if _, ok, err := e.db.ClaimCodeBatch(ctx, e.clock.Now(), e.clock.Now().Add(time.Minute)); err != nil || !ok {
-			t.Fatalf("claim: %v %v", ok, err)
-		}
-		e.clock.Advance(2 * time.Minute)
-	}
+	e.die(t, 5)
 	e.run(t, 1)
 	if b = e.batch(t, b.ID); b.Status != touchpoint.BatchFailed {
 		t.Fatalf("after 5 deaths: %s", b.Status)
@@ -462,12 +463,7 @@ func TestCodeBatchGivenUpThenDrawnAgain(t *testing.T) {
 	if _, err := e.svc.RedrawCodeBatch(ctx, b.ID); err != nil {
 		t.Fatal(err)
 	}
-	for range 4 { // four more deaths: within the limit again
-		if _, ok, err := e.db.ClaimCodeBatch(ctx, e.clock.Now(), e.clock.Now().Add(time.Minute)); err != nil || !ok {
-			t.Fatalf("claim: %v %v", ok, err)
-		}
-		e.clock.Advance(2 * time.Minute)
-	}
+	e.die(t, 4) // four more deaths: within the limit again
 	e.run(t, 1)
 	if b = e.batch(t, b.ID); b.Status != touchpoint.BatchDone || b.Attempts != 11 {
 		t.Errorf("drawn again: %s after %d attempts, want done after 11", b.Status, b.Attempts)
