@@ -269,9 +269,7 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 			// the writer: the event log has its own). While events arrive, batches are of up to 1,000 events:
 			// smaller ones cost more per event, and with visitors coming back the processor then fell behind
 			// 5,000 events/s (batches of 250: memberships p99 3.4-5.7 s on a third run, 1,000: 0.8-0.9 s).
-			// With the writer quiet, a log far ahead is read in the largest batches. Once the event writer is
-			// busy more than 40% of the time, the processor also rests after each batch, up to 6x the batch's
-			// time at full load, and catches up when the load falls.
+			// With the writer quiet, a log far ahead is read in the largest batches.
 			load := a.writerLoad.utilization()
 			limit := 1000
 			if load <= 0.1 && behind {
@@ -284,7 +282,9 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 			}
 			behind = n == limit
 			segments.Wake()
-			if rest := time.Duration(10 * (load - 0.4) * float64(time.Since(start))); rest > 0 {
+			took := time.Since(start)
+			farBehind := behind && load > 0.3 && a.profilesLag(ctx) > profilesFarBehind
+			if rest := profilesRest(load, farBehind, took); rest > 0 {
 				select {
 				case <-ctx.Done():
 					return nil
@@ -322,6 +322,38 @@ func (a *App) applyRetention(ctx context.Context) error {
 		a.logger.Info("code batch retention applied", "zips_deleted", zips)
 	}
 	return errors.Join(err, zipErr)
+}
+
+// profilesFarBehind is how many events the profile processor may be behind the log before it gives way to
+// ingestion in earnest: 4 s at 5,000 events/s, under half a second at 50,000.
+const profilesFarBehind = 20_000
+
+// profilesRest is how long the profile processor rests after a batch that took took, with the event writer
+// busy load of the time (0 to 1). Close behind the log, it rests from 40% busy, up to 6x the batch's time at full
+// load: its next batch is larger, so cheaper per event, and memberships still follow within a second. Far
+// behind (more than profilesFarBehind), it cannot keep up with the events arriving anyway: it rests from 30%
+// busy, up to 21x at full load, and catches up when the load falls. Sharing the two cores with it, ingestion
+// at 50,000 events/s had a p99 of 47-77 ms; resting so when far behind, 42-58 ms; without the processor,
+// 29-34 ms (BENCHMARKS.md).
+func profilesRest(load float64, farBehind bool, took time.Duration) time.Duration {
+	share := 10 * (load - 0.4)
+	if farBehind {
+		share = 30 * (load - 0.3)
+	}
+	return time.Duration(max(0, share) * float64(took))
+}
+
+// profilesLag is how many events the profile processor has yet to read; 0 if that cannot be read.
+func (a *App) profilesLag(ctx context.Context) int64 {
+	head, err := a.db.LogHead(ctx)
+	if err != nil {
+		return 0
+	}
+	at, err := a.db.ConsumerOffset(ctx, profile.Consumer)
+	if err != nil {
+		return 0
+	}
+	return head - at
 }
 
 // work runs fn every interval in a worker that Shutdown stops and waits for.

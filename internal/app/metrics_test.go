@@ -62,3 +62,28 @@ func TestWriterLoad(t *testing.T) {
 		t.Errorf("more writing than a second (overlapping commits): %v, want 1", u)
 	}
 }
+
+// Close behind the log the processor rests only under heavy load, and little; far behind, from less load, and
+// far longer: ingestion first.
+func TestProfilesRest(t *testing.T) {
+	const took = 10 * time.Millisecond
+	for _, tc := range []struct {
+		load      float64
+		farBehind bool
+		want      time.Duration
+	}{
+		{0, false, 0},
+		{0.4, false, 0},
+		{0.7, false, 30 * time.Millisecond},
+		{1, false, 60 * time.Millisecond},
+		{0.3, true, 0},
+		{0.4, true, 30 * time.Millisecond},
+		{0.7, true, 120 * time.Millisecond},
+		{1, true, 210 * time.Millisecond},
+	} {
+		got := profilesRest(tc.load, tc.farBehind, took)
+		if d := got - tc.want; d < -time.Microsecond || d > time.Microsecond {
+			t.Errorf("load %.1f, far behind %v: rest %v, want %v", tc.load, tc.farBehind, got, tc.want)
+		}
+	}
+}
