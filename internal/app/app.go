@@ -329,8 +329,8 @@ func (a *App) applyRetention(ctx context.Context) error {
 const profilesFarBehind = 20_000
 
 // profilesRest is how long the profile processor rests after a batch that took took, with the event writer
-// busy load of the time (0 to 1). Close behind the log, it rests from 40% busy, up to 6x the batch's time at full
-// load: its next batch is larger, so cheaper per event, and memberships still follow within a second. Far
+// busy load of the time (0 to 1). Close behind the log, it rests from 40% busy, up to 6x the batch's time at
+// full load: its next batch is larger, so cheaper per event, and memberships still follow within a second. Far
 // behind (more than profilesFarBehind), it cannot keep up with the events arriving anyway: it rests from 30%
 // busy, up to 21x at full load, and catches up when the load falls. Sharing the two cores with it, ingestion
 // at 50,000 events/s had a p99 of 47-77 ms; resting so when far behind, 42-58 ms; without the processor,

@@ -314,7 +314,7 @@ func (s *Service) failBatch(ctx context.Context, b CodeBatch, cause error) error
 	msg := hearth.MessageOf(cause)
 	kind := hearth.KindOf(cause)
 	if kind == hearth.Internal || kind == hearth.Unavailable {
-		msg = "Something went wrong on our side while making these codes. Create the batch again; if that fails too, ask your administrator to look at the server log."
+		msg = "Something went wrong on our side while making these codes. Draw them again; if that fails too, ask your administrator to look at the server log."
 	}
 	err := s.store.FailCodeBatch(ctx, b.ID, b.Attempts, msg, s.clock.Now())
 	if kind == hearth.Internal || kind == hearth.Unavailable {
