@@ -609,7 +609,7 @@ const en = {
   'batches.status.done': 'Ready',
   'batches.status.failed': 'Failed',
   'batches.status.expired': 'ZIP deleted',
-  'batches.expired.text': 'Kept for a while after it was made, then deleted to save space. Draw it again to download the same codes.',
+  'batches.expired.text': 'Deleted after a while to save space',
   'batches.redraw': 'Draw again',
   'batches.redraw.title': 'Make the ZIP again: the same numbers and links as the codes already printed',
   'batches.download': 'Download',

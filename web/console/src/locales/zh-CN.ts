@@ -600,7 +600,7 @@ export default {
   'batches.status.done': '已完成',
   'batches.status.failed': '失败',
   'batches.status.expired': 'ZIP 已删除',
-  'batches.expired.text': '生成后保留一段时间，之后为节省空间已删除。重新生成即可下载同样的码。',
+  'batches.expired.text': '保留一段时间后已删除，以节省空间',
   'batches.redraw': '重新生成',
   'batches.redraw.title': '重新生成 ZIP：编号和链接与已印制的码完全相同',
   'batches.download': '下载',
