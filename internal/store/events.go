@@ -334,6 +334,9 @@ func (db *DB) queryEvents(ctx context.Context, op, query string, args ...any) ([
 		if err != nil {
 			return nil, db.wrap(op, err)
 		}
+		if len(out)%256 == 255 { // consumers read thousands at a time
+			giveWay()
+		}
 		out = append(out, e)
 	}
 	return out, db.wrap(op, rows.Err())

@@ -76,6 +76,7 @@ func (db *DB) knownIdentities(ctx context.Context, conn *sql.DB, ids []identity.
 				}
 				return nil
 			})
+			giveWay()
 			if err != nil {
 				return k, db.wrap(op, err)
 			}
@@ -115,6 +116,7 @@ func (db *DB) knownIdentities(ctx context.Context, conn *sql.DB, ids []identity.
 				return err
 			})
 		}
+		giveWay()
 		if err != nil {
 			return k, db.wrap(op, err)
 		}
@@ -193,6 +195,7 @@ func (db *DB) profileTx(ctx context.Context, op, consumer string, c profile.Chan
 				stmts[q] = st // closed with the transaction
 			}
 			_, err := st.ExecContext(ctx, args...)
+			giveWay()
 			return db.wrap(op, err)
 		}
 		if err := exec(`INSERT INTO consumer_offsets (name, position, updated_at) VALUES ($1, 0, $2) ON CONFLICT (name) DO NOTHING`, consumer, now); err != nil {

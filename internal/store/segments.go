@@ -461,6 +461,7 @@ func (r segmentReader) Facts(ctx context.Context, profiles *segment.Set, needs s
 			q.in("", chunk)
 			q.add(tail)
 			q.args = append(q.args, extra...)
+			giveWay()
 			rows, err := r.tx.QueryContext(ctx, q.text.String(), q.args...)
 			if err != nil {
 				return r.db.wrap(op, err)
@@ -579,6 +580,7 @@ func (r segmentReader) profilesOf(ctx context.Context, ids []string, out map[uin
 	q := &query{db: r.db}
 	q.add(`SELECT id, stage FROM profiles WHERE `)
 	q.in("id", ids)
+	giveWay()
 	rows, err := r.tx.QueryContext(ctx, q.text.String(), q.args...)
 	if err != nil {
 		return r.db.wrap("store.segment_facts", err)
@@ -828,6 +830,7 @@ func (db *DB) ApplyStep(ctx context.Context, s segment.Step) error {
 	return db.derivedTx(ctx, op, func(tx *sql.Tx) error {
 		exec := func(q string, args ...any) error {
 			_, err := tx.ExecContext(ctx, q, args...)
+			giveWay()
 			return db.wrap(op, err)
 		}
 		for _, c := range []string{segment.Consumer, segment.UnmergesConsumer} {
