@@ -384,55 +384,80 @@ func (m *memoryDedupe) write(img dedupeImage) error {
 var errNoSnapshot = errors.New("store: no saved dedupe index for this log and window")
 
 // restore reads the saved index. It serves only if it reaches back to since (the window may have grown since
-// it was saved) and holds no seq beyond the log's head (the store was not replaced by an older copy).
+// it was saved) and holds no seq beyond the log's head (the store was not replaced by an older copy). The
+// file is read as a stream into tables made at their final size: reading it whole and growing the tables
+// entry by entry allocated five times the index (BenchmarkDedupeRestore), a heap that set the collector's
+// goal for a store of tens of millions of events.
 func (m *memoryDedupe) restore(since time.Time, head int64) error {
 	if m.snapshot == "" {
 		return errNoSnapshot
 	}
-	data, err := os.ReadFile(m.snapshot)
-	if err != nil || len(data) < len(dedupeMagic)+3*8+4 || [8]byte(data[:8]) != dedupeMagic {
+	f, err := os.Open(m.snapshot)
+	if err != nil {
 		return errNoSnapshot
 	}
-	body, tail := data[:len(data)-4], data[len(data)-4:]
-	if crc32.ChecksumIEEE(body) != binary.LittleEndian.Uint32(tail) {
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil || info.Size() < int64(len(dedupeMagic)+3*8+4) {
 		return errNoSnapshot
 	}
-	r := body[len(dedupeMagic):]
+	sum := crc32.NewIEEE()
+	left := info.Size() - 4 // the body's bytes not yet read; the checksum follows them
+	r := bufio.NewReaderSize(io.TeeReader(io.LimitReader(f, left), sum), 1<<20)
+	var buf [8]byte
 	next := func() (uint64, bool) {
-		if len(r) < 8 {
+		if _, err := io.ReadFull(r, buf[:]); err != nil {
 			return 0, false
 		}
-		v := binary.LittleEndian.Uint64(r)
-		r = r[8:]
-		return v, true
+		left -= 8
+		return binary.LittleEndian.Uint64(buf[:]), true
 	}
+	if _, err := io.ReadFull(r, buf[:]); err != nil || buf != dedupeMagic {
+		return errNoSnapshot
+	}
+	left -= int64(len(dedupeMagic))
 	from, _ := next()
 	through, _ := next()
 	days, ok := next()
 	if !ok || int64(from) > since.Unix() || int64(through) > head {
 		return errNoSnapshot
 	}
+	var tables []*dayTable
 	for range days {
 		day, _ := next()
 		base, _ := next()
 		n, ok := next()
-		if !ok || n > uint64(len(r)/8) {
+		if !ok || n > uint64(left/8) {
 			return errNoSnapshot
 		}
-		t := &dayTable{day: int64(day), base: int64(base)}
+		t := &dayTable{day: int64(day), base: int64(base), slots: make([]uint64, slotsFor(int(n)))}
 		for range n {
 			e, _ := next()
-			t.putEntry(e)
+			t.place(e)
 		}
-		t.close() // images share the slots of all but the newest; the newest grows again when it must
-		m.days = append(m.days, t)
+		t.n = int(n)
+		tables = append(tables, t)
 	}
-	if len(r) != 0 {
+	var tail [4]byte
+	if left != 0 {
 		return errNoSnapshot
 	}
+	if _, err := io.ReadFull(f, tail[:]); err != nil || sum.Sum32() != binary.LittleEndian.Uint32(tail[:]) {
+		return errNoSnapshot
+	}
+	m.days = tables
 	m.through = int64(through)
 	m.expire(since)
 	return nil
+}
+
+// slotsFor is the size of a table that holds n entries without growing: a power of two, at most half full.
+func slotsFor(n int) int {
+	size := 1024
+	for size < 2*n {
+		size *= 2
+	}
+	return size
 }
 
 // firstSeqSince finds the first event received after since by binary search over seq: arrival order and
