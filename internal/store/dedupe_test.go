@@ -253,10 +253,9 @@ func TestDedupeTableGrowsInSteps(t *testing.T) {
 	}
 }
 
-// BenchmarkDedupeImage: how long the event writer pauses to take the index's image, a week's window of 3.9
-// million events (the default window), today's table one of eight.
-func BenchmarkDedupeImage(b *testing.B) {
-	m := &memoryDedupe{}
+// fillWeek adds a week's window of 3.9 million events (the default window) to m, in eight day tables, and
+// returns the window's start.
+func fillWeek(m *memoryDedupe) (since time.Time) {
 	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	const perDay = 3_900_000 / 8
 	for d := range 8 {
@@ -266,7 +265,14 @@ func BenchmarkDedupeImage(b *testing.B) {
 			m.add(dedupeKey("src", strconv.FormatInt(seq, 10)), seq, at)
 		}
 	}
-	since := start.Add(-time.Hour)
+	return start.Add(-time.Hour)
+}
+
+// BenchmarkDedupeImage: how long the event writer pauses to take the index's image, a week's window of 3.9
+// million events (the default window), today's table one of eight.
+func BenchmarkDedupeImage(b *testing.B) {
+	m := &memoryDedupe{}
+	since := fillWeek(m)
 	for b.Loop() {
 		m.image(since)
 	}
@@ -298,16 +304,7 @@ func BenchmarkDedupeAdd(b *testing.B) {
 // tables (31 MB on disk). B/op is what the start allocates for it, the heap it leaves to the collector.
 func BenchmarkDedupeRestore(b *testing.B) {
 	m := &memoryDedupe{snapshot: filepath.Join(b.TempDir(), dedupeSnapshotFile)}
-	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	const perDay = 3_900_000 / 8
-	for d := range 8 {
-		at := start.Add(time.Duration(d) * 24 * time.Hour)
-		for i := range perDay {
-			seq := int64(d*perDay + i + 1)
-			m.add(dedupeKey("src", strconv.FormatInt(seq, 10)), seq, at)
-		}
-	}
-	since := start.Add(-time.Hour)
+	since := fillWeek(m)
 	if err := m.save(since); err != nil {
 		b.Fatal(err)
 	}
