@@ -20,11 +20,13 @@ import (
 
 // A marketer looks for people. Ada opens the shop's app, signs up with her name, email and phone, looks at 60
 // products, subscribes with the email she gave on her tablet, and is seen by a store's staff at a poster; Grace
-// signs up too. The app's profile processor makes them two people. On the people screen, searching by the start of Ada's email finds her alone, and so does
-// the start of Grace's name; Ada's page shows her identities grouped by type, her lifecycle, the poster she
-// touched, and one timeline of her events, the latest 50 first, then the rest with "Load more", down to the
-// page view she started with and the stage changes between; the merge of her tablet's profile is in her history,
-// and a link to that profile leads to her. It reads well at phone width and in Chinese.
+// signs up too; Lin buys in January with only her member id. The app's profile processor makes them three
+// people. On the people screen, searching by the start of Ada's email finds her alone, and so does the start
+// of Grace's name; Ada's page shows her identities grouped by type, her lifecycle, the poster she touched, and
+// one timeline of her events, the latest 50 first, then the rest with "Load more", down to the page view she
+// started with and the stage changes between; the merge of her tablet's profile is in her history, and a link
+// to that profile leads to her. Lin's lifecycle shows her converted and not connected. It reads well at phone
+// width and in Chinese.
 func TestBrowserPeople(t *testing.T) {
 	cfg := browserConfig(t, "sqlite")
 	cfg.Admin = AdminConfig{Email: "admin@example.com", Password: "a long admin password"}
@@ -47,6 +49,9 @@ func TestBrowserPeople(t *testing.T) {
 	// Ada on her tablet gives another email, then subscribes from her phone with it: one person, merged.
 	track("identify", `{"anonymousId":"a3","traits":{"email":"countess@example.org"}}`)
 	track("track", `{"anonymousId":"a1","event":"Newsletter Subscribed","context":{"traits":{"email":"countess@example.org"}}}`)
+	// Lin, in January, buys with her member id and gives no way to reach her: converted, not connected.
+	track("identify", `{"userId":"lin-0042","traits":{"name":"Lin Wei"},"timestamp":"2026-01-10T09:00:00Z"}`)
+	track("track", `{"userId":"lin-0042","event":"Order Completed","properties":{"total":399},"timestamp":"2026-01-10T09:05:00Z"}`)
 	track("identify", `{"anonymousId":"g1","traits":{"name":"Grace Hopper","email":"grace@example.com"}}`)
 
 	// Staff at the Jing'an store record Ada at the poster, through the admin API.
@@ -72,18 +77,18 @@ func TestBrowserPeople(t *testing.T) {
 		t.Fatalf("record a touch: %s", resp.Status)
 	}
 
-	// The app's profile processor follows the log about once a second: wait until it has read all 66 events.
+	// The app's profile processor follows the log about once a second: wait until it has read all 68 events.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		off, err := s.app.db.ConsumerOffset(ctx, profile.Consumer)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if off >= 66 {
+		if off >= 68 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the profile processor read %d of 66 events in 20 s", off)
+			t.Fatalf("the profile processor read %d of 68 events in 20 s", off)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -101,8 +106,8 @@ func TestBrowserPeople(t *testing.T) {
 	row := func(id string) chromedp.CSS {
 		return chromedp.CSS(`[data-testid="person-row"][data-profile-id="` + id + `"]`)
 	}
-	if n := count(t, bctx, `[data-testid="person-row"]`); n != 2 {
-		t.Errorf("the people screen lists %d people at first, want 2", n)
+	if n := count(t, bctx, `[data-testid="person-row"]`); n != 3 {
+		t.Errorf("the people screen lists %d people at first, want 3", n)
 	}
 	// Grace signed up last, but Ada was seen last: the touch at the poster.
 	if first := read(t, bctx, "first row", chromedp.Attributes(tid("person-row")))["data-profile-id"]; first != ada.ID {
@@ -239,6 +244,22 @@ func TestBrowserPeople(t *testing.T) {
 		!strings.Contains(url, "/console/people/"+tablet) {
 		t.Errorf("the tablet's person at %s holds %q, want the countess email", url, ids)
 	}
+
+	// Lin's lifecycle shows each step's rule on its own: she converted without ever being reachable.
+	lin, err := s.app.db.ProfileByIdentifier(ctx, identity.UserID, "lin-0042")
+	if err != nil {
+		t.Fatal(err)
+	}
+	do(t, bctx, "open Lin", chromedp.Navigate(s.base+"/console/people/"+lin.ID), chromedp.WaitVisible(tid("lifecycle")))
+	steps := read(t, bctx, "Lin's steps", chromedp.Evaluate[map[string]string](`Object.fromEntries([...document.querySelectorAll(
+		'[data-testid="lifecycle"] [data-step]')].map((el) => [el.dataset.step, el.dataset.reached]))`))
+	if want := map[string]string{"identified": "true", "connected": "false", "activated": "false", "converted": "true"}; fmt.Sprint(steps) != fmt.Sprint(want) {
+		t.Errorf("Lin's lifecycle steps reached: %v, want %v", steps, want)
+	}
+	if when := read(t, bctx, "Lin's conversion", chromedp.Attributes(chromedp.CSS(`[data-step="converted"] time`)))["datetime"]; !strings.HasPrefix(when, "2026-01-10T09:05:00") {
+		t.Errorf("Lin's conversion is dated %q, want her order's time", when)
+	}
+
 	do(t, bctx, "back to Ada", chromedp.Navigate(s.base+"/console/people/"+ada.ID), chromedp.WaitVisible(tid("timeline-more")))
 
 	do(t, bctx, "phone width",

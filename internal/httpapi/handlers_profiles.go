@@ -80,6 +80,15 @@ type stageChangeJSON struct {
 	At   time.Time     `json:"at"`
 }
 
+// stepsJSON says which lifecycle rules the person meets, each on its own: a later step does not need an
+// earlier one (a purchase without a reachable channel).
+type stepsJSON struct {
+	Identified bool `json:"identified"`
+	Connected  bool `json:"connected"`
+	Activated  bool `json:"activated"`
+	Converted  bool `json:"converted"`
+}
+
 type mergeJSON struct {
 	Seq  int64     `json:"seq"`
 	Into string    `json:"into"`
@@ -96,18 +105,22 @@ type viaJSON struct {
 type profileJSON struct {
 	ID string `json:"id"`
 	// AbsorbedID is the id asked for when it is of a profile that this one absorbed in a merge; else null.
-	AbsorbedID *string              `json:"absorbed_id"`
-	Name       string               `json:"name"`
-	Stage      profile.Stage        `json:"stage"`
-	FirstSeen  time.Time            `json:"first_seen"`
-	LastSeen   time.Time            `json:"last_seen"`
-	Identities []identityJSON       `json:"identities"`
-	Traits     map[string]traitJSON `json:"traits"`
-	Touches    []profileTouchJSON   `json:"touches"`
-	FirstTouch *touchMomentJSON     `json:"first_touch"`
-	LastTouch  *touchMomentJSON     `json:"last_touch"`
-	Stages     []stageChangeJSON    `json:"stages"`
-	Merges     []mergeJSON          `json:"merges"`
+	AbsorbedID *string       `json:"absorbed_id"`
+	Name       string        `json:"name"`
+	Stage      profile.Stage `json:"stage"`
+	Steps      stepsJSON     `json:"steps"`
+	// ActivatedAt and ConvertedAt are the times of the first activation and conversion events, null before.
+	ActivatedAt *time.Time           `json:"activated_at"`
+	ConvertedAt *time.Time           `json:"converted_at"`
+	FirstSeen   time.Time            `json:"first_seen"`
+	LastSeen    time.Time            `json:"last_seen"`
+	Identities  []identityJSON       `json:"identities"`
+	Traits      map[string]traitJSON `json:"traits"`
+	Touches     []profileTouchJSON   `json:"touches"`
+	FirstTouch  *touchMomentJSON     `json:"first_touch"`
+	LastTouch   *touchMomentJSON     `json:"last_touch"`
+	Stages      []stageChangeJSON    `json:"stages"`
+	Merges      []mergeJSON          `json:"merges"`
 }
 
 type profileSummaryJSON struct {
@@ -141,6 +154,13 @@ type timelineTouchJSON struct {
 	Campaign     *string `json:"campaign"`
 	Via          string  `json:"via"`
 	Serial       int64   `json:"serial,omitempty"`
+}
+
+func timeOrNull(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 func orNull(s string) *string {
@@ -211,6 +231,9 @@ func (s *Server) answerProfile(w http.ResponseWriter, r *http.Request, p profile
 	if out.Stage == "" {
 		out.Stage = profile.Anonymous
 	}
+	steps := p.Steps()
+	out.Steps = stepsJSON{Identified: steps.Identified, Connected: steps.Connected, Activated: steps.Activated, Converted: steps.Converted}
+	out.ActivatedAt, out.ConvertedAt = timeOrNull(p.ActivatedAt), timeOrNull(p.ConvertedAt)
 	for _, id := range p.Identities {
 		out.Identities = append(out.Identities, identityJSON{Type: id.Identifier.Type, Value: id.Identifier.Value, FirstSeq: id.FirstSeq})
 	}

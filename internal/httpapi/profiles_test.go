@@ -18,13 +18,16 @@ import (
 )
 
 type profileResp struct {
-	ID         string
-	AbsorbedID *string `json:"absorbed_id"`
-	Name       string
-	Stage      string
-	FirstSeen  time.Time `json:"first_seen"`
-	LastSeen   time.Time `json:"last_seen"`
-	Identities []struct {
+	ID          string
+	AbsorbedID  *string `json:"absorbed_id"`
+	Name        string
+	Stage       string
+	Steps       map[string]bool
+	ActivatedAt *time.Time `json:"activated_at"`
+	ConvertedAt *time.Time `json:"converted_at"`
+	FirstSeen   time.Time  `json:"first_seen"`
+	LastSeen    time.Time  `json:"last_seen"`
+	Identities  []struct {
 		Type, Value string
 		FirstSeq    int64 `json:"first_seq"`
 	}
@@ -193,6 +196,13 @@ func TestProfiles(t *testing.T) {
 		}
 		if len(ada.Stages) == 0 || ada.Stages[len(ada.Stages)-1].To != "activated" {
 			t.Errorf("stages: %+v", ada.Stages)
+		}
+		// Each step's rule on its own, and the time she first viewed a product (seq 4).
+		if diff := cmp.Diff(map[string]bool{"identified": true, "connected": true, "activated": true, "converted": false}, ada.Steps); diff != "" {
+			t.Errorf("steps (-want +got):\n%s", diff)
+		}
+		if at := e.clock.Now().Add((4 - 120) * time.Minute); ada.ActivatedAt == nil || !ada.ActivatedAt.Equal(at) || ada.ConvertedAt != nil {
+			t.Errorf("activated at %v, converted at %v; want %v and null", ada.ActivatedAt, ada.ConvertedAt, at)
 		}
 
 		for _, tt := range []struct {

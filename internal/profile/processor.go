@@ -620,7 +620,7 @@ func (g *overlay) apply(c *Changes, e collect.Event, d identity.Decision) {
 			g.touch(p, e)
 		}
 	}
-	if s := stageOf(g.counts[p], f.traits, f); s != f.stage {
+	if s := stepsOf(g.counts[p], f.traits, f.activatedAt, f.convertedAt).Stage(); s != f.stage {
 		g.stages = append(g.stages, ProfileStageChange{Profile: p, StageChange: StageChange{Seq: e.Seq, From: f.stage, To: s, At: e.Timestamp}})
 		f.stage = s
 	}

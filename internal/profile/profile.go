@@ -19,11 +19,12 @@ type Profile struct {
 	Stage     Stage
 	Name      string // from the traits: name, or first and last names
 	// The rest is read with the profile whole.
-	Identities []Identity    // by first seq
-	Merges     []Merge       // its merge history, by seq
-	Traits     []Trait       // by name
-	Touches    []Touch       // per touchpoint, by first touch
-	Stages     []StageChange // by seq
+	ActivatedAt, ConvertedAt time.Time     // the first activation and conversion events; zero before them
+	Identities               []Identity    // by first seq
+	Merges                   []Merge       // its merge history, by seq
+	Traits                   []Trait       // by name
+	Touches                  []Touch       // per touchpoint, by first touch
+	Stages                   []StageChange // by seq
 }
 
 // Stage is where a profile stands in the lifecycle identify → connect → activate → convert.
@@ -40,6 +41,41 @@ const (
 
 // Stages lists the stages in order.
 var Stages = []Stage{Anonymous, Identified, Connected, Activated, Converted}
+
+// Steps says which of the lifecycle's rules a profile meets, each on its own. Its stage is the furthest met,
+// but a step does not need the ones before it: a person who buys without giving a reachable channel is
+// converted and not connected.
+type Steps struct {
+	Identified, Connected, Activated, Converted bool
+}
+
+// Stage is the furthest step met.
+func (s Steps) Stage() Stage {
+	switch {
+	case s.Converted:
+		return Converted
+	case s.Activated:
+		return Activated
+	case s.Connected:
+		return Connected
+	case s.Identified:
+		return Identified
+	}
+	return Anonymous
+}
+
+// Steps are the lifecycle's rules that a profile read whole meets.
+func (p Profile) Steps() Steps {
+	counts := make(map[identity.Type]int, len(p.Identities))
+	for _, id := range p.Identities {
+		counts[id.Identifier.Type]++
+	}
+	traits := make(map[string]Trait, len(p.Traits))
+	for _, t := range p.Traits {
+		traits[t.Name] = t
+	}
+	return stepsOf(counts, traits, p.ActivatedAt, p.ConvertedAt)
+}
 
 // StageChange is a profile's move from one stage to another, on its timeline.
 type StageChange struct {

@@ -262,25 +262,19 @@ func (c *config) wins(old, new Trait) bool {
 	return later
 }
 
-// stageOf is the furthest stage a profile's facts meet.
-func stageOf(counts map[identity.Type]int, traits map[string]Trait, f *facts) Stage {
-	switch {
-	case !f.convertedAt.IsZero():
-		return Converted
-	case !f.activatedAt.IsZero():
-		return Activated
-	}
+// stepsOf is each lifecycle rule that a profile's facts meet.
+func stepsOf(counts map[identity.Type]int, traits map[string]Trait, activatedAt, convertedAt time.Time) Steps {
 	optedOut := func(consent string) bool { return bytes.Equal(traits[consent].Value, []byte("false")) }
-	if counts[identity.Email] > 0 && !optedOut(EmailSubscribed) || counts[identity.Phone] > 0 && !optedOut(SMSSubscribed) ||
-		counts[identity.WeChatOpenID] > 0 && !optedOut(WeChatSubscribed) {
-		return Connected
-	}
+	s := Steps{Activated: !activatedAt.IsZero(), Converted: !convertedAt.IsZero(),
+		Connected: counts[identity.Email] > 0 && !optedOut(EmailSubscribed) || counts[identity.Phone] > 0 && !optedOut(SMSSubscribed) ||
+			counts[identity.WeChatOpenID] > 0 && !optedOut(WeChatSubscribed)}
 	for t, n := range counts {
 		if n > 0 && t != identity.AnonymousID && t != identity.DeviceID {
-			return Identified
+			s.Identified = true
+			break
 		}
 	}
-	return Anonymous
+	return s
 }
 
 // displayName is the name a profile is listed by: the name trait, or first and last names.

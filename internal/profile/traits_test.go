@@ -123,28 +123,43 @@ func TestWins(t *testing.T) {
 	}
 }
 
-func TestStageOf(t *testing.T) {
+func TestStepsOf(t *testing.T) {
 	no := json.RawMessage("false")
 	for _, tc := range []struct {
-		name   string
-		counts map[identity.Type]int
-		traits map[string]Trait
-		facts  facts
-		want   Stage
+		name                     string
+		counts                   map[identity.Type]int
+		traits                   map[string]Trait
+		activatedAt, convertedAt time.Time
+		want                     Steps
+		stage                    Stage
 	}{
-		{"anonymous", map[identity.Type]int{identity.AnonymousID: 2, identity.DeviceID: 1}, nil, facts{}, Anonymous},
-		{"identified by user id", map[identity.Type]int{identity.UserID: 1}, nil, facts{}, Identified},
-		{"connected by email", map[identity.Type]int{identity.Email: 1}, nil, facts{}, Connected},
-		{"email opted out: identified", map[identity.Type]int{identity.Email: 1}, map[string]Trait{EmailSubscribed: {Value: no}}, facts{}, Identified},
-		{"email opted out, phone reachable", map[identity.Type]int{identity.Email: 1, identity.Phone: 1},
-			map[string]Trait{EmailSubscribed: {Value: no}}, facts{}, Connected},
-		{"unfollowed WeChat", map[identity.Type]int{identity.WeChatOpenID: 1}, map[string]Trait{WeChatSubscribed: {Value: no}}, facts{}, Identified},
-		{"activated", map[identity.Type]int{identity.AnonymousID: 1}, nil, facts{activatedAt: t0}, Activated},
-		{"converted", map[identity.Type]int{identity.UserID: 1}, nil, facts{activatedAt: t0, convertedAt: t0}, Converted},
+		{"anonymous", map[identity.Type]int{identity.AnonymousID: 2, identity.DeviceID: 1}, nil, time.Time{}, time.Time{}, Steps{}, Anonymous},
+		{"identified by user id", map[identity.Type]int{identity.UserID: 1}, nil, time.Time{}, time.Time{}, Steps{Identified: true}, Identified},
+		{"connected by email", map[identity.Type]int{identity.Email: 1}, nil, time.Time{}, time.Time{}, Steps{Identified: true, Connected: true}, Connected},
+		{"email opted out: identified", map[identity.Type]int{identity.Email: 1}, map[string]Trait{EmailSubscribed: {Value: no}},
+			time.Time{}, time.Time{}, Steps{Identified: true}, Identified},
+		{"email opted out, phone reachable", map[identity.Type]int{identity.Email: 1, identity.Phone: 1}, map[string]Trait{EmailSubscribed: {Value: no}},
+			time.Time{}, time.Time{}, Steps{Identified: true, Connected: true}, Connected},
+		{"unfollowed WeChat", map[identity.Type]int{identity.WeChatOpenID: 1}, map[string]Trait{WeChatSubscribed: {Value: no}},
+			time.Time{}, time.Time{}, Steps{Identified: true}, Identified},
+		{"activated while anonymous", map[identity.Type]int{identity.AnonymousID: 1}, nil, t0, time.Time{}, Steps{Activated: true}, Activated},
+		{"converted without a reachable channel", map[identity.Type]int{identity.UserID: 1}, nil, time.Time{}, t0,
+			Steps{Identified: true, Converted: true}, Converted},
+		{"every step", map[identity.Type]int{identity.Phone: 1}, nil, t0, t0, Steps{true, true, true, true}, Converted},
 	} {
-		if got := stageOf(tc.counts, tc.traits, &tc.facts); got != tc.want {
-			t.Errorf("%s: stage = %s, want %s", tc.name, got, tc.want)
+		got := stepsOf(tc.counts, tc.traits, tc.activatedAt, tc.convertedAt)
+		if got != tc.want || got.Stage() != tc.stage {
+			t.Errorf("%s: steps %+v, stage %s; want %+v, %s", tc.name, got, got.Stage(), tc.want, tc.stage)
 		}
+	}
+}
+
+// A profile read whole answers the steps of its identities, traits and events.
+func TestProfileSteps(t *testing.T) {
+	p := Profile{Identities: []Identity{{Identifier: identity.Identifier{Type: identity.Email, Value: "ada@example.com"}}},
+		Traits: []Trait{{Name: EmailSubscribed, Value: json.RawMessage("false")}}, ConvertedAt: t0}
+	if got, want := p.Steps(), (Steps{Identified: true, Converted: true}); got != want {
+		t.Errorf("steps %+v, want %+v", got, want)
 	}
 }
 

@@ -447,13 +447,15 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // profileColumns are read FROM profiles p with seenJoin.
-const profileColumns = `p.id, p.first_seq, p.first_seen, p.last_seen, seen.at, p.created_at, p.updated_at, p.stage, p.name`
+const profileColumns = `p.id, p.first_seq, p.first_seen, p.last_seen, seen.at, p.created_at, p.updated_at, p.stage, p.name,
+	p.activated_at, p.converted_at`
 
 func scanProfile(row interface{ Scan(...any) error }) (profile.Profile, error) {
 	var p profile.Profile
-	var later sql.NullTime
-	err := row.Scan(&p.ID, &p.FirstSeq, &p.FirstSeen, &p.LastSeen, &later, &p.CreatedAt, &p.UpdatedAt, &p.Stage, &p.Name)
+	var later, activated, converted sql.NullTime
+	err := row.Scan(&p.ID, &p.FirstSeq, &p.FirstSeen, &p.LastSeen, &later, &p.CreatedAt, &p.UpdatedAt, &p.Stage, &p.Name, &activated, &converted)
 	p.FirstSeen, p.LastSeen, p.CreatedAt, p.UpdatedAt = p.FirstSeen.UTC(), laterSeen(p.LastSeen, later), p.CreatedAt.UTC(), p.UpdatedAt.UTC()
+	p.ActivatedAt, p.ConvertedAt = utcOrZero(activated), utcOrZero(converted)
 	return p, err
 }
 

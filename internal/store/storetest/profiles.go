@@ -61,7 +61,7 @@ func testProfiles(t *testing.T, db *store.DB, clock *Clock) {
 		Identities: []profile.Identity{{Identifier: u1, Profile: p1, FirstSeq: 1}, {Identifier: a2, Profile: p1, FirstSeq: 2},
 			{Identifier: u2, Profile: p1, FirstSeq: 2}, {Identifier: a3, Profile: p1, FirstSeq: 3}, {Identifier: e3, Profile: p1, FirstSeq: 3}},
 		Merges: []profile.Merge{{Seq: 4, Into: p2, From: p3, Via: e3, At: ts(4)}, {Seq: 5, Into: p1, From: p2, Via: u2, At: ts(5)}},
-		Stage:  profile.Connected, Name: "Ada Lovelace",
+		Stage:  profile.Connected, Name: "Ada Lovelace", ConvertedAt: ts(3),
 	}
 	got, err := db.ProfileByIdentifier(ctx, identity.Email, "c@example.com")
 	must(t, err)

@@ -176,6 +176,10 @@ export interface Profile {
   absorbed_id: string | null
   name: string
   stage: Stage
+  /** Each lifecycle rule the person meets, on its own: a later step does not need an earlier one. */
+  steps: Record<Exclude<Stage, 'anonymous'>, boolean>
+  activated_at: string | null
+  converted_at: string | null
   first_seen: string
   last_seen: string
   identities: ProfileIdentity[]

@@ -253,7 +253,7 @@ const en = {
   'stage.converted': 'Converted',
 
   'lifecycle.title': 'Lifecycle',
-  'lifecycle.text': 'Identify → connect → activate → convert, and when each step was reached.',
+  'lifecycle.text': 'Identify → connect → activate → convert: each step met or not, and when. A step can be met before the ones ahead of it.',
   'lifecycle.identified': 'Identify',
   'lifecycle.identified.hint': 'Left an identifier beyond an anonymous or device id',
   'lifecycle.connected': 'Connect',

@@ -250,7 +250,7 @@ export default {
   'stage.converted': '已转化',
 
   'lifecycle.title': '生命周期',
-  'lifecycle.text': '识别 → 触达 → 激活 → 转化，以及每一步达成的时间。',
+  'lifecycle.text': '识别 → 触达 → 激活 → 转化：每一步是否达成，以及达成的时间。后面的步骤也可能先于前面的步骤达成。',
   'lifecycle.identified': '识别',
   'lifecycle.identified.hint': '留下了匿名 ID 或设备 ID 以外的标识',
   'lifecycle.connected': '触达',
