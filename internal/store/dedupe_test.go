@@ -246,10 +246,30 @@ func TestDedupeTableGrowsInSteps(t *testing.T) {
 	if movingSeen == 0 {
 		t.Fatal("the table never grew in steps")
 	}
-	// A new day's table closes this one: its move is finished, since images share its slots.
+	// A new day's table closes this one: its move is finished, since images share its slots, and it is made
+	// again at its final size, three quarters full, where every entry is still found.
 	m.add(dedupeKey("src", "next day"), n+1, day.Add(24*time.Hour))
-	if m.days[0].old != nil {
+	tab := m.days[0]
+	if tab.old != nil {
 		t.Fatal("a closed table is still moving")
+	}
+	if tab.compacted == nil {
+		t.Fatal("a closed table is not being compacted")
+	}
+	img := m.image(day.Add(-time.Hour)) // taken while it is
+	tab.adopt(true)
+	if len(tab.slots) != compactSize(n) || len(tab.slots) > n*4/3+1 {
+		t.Errorf("the closed table has %d slots for %d entries, want %d", len(tab.slots), n, compactSize(n))
+	}
+	for s := int64(1); s <= n; s++ {
+		var got []int64
+		tab.seqs(keys[s], func(seq int64) { got = append(got, seq) })
+		if !slices.Contains(got, s) {
+			t.Fatalf("after compaction seq %d's key finds %v", s, got)
+		}
+	}
+	if entries := len(slices.DeleteFunc(slices.Clone(img.days[0].slots), func(e uint64) bool { return e == 0 })); entries != n {
+		t.Errorf("the image taken during compaction holds %d entries, want %d", entries, n)
 	}
 }
 
@@ -301,7 +321,8 @@ func BenchmarkDedupeAdd(b *testing.B) {
 }
 
 // BenchmarkDedupeRestore: a start reads the saved index, a week's window of 3.9 million events in eight day
-// tables (31 MB on disk). B/op is what the start allocates for it, the heap it leaves to the collector.
+// tables (31 MB on disk). B/op is what the start allocates for it, the heap it leaves to the collector;
+// slots-MiB the tables' memory once restored.
 func BenchmarkDedupeRestore(b *testing.B) {
 	m := &memoryDedupe{snapshot: filepath.Join(b.TempDir(), dedupeSnapshotFile)}
 	since := fillWeek(m)
@@ -309,11 +330,55 @@ func BenchmarkDedupeRestore(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
+	var r *memoryDedupe
 	for b.Loop() {
-		r := &memoryDedupe{snapshot: m.snapshot}
+		r = &memoryDedupe{snapshot: m.snapshot}
 		if err := r.restore(since, m.through); err != nil || len(r.days) != 8 {
 			b.Fatalf("restored %d tables: %v", len(r.days), err)
 		}
+	}
+	b.ReportMetric(float64(slotBytes(r))/(1<<20), "slots-MiB")
+}
+
+func slotBytes(m *memoryDedupe) int {
+	n := 0
+	for _, t := range m.days {
+		n += 8 * len(t.slots)
+	}
+	return n
+}
+
+// BenchmarkDedupeLookup: the event writer looks up each event it appends in every day table of the window,
+// a week's here; nearly all are new events, found in none (miss), a retried one in one (hit).
+func BenchmarkDedupeLookup(b *testing.B) {
+	m := &memoryDedupe{}
+	fillWeek(m)
+	m.open(dayOf(time.Date(2026, 11, 9, 0, 0, 0, 0, time.UTC)), m.through+1) // a new day: the week's tables closed
+	for _, t := range m.days {
+		t.adopt(true) // and compacted
+	}
+	const n = 1 << 16
+	miss, hit := make([]int64, n), make([]int64, n)
+	for i := range n {
+		miss[i] = dedupeKey("src", fmt.Sprint("new", i))
+		hit[i] = dedupeKey("src", strconv.Itoa(1+i*37))
+	}
+	for _, c := range []struct {
+		name string
+		keys []int64
+	}{{"miss", miss}, {"hit", hit}} {
+		b.Run(c.name, func(b *testing.B) {
+			found := 0
+			for i := 0; b.Loop(); i++ {
+				for _, t := range m.days {
+					t.seqs(c.keys[i%n], func(int64) { found++ })
+				}
+			}
+			if c.name == "hit" && found < b.N {
+				b.Fatalf("found %d of %d", found, b.N)
+			}
+			b.ReportMetric(float64(slotBytes(m))/(1<<20), "slots-MiB")
+		})
 	}
 }
 
