@@ -91,14 +91,6 @@ func init() {
 	}
 }
 
-// cFunc is a Go function as the transpiled C calls a function pointer: a pointer to the function value's code
-// pointer (https://golang.org/s/go11func), as modernc.org/sqlite does for its own callbacks. Only for
-// top-level functions, whose values are static.
-func cFunc[T any](f T) uintptr { return *(*uintptr)(unsafe.Pointer(&struct{ f T }{f})) }
-
-// cmem is an address of C memory (libc's allocator, outside the Go heap) as a pointer.
-func cmem(p uintptr) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(&p)) }
-
 // caches are the live caches by slot. SQLite's handle for a cache is a C allocation holding its slot; the
 // table is copied on each change (a connection opening or closing), so that a lookup takes no lock.
 var caches struct {
