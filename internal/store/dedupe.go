@@ -77,12 +77,13 @@ type dayTable struct {
 	// goroutine (compactLoad): a table that grows by doubling is a quarter to a half full, and a week's window
 	// is seven closed tables to one open. compacted brings the new slots; adopt takes them.
 	compacted chan []uint64
+	ordered   bool // slots are in the order of their homes (placeOrdered): a closed table's, once compacted
 }
 
-// compactLoad is how full a closed table is made. Fuller is smaller and slower to search: at 0.75 a week of
-// closed tables takes 38% less memory than as grown, and a lookup in all of them twice the time, about 1.2
-// µs (BenchmarkDedupeLookup); a window that holds enough events for memory to matter arrives slowly enough
-// for that time not to.
+// compactLoad is how full a closed table is made: a week of closed tables takes 38% less memory than as
+// grown. Searched as a table that grows is (to the first free slot), a lookup in all of them took twice the
+// time; in the order of their homes, a search stops at the first entry whose home is past the key's
+// (BenchmarkDedupeLookup).
 const compactLoad = 0.75
 
 // home is the slot where a fingerprint's probe starts in a table of size slots: the fingerprint mixed by a
@@ -172,12 +173,44 @@ func (t *dayTable) compact() {
 		c := make([]uint64, size)
 		for _, e := range slots {
 			if e != 0 {
-				placeIn(c, e)
+				placeOrdered(c, e)
 			}
 		}
 		done <- c
 	}()
 	t.compacted = done
+}
+
+// placeOrdered puts an entry in slots kept in the order of their homes (Robin Hood hashing): along a probe,
+// an entry whose home lies further on gives its slot to one whose home lies further back, and moves on. A
+// probe's positions q count on past the end of the slots, so that homes compare across the wrap.
+func placeOrdered(slots []uint64, e uint64) {
+	size := len(slots)
+	h := home(e>>32, size)
+	for q := h; ; q++ {
+		i := q
+		if i >= size { // a probe wraps once at most: the slots are never full
+			i -= size
+		}
+		r := slots[i]
+		if r == 0 {
+			slots[i] = e
+			return
+		}
+		if rh := probeHome(r, i, q, size); rh > h {
+			slots[i], e, h = e, r, rh
+		}
+	}
+}
+
+// probeHome is the home of the entry r in slot i as a probe position, the probe being at position q (that
+// slot): an entry in a slot before its home has wrapped past the end.
+func probeHome(r uint64, i, q, size int) int {
+	rh := home(r>>32, size) + q - i
+	if rh > q {
+		rh -= size
+	}
+	return rh
 }
 
 // adopt takes the compacted slots if they are ready (or, with wait, once they are).
@@ -194,7 +227,7 @@ func (t *dayTable) adopt(wait bool) {
 			return
 		}
 	}
-	t.compacted = nil
+	t.compacted, t.ordered = nil, true
 }
 
 // compactSize is the size of a closed table of n entries: compactLoad full, with a free slot to end probes.
@@ -220,8 +253,32 @@ func (t *dayTable) move(k int) {
 // seqs calls fn with the seq of every entry whose fingerprint matches key.
 func (t *dayTable) seqs(key int64, fn func(seq int64)) {
 	fp := uint64(key) >> 32
+	if t.ordered {
+		t.probeOrdered(fp, fn)
+		return
+	}
 	t.probe(t.slots, fp, 0, fn)
 	t.probe(t.old, fp, t.moved, fn) // old slots before moved have moved: found in slots
+}
+
+// probeOrdered calls fn for the entries of ordered slots matching fingerprint fp: from fp's home to the first
+// free slot or entry whose home is further on.
+func (t *dayTable) probeOrdered(fp uint64, fn func(seq int64)) {
+	size := len(t.slots)
+	h := home(fp, size)
+	for q := h; ; q++ {
+		i := q
+		if i >= size {
+			i -= size
+		}
+		s := t.slots[i]
+		if s == 0 || probeHome(s, i, q, size) > h {
+			return
+		}
+		if s>>32 == fp {
+			fn(t.base + int64(s&0xffffffff) - 1)
+		}
+	}
 }
 
 // probe calls fn for the entries of slots matching fingerprint fp, from fp's slot to the first free one,
@@ -496,14 +553,20 @@ func (m *memoryDedupe) restore(since time.Time, head int64) error {
 		if !ok || n > uint64(left/8) {
 			return errNoSnapshot
 		}
-		size := compactSize(int(n)) // all but the newest table are closed
-		if i == days-1 {
-			size = slotsFor(int(n))
+		// All but the newest table are closed: made at their final size, in order.
+		t := &dayTable{day: int64(day), base: int64(base), ordered: i < days-1}
+		if t.ordered {
+			t.slots = make([]uint64, compactSize(int(n)))
+		} else {
+			t.slots = make([]uint64, slotsFor(int(n)))
 		}
-		t := &dayTable{day: int64(day), base: int64(base), slots: make([]uint64, size)}
 		for range n {
 			e, _ := next()
-			t.place(e)
+			if t.ordered {
+				placeOrdered(t.slots, e)
+			} else {
+				t.place(e)
+			}
 		}
 		t.n = int(n)
 		tables = append(tables, t)

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -270,6 +272,54 @@ func TestDedupeTableGrowsInSteps(t *testing.T) {
 	}
 	if entries := len(slices.DeleteFunc(slices.Clone(img.days[0].slots), func(e uint64) bool { return e == 0 })); entries != n {
 		t.Errorf("the image taken during compaction holds %d entries, want %d", entries, n)
+	}
+}
+
+// A closed table's slots are kept in the order of their homes, and a search stops at the first entry whose
+// home is past the key's: it finds exactly what a search of every entry finds, for entries whose probes wrap
+// past the end, for fingerprints that several entries share, and for fingerprints that none has.
+func TestDedupeOrderedTable(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{1, 7, 300, 5000} {
+		tab := &dayTable{base: 1, slots: make([]uint64, compactSize(n)), ordered: true}
+		var entries []uint64
+		for i := range n {
+			fp := uint64(rng.Uint32())
+			switch {
+			case i%5 == 0 && i > 0: // the fingerprint of an earlier entry
+				fp = entries[rng.IntN(len(entries))] >> 32
+			case i%7 == 0: // a fingerprint whose home is one of the last slots: its probe wraps
+				fp = math.MaxUint32 - uint64(rng.IntN(1<<24))
+			}
+			e := fp<<32 | uint64(i+1)
+			entries = append(entries, e)
+			placeOrdered(tab.slots, e)
+		}
+		want := func(fp uint64) []int64 {
+			var seqs []int64
+			for _, e := range entries {
+				if e>>32 == fp {
+					seqs = append(seqs, int64(e&0xffffffff))
+				}
+			}
+			return seqs
+		}
+		search := func(fp uint64) {
+			var got []int64
+			tab.seqs(int64(fp<<32), func(seq int64) { got = append(got, seq) })
+			slices.Sort(got)
+			if w := want(fp); !slices.Equal(got, w) {
+				t.Fatalf("%d entries: fingerprint %#x finds %v, want %v", n, fp, got, w)
+			}
+		}
+		for _, e := range entries {
+			search(e >> 32)
+		}
+		for range 20000 {
+			search(uint64(rng.Uint32()))
+		}
+		search(math.MaxUint32)
+		search(0)
 	}
 }
 
