@@ -87,10 +87,10 @@ type vfsFile struct {
 
 // vfsDB is a database file path's open WAL files.
 type vfsDB struct {
-	path  string
-	refs  int // open files of the path, its database and WAL files
-	wals  atomic.Pointer[[]*vfsFile]
-	mutex sync.Mutex // guards wals' changes
+	path string
+	refs int // open files of the path, its database and WAL files
+	wals atomic.Pointer[[]*vfsFile]
+	mu   sync.Mutex // guards changes to wals
 }
 
 // vfsFiles are the open files by slot, as pagecache's caches are; the slot is kept after the unix VFS's
@@ -207,10 +207,10 @@ func vfsOpen(tls *libc.TLS, pVfs, zName, pFile uintptr, flags int32, pOutFlags u
 	vfsFiles.live.Store(&live)
 	vfsFiles.mu.Unlock()
 	if wal {
-		db.mutex.Lock()
+		db.mu.Lock()
 		wals := append(append([]*vfsFile(nil), *db.wals.Load()...), f)
 		db.wals.Store(&wals)
-		db.mutex.Unlock()
+		db.mu.Unlock()
 	}
 	*(*uint32)(cmem(pFile + uintptr(fileSize))) = slot
 	file.FpMethods = methods
@@ -227,10 +227,10 @@ func fileClose(tls *libc.TLS, id uintptr) int32 {
 	}
 	f.mu.Unlock()
 	db := f.db
-	db.mutex.Lock()
+	db.mu.Lock()
 	wals := slicesWithout(*db.wals.Load(), f)
 	db.wals.Store(&wals)
-	db.mutex.Unlock()
+	db.mu.Unlock()
 	vfsFiles.mu.Lock()
 	live := append([]*vfsFile(nil), *vfsFiles.live.Load()...)
 	slot := *(*uint32)(cmem(id + uintptr(fileSize)))
