@@ -51,19 +51,15 @@ func PageCacheStats() PageCacheCounts {
 	caches.mu.Lock()
 	defer caches.mu.Unlock()
 	n := caches.closed
-	for _, c := range *caches.live.Load() {
-		if c != nil {
-			n.Hits += c.hits.Load()
-			n.Misses += c.misses.Load()
-			n.Evictions += c.evictions.Load()
-		}
-	}
+	caches.live.each(func(c *pageCache) {
+		n.Hits += c.hits.Load()
+		n.Misses += c.misses.Load()
+		n.Evictions += c.evictions.Load()
+	})
 	return n
 }
 
 func init() {
-	empty := []*pageCache{}
-	caches.live.Store(&empty)
 	tls := libc.NewTLS()
 	defer tls.Close()
 	methods := libc.Xcalloc(tls, 1, types.Size_t(unsafe.Sizeof(sqlite3.Tsqlite3_pcache_methods2{})))
@@ -91,18 +87,14 @@ func init() {
 	}
 }
 
-// caches are the live caches by slot. SQLite's handle for a cache is a C allocation holding its slot; the
-// table is copied on each change (a connection opening or closing), so that a lookup takes no lock.
+// caches are the live caches. SQLite's handle for a cache is a C allocation holding its slot.
 var caches struct {
-	mu     sync.Mutex
-	live   atomic.Pointer[[]*pageCache]
-	free   []uint32
+	live   slotTable[pageCache]
+	mu     sync.Mutex      // guards closed, and keeps it and live in step for PageCacheStats
 	closed PageCacheCounts // of caches destroyed
 }
 
-func cacheOf(handle uintptr) *pageCache {
-	return (*caches.live.Load())[*(*uint32)(cmem(handle))]
-}
+func cacheOf(handle uintptr) *pageCache { return caches.live.get(*(*uint32)(cmem(handle))) }
 
 // A page's header is one C allocation: SQLite's sqlite3_pcache_page (pBuf, pExtra), the page's slot in its
 // cache, then SQLite's extra bytes. pBuf is the page's buffer, another allocation.
@@ -153,19 +145,7 @@ func pcacheCreate(tls *libc.TLS, szPage, szExtra, purgeable int32) uintptr {
 	}
 	c := &pageCache{szPage: uintptr(szPage), szExtra: uintptr(szExtra), purgeable: purgeable != 0,
 		max: 100, byKey: map[uint32]uint32{}, lru: -1}
-	caches.mu.Lock()
-	defer caches.mu.Unlock()
-	live := append([]*pageCache(nil), *caches.live.Load()...)
-	var slot uint32
-	if n := len(caches.free); n > 0 {
-		slot, caches.free = caches.free[n-1], caches.free[:n-1]
-		live[slot] = c
-	} else {
-		slot = uint32(len(live))
-		live = append(live, c)
-	}
-	*(*uint32)(cmem(handle)) = slot
-	caches.live.Store(&live)
+	*(*uint32)(cmem(handle)) = caches.live.add(c)
 	return handle
 }
 
@@ -299,11 +279,7 @@ func pcacheDestroy(tls *libc.TLS, handle uintptr) {
 	caches.closed.Hits += c.hits.Load()
 	caches.closed.Misses += c.misses.Load()
 	caches.closed.Evictions += c.evictions.Load()
-	slot := *(*uint32)(cmem(handle))
-	live := append([]*pageCache(nil), *caches.live.Load()...)
-	live[slot] = nil
-	caches.live.Store(&live)
-	caches.free = append(caches.free, slot)
+	caches.live.remove(*(*uint32)(cmem(handle)))
 	libc.Xfree(tls, handle)
 }
 

@@ -13,10 +13,9 @@ import (
 // its own slot, and the pinned count and the LRU list agree with the pages.
 func checkPageCaches(t *testing.T) (pages int) {
 	t.Helper()
-	for _, c := range *caches.live.Load() {
-		if c == nil {
-			continue
-		}
+	var live []*pageCache
+	caches.live.each(func(c *pageCache) { live = append(live, c) })
+	for _, c := range live {
 		allocated, pinned := 0, 0
 		for slot, p := range c.pages {
 			if p.mem == 0 {

@@ -93,19 +93,11 @@ type vfsDB struct {
 	mu   sync.Mutex // guards changes to wals
 }
 
-// vfsFiles are the open files by slot, as pagecache's caches are; the slot is kept after the unix VFS's
-// sqlite3_file.
+// vfsFiles are the open files, by the slot kept after the unix VFS's sqlite3_file, and the databases by path.
 var vfsFiles struct {
-	mu   sync.Mutex
-	live atomic.Pointer[[]*vfsFile]
-	free []uint32
+	live slotTable[vfsFile]
+	mu   sync.Mutex // guards dbs
 	dbs  map[string]*vfsDB
-}
-
-func init() {
-	empty := []*vfsFile{}
-	vfsFiles.live.Store(&empty)
-	vfsFiles.dbs = map[string]*vfsDB{}
 }
 
 // cFunc is a Go function as the transpiled C calls a function pointer: a pointer to the function value's code
@@ -119,9 +111,7 @@ func callBase[T any](fp uintptr) T { return *(*T)(unsafe.Pointer(&struct{ uintpt
 // cmem is an address of C memory (libc's allocator, outside the Go heap) as a pointer.
 func cmem(p uintptr) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(&p)) }
 
-func fileOf(id uintptr) *vfsFile {
-	return (*vfsFiles.live.Load())[*(*uint32)(cmem(id + uintptr(fileSize)))]
-}
+func fileOf(id uintptr) *vfsFile { return vfsFiles.live.get(*(*uint32)(cmem(id + uintptr(fileSize)))) }
 
 func baseMethods(f *vfsFile) *sqlite3.Tsqlite3_io_methods {
 	return (*sqlite3.Tsqlite3_io_methods)(cmem(f.base))
@@ -187,6 +177,9 @@ func vfsOpen(tls *libc.TLS, pVfs, zName, pFile uintptr, flags int32, pOutFlags u
 	}
 	f := &vfsFile{id: pFile, base: file.FpMethods}
 	vfsFiles.mu.Lock()
+	if vfsFiles.dbs == nil {
+		vfsFiles.dbs = map[string]*vfsDB{}
+	}
 	db := vfsFiles.dbs[path]
 	if db == nil {
 		db = &vfsDB{path: path}
@@ -194,18 +187,9 @@ func vfsOpen(tls *libc.TLS, pVfs, zName, pFile uintptr, flags int32, pOutFlags u
 		vfsFiles.dbs[path] = db
 	}
 	db.refs++
-	f.db = db
-	live := append([]*vfsFile(nil), *vfsFiles.live.Load()...)
-	var slot uint32
-	if n := len(vfsFiles.free); n > 0 {
-		slot, vfsFiles.free = vfsFiles.free[n-1], vfsFiles.free[:n-1]
-		live[slot] = f
-	} else {
-		slot = uint32(len(live))
-		live = append(live, f)
-	}
-	vfsFiles.live.Store(&live)
 	vfsFiles.mu.Unlock()
+	f.db = db
+	slot := vfsFiles.live.add(f)
 	if wal {
 		db.mu.Lock()
 		wals := append(append([]*vfsFile(nil), *db.wals.Load()...), f)
@@ -231,12 +215,8 @@ func fileClose(tls *libc.TLS, id uintptr) int32 {
 	wals := slicesWithout(*db.wals.Load(), f)
 	db.wals.Store(&wals)
 	db.mu.Unlock()
+	vfsFiles.live.remove(*(*uint32)(cmem(id + uintptr(fileSize))))
 	vfsFiles.mu.Lock()
-	live := append([]*vfsFile(nil), *vfsFiles.live.Load()...)
-	slot := *(*uint32)(cmem(id + uintptr(fileSize)))
-	live[slot] = nil
-	vfsFiles.live.Store(&live)
-	vfsFiles.free = append(vfsFiles.free, slot)
 	if db.refs--; db.refs == 0 {
 		delete(vfsFiles.dbs, db.path)
 	}
