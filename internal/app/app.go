@@ -161,9 +161,9 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 	logMetrics := newLogMetrics(reg)
 	logGrew := make(chan struct{}, 1) // the profile processor waits on it
 	a.events = store.NewEventWriter(a.db, store.EventWriterOptions{DedupeWindow: a.cfg.Ingest.Dedupe,
-		Observe: func(batches, events int, t store.WriteTimes) {
+		Observe: func(requests, events int, t store.WriteTimes) {
 			a.writerLoad.add(t.Held)
-			logMetrics(batches, events, t)
+			logMetrics(requests, events, t)
 			select {
 			case logGrew <- struct{}{}:
 			default:

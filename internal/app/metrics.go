@@ -10,7 +10,7 @@ import (
 )
 
 // newLogMetrics registers the event log's metrics and returns the writer's observer.
-func newLogMetrics(reg prometheus.Registerer) func(batches, events int, t store.WriteTimes) {
+func newLogMetrics(reg prometheus.Registerer) func(requests, events int, t store.WriteTimes) {
 	appended := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "hearth_event_log_appended_total", Help: "Events handed to the event log (before deduplication).",
 	})
@@ -22,16 +22,16 @@ func newLogMetrics(reg prometheus.Registerer) func(batches, events int, t store.
 		Name: "hearth_event_log_commit_sync_seconds", Help: "Of each group commit, the time to write it to the disk and wait for the disk to keep it.",
 		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 	})
-	requests := prometheus.NewHistogram(prometheus.HistogramOpts{
+	commitRequests := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "hearth_event_log_commit_requests", Help: "Requests that shared one group commit.",
 		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
 	})
-	reg.MustRegister(appended, commits, syncs, requests)
-	return func(batches, events int, t store.WriteTimes) {
+	reg.MustRegister(appended, commits, syncs, commitRequests)
+	return func(requests, events int, t store.WriteTimes) {
 		appended.Add(float64(events))
 		commits.Observe(t.Held.Seconds())
 		syncs.Observe(t.Commit.Seconds())
-		requests.Observe(float64(batches))
+		commitRequests.Observe(float64(requests))
 	}
 }
 

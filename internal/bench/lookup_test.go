@@ -21,8 +21,12 @@ import (
 
 type discardLog struct{}
 
-func (discardLog) Append(_ context.Context, b *collect.Batch) (collect.AppendResult, error) {
-	return collect.AppendResult{Accepted: len(b.Events)}, nil
+func (discardLog) AppendBatches(_ context.Context, bs []*collect.Batch) ([]collect.AppendResult, error) {
+	res := make([]collect.AppendResult, len(bs))
+	for i, b := range bs {
+		res[i].Accepted = len(b.Events)
+	}
+	return res, nil
 }
 
 // truthFile is the truth hearth demo writes for a small world, and its people.

@@ -3,17 +3,21 @@
 // the collector would. Each person's true identifiers are written out, so that identity resolution can be
 // checked against them: no false merge, no missed deterministic merge.
 //
-// Speed, measured with hearth demo on SQLite (one laptop-class machine, writes through the event writer's
-// group commit): 10,000 people are about 121,000 events in 3.2 s (38,000 events/s); 100,000 people are 1.2
-// million events in 33 s (37,000 events/s, a 1.2 GB database). The rate holds, so a million people (12
-// million events) take about 6 minutes and 12 GB. Generation alone is not the limit: the log's writes are.
+// The events arrive as live traffic would: everyone's interleaved in time order, within parts of whole
+// people (Options.OrderEvents), so that the latest activity is at the log's end.
+//
+// Speed, measured with hearth demo on SQLite (a 2-core virtual machine, writes through the event writer's
+// group commit): 10,000 people are about 121,000 events in 2.2 s; 100,000 people are 1.2 million events in
+// 14 s (86,000 events/s, a 1.1 GB database); 1.65 million people, 20 million events, about 4 to 5 minutes.
 package demo
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/hearth-cdp/hearth/internal/collect"
@@ -39,7 +43,13 @@ type Services struct {
 	Sources     SourceMaker
 	Touchpoints TouchpointMaker
 	Resolver    collect.TouchResolver // resolves the touchpoints' tokens as the touch link does
-	Log         collect.Log
+	Log         Log
+}
+
+// Log is the event log as the demo appends to it (store.EventWriter): several batches at once, their
+// events stored in the order given, so that the world's events of several sources arrive in time order.
+type Log interface {
+	AppendBatches(ctx context.Context, bs []*collect.Batch) ([]collect.AppendResult, error)
 }
 
 // Options size the world.
@@ -55,6 +65,10 @@ type Options struct {
 	Person func(Truth, []collect.Event)
 	// BatchEvents is how many events are appended at once; default 5,000.
 	BatchEvents int
+	// OrderEvents is how many events, of whole people, are put in time order together before they are
+	// appended; default 50,000 (two parts are in memory, one made while one is appended: about 300 MB).
+	// Within each part the log reads as live traffic does, everyone's events interleaved by time.
+	OrderEvents int
 }
 
 func (o *Options) defaults() {
@@ -70,6 +84,9 @@ func (o *Options) defaults() {
 	o.Now = o.Now.UTC()
 	if o.BatchEvents <= 0 {
 		o.BatchEvents = 5000
+	}
+	if o.OrderEvents <= 0 {
+		o.OrderEvents = 50_000
 	}
 }
 
@@ -103,36 +120,51 @@ func Run(ctx context.Context, svc Services, opts Options, truth io.Writer) (Summ
 
 // Append generates the people of an environment and appends their events to log, as Run does once it has
 // set the brand up; with FakeEnv, tests and benchmarks fill a log without the services. Each person's truth
-// goes to truth as JSON.
-func Append(ctx context.Context, env *Env, log collect.Log, opts Options, truth io.Writer) (Summary, error) {
+// goes to truth as JSON. Events are appended in time order within parts of opts.OrderEvents; the next part
+// is made while one is appended.
+func Append(ctx context.Context, env *Env, log Log, opts Options, truth io.Writer) (Summary, error) {
 	opts.defaults()
 	start := time.Now()
 	var sum Summary
 	tw := newTruthWriter(truth, opts)
 	w := newBatcher(ctx, log, opts.BatchEvents)
-	g := NewGenerator(opts, env)
-	for g.Next() {
-		p, evs, err := g.Person()
-		if err != nil {
+	stop := make(chan struct{})
+	defer close(stop)
+	parts := makeParts(opts, env, stop)
+	var order []int32
+	for p := range parts {
+		if p.err != nil {
 			w.close()
-			return sum, err
+			return sum, p.err
 		}
-		if err := tw.person(p); err != nil {
-			w.close()
-			return sum, err
+		from := 0
+		for k, t := range p.people {
+			if err := tw.person(t); err != nil {
+				w.close()
+				return sum, err
+			}
+			if opts.Person != nil {
+				opts.Person(t, p.events[from:p.ends[k]])
+			}
+			from = p.ends[k]
+			sum.People++
+			if t.Identified {
+				sum.Identified++
+			}
+			sum.Touches += t.touches
+			sum.Orders += t.orders
+			sum.Revenue += t.revenue
 		}
-		if opts.Person != nil {
-			opts.Person(p, evs)
+		// In time order; a person's events keep theirs among equal times.
+		order = order[:0]
+		for i := range p.events {
+			order = append(order, int32(i))
 		}
-		sum.People++
-		if p.Identified {
-			sum.Identified++
-		}
-		sum.Touches += p.touches
-		sum.Orders += p.orders
-		sum.Revenue += p.revenue
-		for _, ev := range evs {
-			flushed, err := w.add(ev)
+		slices.SortFunc(order, func(a, b int32) int { // indexes: the events are large to move
+			return cmp.Or(p.events[a].Timestamp.Compare(p.events[b].Timestamp), cmp.Compare(a, b))
+		})
+		for _, i := range order {
+			flushed, err := w.add(p.events[i])
 			if err != nil {
 				w.close()
 				return sum, err
@@ -154,33 +186,73 @@ func Append(ctx context.Context, env *Env, log collect.Log, opts Options, truth 
 	return sum, nil
 }
 
-// batcher gathers events per source and appends them in the background, so generation and writing overlap.
-type batcher struct {
-	max     int
-	pending map[string][]collect.Event
-	order   []string
-	n       int
-	queue   chan []*collect.Batch
-	failed  chan struct{} // closed when an append fails; err says why
-	done    chan struct{} // closed when the writer has stopped
-	err     error
+// part is people made together, whose events are put in time order together.
+type part struct {
+	people []Truth
+	events []collect.Event // the people's, one after another
+	ends   []int           // where each person's events end
+	err    error           // the generator's, which ends the parts
 }
 
-func newBatcher(ctx context.Context, log collect.Log, max int) *batcher {
-	b := &batcher{max: max, pending: map[string][]collect.Event{}, queue: make(chan []*collect.Batch, 2),
-		failed: make(chan struct{}), done: make(chan struct{})}
+// makeParts makes the world's people on another goroutine, in parts of about opts.OrderEvents events, one
+// part ahead of the reader, until the people are made or stop is closed.
+func makeParts(opts Options, env *Env, stop <-chan struct{}) <-chan part {
+	parts := make(chan part)
+	go func() {
+		defer close(parts)
+		send := func(p part) bool {
+			select {
+			case parts <- p:
+				return true
+			case <-stop:
+				return false
+			}
+		}
+		g := NewGenerator(opts, env)
+		var p part
+		for g.Next() {
+			t, evs, err := g.Person()
+			if err != nil {
+				send(part{err: err})
+				return
+			}
+			p.people = append(p.people, t)
+			p.events = append(p.events, evs...)
+			p.ends = append(p.ends, len(p.events))
+			if len(p.events) >= opts.OrderEvents || !g.Next() {
+				if !send(p) {
+					return
+				}
+				p = part{}
+			}
+		}
+	}()
+	return parts
+}
+
+// batcher appends events in the order it is given them, in the background, so that generation and writing
+// overlap: each flush is one call of the log, a batch for each run of one source's events.
+type batcher struct {
+	max    int
+	events []collect.Event
+	queue  chan []*collect.Batch
+	failed chan struct{} // closed when an append fails; err says why
+	done   chan struct{} // closed when the writer has stopped
+	err    error
+}
+
+func newBatcher(ctx context.Context, log Log, max int) *batcher {
+	b := &batcher{max: max, queue: make(chan []*collect.Batch, 2), failed: make(chan struct{}), done: make(chan struct{})}
 	queue := b.queue
 	go func() {
 		defer close(b.done)
 		for bs := range queue {
-			for _, batch := range bs {
-				if _, err := log.Append(ctx, batch); err != nil {
-					b.err = fmt.Errorf("demo: append: %w", err)
-					close(b.failed)
-					for range queue { // let the producer finish
-					}
-					return
+			if _, err := log.AppendBatches(ctx, bs); err != nil {
+				b.err = fmt.Errorf("demo: append: %w", err)
+				close(b.failed)
+				for range queue { // let the producer finish
 				}
+				return
 			}
 		}
 	}()
@@ -188,12 +260,8 @@ func newBatcher(ctx context.Context, log collect.Log, max int) *batcher {
 }
 
 func (b *batcher) add(ev collect.Event) (bool, error) {
-	if _, ok := b.pending[ev.SourceID]; !ok {
-		b.order = append(b.order, ev.SourceID)
-	}
-	b.pending[ev.SourceID] = append(b.pending[ev.SourceID], ev)
-	b.n++
-	if b.n < b.max {
+	b.events = append(b.events, ev)
+	if len(b.events) < b.max {
 		return false, nil
 	}
 	return true, b.flush()
@@ -201,13 +269,15 @@ func (b *batcher) add(ev collect.Event) (bool, error) {
 
 func (b *batcher) flush() error {
 	var bs []*collect.Batch
-	for _, id := range b.order {
-		if evs := b.pending[id]; len(evs) > 0 {
-			bs = append(bs, &collect.Batch{SourceID: id, ReceivedAt: evs[len(evs)-1].ReceivedAt, Events: evs})
+	for run := b.events; len(run) > 0; {
+		n := 1
+		for n < len(run) && run[n].SourceID == run[0].SourceID {
+			n++
 		}
-		b.pending[id] = nil
+		bs = append(bs, &collect.Batch{SourceID: run[0].SourceID, ReceivedAt: run[n-1].ReceivedAt, Events: run[:n:n]})
+		run = run[n:]
 	}
-	b.n = 0
+	b.events = nil // the batches hold these events now
 	select {
 	case b.queue <- bs:
 		return nil
@@ -219,7 +289,7 @@ func (b *batcher) flush() error {
 // close appends what is left, waits for the writes and says whether they all succeeded.
 func (b *batcher) close() error {
 	if b.queue != nil {
-		if b.n > 0 {
+		if len(b.events) > 0 {
 			b.flush()
 		}
 		close(b.queue)

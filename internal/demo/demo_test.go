@@ -215,22 +215,28 @@ func TestDemoHardCases(t *testing.T) {
 	}
 }
 
-// memLog is an event log in memory.
+// memLog is an event log in memory, and the calls it took.
 type memLog struct {
 	mu     sync.Mutex
 	events []collect.Event
+	calls  int
 }
 
-func (l *memLog) Append(_ context.Context, b *collect.Batch) (collect.AppendResult, error) {
+func (l *memLog) AppendBatches(_ context.Context, bs []*collect.Batch) ([]collect.AppendResult, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, ev := range b.Events {
-		if ev.SourceID != b.SourceID {
-			panic("event of another source in a batch")
+	l.calls++
+	res := make([]collect.AppendResult, len(bs))
+	for i, b := range bs {
+		for _, ev := range b.Events {
+			if ev.SourceID != b.SourceID {
+				panic("event of another source in a batch")
+			}
 		}
+		l.events = append(l.events, b.Events...)
+		res[i].Accepted = len(b.Events)
 	}
-	l.events = append(l.events, b.Events...)
-	return collect.AppendResult{Accepted: len(b.Events)}, nil
+	return res, nil
 }
 
 // Run writes what the generator makes, and a truth file that reads back.
@@ -252,6 +258,9 @@ func TestDemoRunWritesAll(t *testing.T) {
 	if sum.Events != want || len(log.events) != want {
 		t.Errorf("summary %d events, log %d, want %d", sum.Events, len(log.events), want)
 	}
+	if wantCalls := (want + 99) / 100; log.calls != wantCalls {
+		t.Errorf("%d appends, want %d: one a flush of BatchEvents", log.calls, wantCalls)
+	}
 	var f TruthFile
 	if err := json.Unmarshal(truth.Bytes(), &f); err != nil {
 		t.Fatalf("truth file: %v", err)
@@ -261,10 +270,70 @@ func TestDemoRunWritesAll(t *testing.T) {
 	}
 }
 
+// The log reads as live traffic would: within each part of OrderEvents events (of whole people), every
+// event in time order, each person's in the order the story told them; the parts follow the people.
+func TestDemoAppendsInTimeOrder(t *testing.T) {
+	const people, part = 400, 1500
+	gen := generate(t, Options{People: people, Days: 30, Seed: 5})
+	var parts [][]string // the message ids each part should hold
+	var ids []string
+	personOf, story := map[string]int{}, map[string]int{} // each event's person, and its place in their story
+	for i, evs := range gen.events {
+		for j, ev := range evs {
+			ids = append(ids, ev.MessageID)
+			personOf[ev.MessageID], story[ev.MessageID] = i, j
+		}
+		if len(ids) >= part || i == people-1 {
+			parts = append(parts, ids)
+			ids = nil
+		}
+	}
+	if len(parts) < 3 {
+		t.Fatalf("%d parts: the test wants several", len(parts))
+	}
+	log := &memLog{}
+	if _, err := Append(context.Background(), FakeEnv(), log, Options{People: people, Days: 30, Seed: 5, Now: testNow, BatchEvents: 97, OrderEvents: part}, nil); err != nil {
+		t.Fatal(err)
+	}
+	at := 0
+	for k, want := range parts {
+		got := log.events[at : at+len(want)]
+		at += len(want)
+		gotIDs := make([]string, len(got))
+		for i, ev := range got {
+			gotIDs[i] = ev.MessageID
+		}
+		if diff := cmp.Diff(slices.Sorted(slices.Values(want)), slices.Sorted(slices.Values(gotIDs))); diff != "" {
+			t.Fatalf("part %d holds other events (-want +got):\n%s", k, diff)
+		}
+		last := map[int]int{} // each person's position in their story of the last event seen
+		for i, ev := range got {
+			if i > 0 && ev.Timestamp.Before(got[i-1].Timestamp) {
+				t.Fatalf("part %d: event %d at %s after one at %s", k, i, ev.Timestamp, got[i-1].Timestamp)
+			}
+			p, j := personOf[ev.MessageID], story[ev.MessageID]
+			if prev, ok := last[p]; ok && j < prev {
+				t.Fatalf("part %d: person %d's event %d after their event %d", k, p, j, prev)
+			}
+			last[p] = j
+		}
+		sources := map[string]bool{}
+		for _, ev := range got {
+			sources[ev.SourceID] = true
+		}
+		if len(sources) < 3 {
+			t.Errorf("part %d: events of %d sources, want them interleaved from several", k, len(sources))
+		}
+	}
+	if at != len(log.events) {
+		t.Errorf("log holds %d events, the parts %d", len(log.events), at)
+	}
+}
+
 type failingLog struct{}
 
-func (failingLog) Append(context.Context, *collect.Batch) (collect.AppendResult, error) {
-	return collect.AppendResult{}, errors.New("disk full")
+func (failingLog) AppendBatches(context.Context, []*collect.Batch) ([]collect.AppendResult, error) {
+	return nil, errors.New("disk full")
 }
 
 // A log that fails stops the run with its error.

@@ -20,7 +20,10 @@ import (
 var people = flag.Int("people", 0, "people in the demo world: of BenchmarkProcessor (default 5,000) and TestResolutionTruth (default 1,000)")
 
 // BenchmarkProcessor measures the profile processor over the demo world on SQLite: a fresh store is filled
-// with the events of -people people (untimed), then the processor reads the log to its end (timed).
+// with the events of -people people (untimed), then the processor reads the log to its end (timed). The
+// events are in the generator's order, each person's story whole, as hearth demo appended them before it
+// put them in time order: comparable with every figure since, and the easier case (a person's events
+// read and written once a batch); TestResolutionTruth reads hearth demo's order.
 // Reported: events/s, and the median and worst time a batch held the state's write transaction, which the
 // segment engine's steps and the console's writes wait for (the event log has a writer of its own).
 func BenchmarkProcessor(b *testing.B) {
@@ -80,7 +83,7 @@ func appendDemo(tb testing.TB, db *store.DB, people int) int {
 	return len(events)
 }
 
-// BenchmarkProcessorLive measures the processor on live traffic rather than the demo world's per-person
+// BenchmarkProcessorLive measures the processor on live traffic rather than the demo generator's per-person
 // order, in the batches that serve takes while events arrive (1,000): "touches" is a poster's scans, each a
 // new visitor (a new profile per event); "visitors" is `hearth bench ingest`'s mix, page views and product
 // views of a pool of 200,000 visitors with a tenth of them logging in, so that each batch touches a thousand

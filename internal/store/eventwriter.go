@@ -15,7 +15,7 @@ type EventWriter struct {
 	opts    EventWriterOptions
 	reqs    chan *appendReq
 	done    chan struct{}
-	observe func(batches, events int, t WriteTimes)
+	observe func(requests, events int, t WriteTimes)
 }
 
 // EventWriterOptions tune the writer.
@@ -25,7 +25,7 @@ type EventWriterOptions struct {
 	// MaxEvents bounds one transaction.
 	MaxEvents int // default 20,000
 	// Observe, if set, is told about each transaction (for metrics, and the profile processor's rests).
-	Observe func(batches, events int, t WriteTimes)
+	Observe func(requests, events int, t WriteTimes)
 	// SaveEvery is how often, while events arrive, the deduplication index is saved for the next start
 	// (SQLite), beside the save when the writer stops: after a crash, the start reads only the events logged
 	// since. A failed save leaves the previous file, which still serves.
@@ -39,13 +39,15 @@ type WriteTimes struct {
 	Held, Commit time.Duration
 }
 
+// appendReq is one caller's batches, written in their order in one transaction.
 type appendReq struct {
-	batch  logBatch
-	result chan appendResult
+	batches []logBatch
+	events  int
+	result  chan appendResult
 }
 
 type appendResult struct {
-	res collect.AppendResult
+	res []collect.AppendResult // one a batch
 	err error
 }
 
@@ -67,21 +69,36 @@ var errWriterStopped = &hearth.Error{Kind: hearth.Unavailable, Op: "store.append
 
 // Append hands a batch to the writer and waits until it is durable.
 func (w *EventWriter) Append(ctx context.Context, b *collect.Batch) (collect.AppendResult, error) {
-	req := &appendReq{batch: w.db.newLogBatch(b), result: make(chan appendResult, 1)}
+	res, err := w.AppendBatches(ctx, []*collect.Batch{b})
+	if err != nil {
+		return collect.AppendResult{}, err
+	}
+	return res[0], nil
+}
+
+// AppendBatches hands several batches to the writer, which stores their events in the order given, all in
+// one transaction, and waits until they are durable: a result for each batch, or the error of them all.
+// Events of several sources keep their order so, where one Append each would cost a commit each.
+func (w *EventWriter) AppendBatches(ctx context.Context, bs []*collect.Batch) ([]collect.AppendResult, error) {
+	req := &appendReq{batches: make([]logBatch, len(bs)), result: make(chan appendResult, 1)}
+	for i, b := range bs {
+		req.batches[i] = w.db.newLogBatch(b)
+		req.events += len(b.Events)
+	}
 	select {
 	case w.reqs <- req:
 	case <-w.done:
-		return collect.AppendResult{}, errWriterStopped
+		return nil, errWriterStopped
 	case <-ctx.Done():
-		return collect.AppendResult{}, ctx.Err()
+		return nil, ctx.Err()
 	}
 	select {
 	case r := <-req.result:
 		return r.res, r.err
 	case <-ctx.Done():
-		// The batch may still be written; the caller did not get an acknowledgement, so a retry is safe:
-		// deduplication stores it once.
-		return collect.AppendResult{}, ctx.Err()
+		// The batches may still be written; the caller did not get an acknowledgement, so a retry is safe:
+		// deduplication stores them once.
+		return nil, ctx.Err()
 	}
 }
 
@@ -125,13 +142,13 @@ func (w *EventWriter) Run(ctx context.Context) error {
 			pending = append(pending[:0], r)
 			appended = true
 		}
-		events := len(pending[0].batch.Events)
+		events := pending[0].events
 	more:
 		for events < w.opts.MaxEvents {
 			select {
 			case r := <-w.reqs:
 				pending = append(pending, r)
-				events += len(r.batch.Events)
+				events += r.events
 			default:
 				break more
 			}
@@ -145,7 +162,7 @@ func (w *EventWriter) drain() {
 	for {
 		select {
 		case r := <-w.reqs:
-			w.write(context.Background(), []*appendReq{r}, len(r.batch.Events))
+			w.write(context.Background(), []*appendReq{r}, r.events)
 		default:
 			return
 		}
@@ -153,35 +170,29 @@ func (w *EventWriter) drain() {
 }
 
 func (w *EventWriter) write(ctx context.Context, pending []*appendReq, events int) {
-	batches := make([]logBatch, len(pending))
-	for i, r := range pending {
-		batches[i] = r.batch
+	var batches []logBatch
+	for _, r := range pending {
+		batches = append(batches, r.batches...)
 	}
 	since := w.db.clock.Now().Add(-w.opts.DedupeWindow)
 	results, held, err := w.db.appendBatches(ctx, batches, since)
 	if err != nil && len(pending) > 1 && hearth.KindOf(err) != hearth.Unavailable {
-		// One bad batch must not fail its neighbours: write each on its own.
+		// One caller's bad batch must not fail its neighbours: write each caller's on their own.
 		for _, r := range pending {
-			res, _, err := w.db.appendBatches(ctx, []logBatch{r.batch}, since)
-			r.result <- appendResult{res: first(res), err: err}
+			res, _, err := w.db.appendBatches(ctx, r.batches, since)
+			r.result <- appendResult{res: res, err: err}
 		}
 		return
 	}
 	if w.observe != nil && err == nil {
 		w.observe(len(pending), events, held)
 	}
-	for i, r := range pending {
+	for _, r := range pending {
 		if err != nil {
 			r.result <- appendResult{err: err}
 			continue
 		}
-		r.result <- appendResult{res: results[i]}
+		r.result <- appendResult{res: results[:len(r.batches):len(r.batches)]}
+		results = results[len(r.batches):]
 	}
-}
-
-func first(rs []collect.AppendResult) collect.AppendResult {
-	if len(rs) == 0 {
-		return collect.AppendResult{}
-	}
-	return rs[0]
 }

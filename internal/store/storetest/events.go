@@ -188,6 +188,41 @@ func testEventLogConcurrent(t *testing.T, db *store.DB, clock *Clock) {
 	}
 }
 
+// Several sources' batches handed over at once are stored in the order given, in one commit, each with its
+// own result; a batch whose events are all known again counts its duplicates.
+func testAppendBatches(t *testing.T, db *store.DB, clock *Clock) {
+	w := runWriter(t, db, store.EventWriterOptions{})
+	head, err := db.LogHead(ctx)
+	must(t, err)
+	batch := func(source string, ids ...string) *collect.Batch {
+		b := &collect.Batch{SourceID: source, ReceivedAt: clock.Now()}
+		for _, id := range ids {
+			b.Events = append(b.Events, event(clock, id, "u-"+id))
+		}
+		return b
+	}
+	res, err := w.AppendBatches(ctx, []*collect.Batch{batch("web", "a1", "a2"), batch("app", "b1"), batch("web", "a3", "a1"), batch("app", "b2")})
+	must(t, err)
+	want := []collect.AppendResult{{Accepted: 2}, {Accepted: 1}, {Accepted: 1, Duplicates: 1}, {Accepted: 1}}
+	if fmt.Sprint(res) != fmt.Sprint(want) {
+		t.Errorf("results %+v, want %+v", res, want)
+	}
+	evs, err := db.ReadEvents(ctx, head, 100)
+	must(t, err)
+	var got []string
+	for _, e := range evs {
+		got = append(got, e.SourceID+"/"+e.MessageID)
+	}
+	if fmt.Sprint(got) != "[web/a1 web/a2 app/b1 web/a3 app/b2]" {
+		t.Errorf("log holds %v, want the events in the order given", got)
+	}
+	res, err = w.AppendBatches(ctx, []*collect.Batch{batch("app", "b1", "b2")})
+	must(t, err)
+	if len(res) != 1 || res[0] != (collect.AppendResult{Duplicates: 2}) {
+		t.Errorf("again: %+v, want 2 duplicates", res)
+	}
+}
+
 // Deduplication survives a restart: what a new writer knows comes from the log itself.
 func testDedupeAfterRestart(t *testing.T, db *store.DB, clock *Clock) {
 	ctx1, stop := context.WithCancel(context.Background())

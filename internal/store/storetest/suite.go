@@ -30,6 +30,7 @@ func Run(t *testing.T, open Opener) {
 		{"Sources", testSources},
 		{"EventLog", testEventLog},
 		{"EventLogConcurrent", testEventLogConcurrent},
+		{"AppendBatches", testAppendBatches},
 		{"DedupeAfterRestart", testDedupeAfterRestart},
 		{"Campaigns", testCampaigns},
 		{"Touchpoints", testTouchpoints},
