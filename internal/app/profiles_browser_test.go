@@ -53,6 +53,10 @@ func TestBrowserPeople(t *testing.T) {
 	track("identify", `{"userId":"lin-0042","traits":{"name":"Lin Wei"},"timestamp":"2026-01-10T09:00:00Z"}`)
 	track("track", `{"userId":"lin-0042","event":"Order Completed","properties":{"total":399},"timestamp":"2026-01-10T09:05:00Z"}`)
 	track("identify", `{"anonymousId":"g1","traits":{"name":"Grace Hopper","email":"grace@example.com"}}`)
+	// Bo browses a product, then days later signs up with his email: activated first, identified and
+	// connected after, with no change of stage to date those.
+	track("track", `{"anonymousId":"b1","event":"Product Viewed","timestamp":"2026-02-01T10:00:00Z"}`)
+	track("identify", `{"anonymousId":"b1","traits":{"name":"Bo Chen","email":"bo@example.com"},"timestamp":"2026-02-03T08:30:00Z"}`)
 
 	// Staff at the Jing'an store record Ada at the poster, through the admin API.
 	tp, err := s.app.touch.CreateTouchpoint(ctx, touchpoint.Touchpoint{Name: "Jing'an window poster", Channel: touchpoint.ChannelPoster,
@@ -77,18 +81,18 @@ func TestBrowserPeople(t *testing.T) {
 		t.Fatalf("record a touch: %s", resp.Status)
 	}
 
-	// The app's profile processor follows the log about once a second: wait until it has read all 68 events.
+	// The app's profile processor follows the log about once a second: wait until it has read all 70 events.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		off, err := s.app.db.ConsumerOffset(ctx, profile.Consumer)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if off >= 68 {
+		if off >= 70 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the profile processor read %d of 68 events in 20 s", off)
+			t.Fatalf("the profile processor read %d of 70 events in 20 s", off)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -106,8 +110,8 @@ func TestBrowserPeople(t *testing.T) {
 	row := func(id string) chromedp.CSS {
 		return chromedp.CSS(`[data-testid="person-row"][data-profile-id="` + id + `"]`)
 	}
-	if n := count(t, bctx, `[data-testid="person-row"]`); n != 3 {
-		t.Errorf("the people screen lists %d people at first, want 3", n)
+	if n := count(t, bctx, `[data-testid="person-row"]`); n != 4 {
+		t.Errorf("the people screen lists %d people at first, want 4", n)
 	}
 	// Grace signed up last, but Ada was seen last: the touch at the poster.
 	if first := read(t, bctx, "first row", chromedp.Attributes(tid("person-row")))["data-profile-id"]; first != ada.ID {
@@ -258,6 +262,22 @@ func TestBrowserPeople(t *testing.T) {
 	}
 	if when := read(t, bctx, "Lin's conversion", chromedp.Attributes(chromedp.CSS(`[data-step="converted"] time`)))["datetime"]; !strings.HasPrefix(when, "2026-01-10T09:05:00") {
 		t.Errorf("Lin's conversion is dated %q, want her order's time", when)
+	}
+	if when := read(t, bctx, "Lin's identification", chromedp.Attributes(chromedp.CSS(`[data-step="identified"] time`)))["datetime"]; !strings.HasPrefix(when, "2026-01-10T09:00:00") {
+		t.Errorf("Lin is identified on %q, want her first identify's time", when)
+	}
+
+	// Bo's identify and connect are dated by the event that brought his email, though his stage (activated)
+	// did not change then.
+	bo, err := s.app.db.ProfileByIdentifier(ctx, identity.Email, "bo@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	do(t, bctx, "open Bo", chromedp.Navigate(s.base+"/console/people/"+bo.ID), chromedp.WaitVisible(tid("lifecycle")))
+	for _, step := range []string{"identified", "connected"} {
+		if when := read(t, bctx, "Bo's "+step, chromedp.Evaluate[string](`document.querySelector('[data-step="`+step+`"] time')?.dateTime ?? ''`)); !strings.HasPrefix(when, "2026-02-03T08:30:00") {
+			t.Errorf("Bo's %s step is dated %q, want his sign-up's time", step, when)
+		}
 	}
 
 	do(t, bctx, "back to Ada", chromedp.Navigate(s.base+"/console/people/"+ada.ID), chromedp.WaitVisible(tid("timeline-more")))

@@ -39,6 +39,7 @@ type identityJSON struct {
 	Type     identity.Type `json:"type"`
 	Value    string        `json:"value"`
 	FirstSeq int64         `json:"first_seq"`
+	FirstAt  *time.Time    `json:"first_at"` // that event's time; null once retention removed it
 }
 
 type traitJSON struct {
@@ -109,18 +110,22 @@ type profileJSON struct {
 	Name       string        `json:"name"`
 	Stage      profile.Stage `json:"stage"`
 	Steps      stepsJSON     `json:"steps"`
-	// ActivatedAt and ConvertedAt are the times of the first activation and conversion events, null before.
-	ActivatedAt *time.Time           `json:"activated_at"`
-	ConvertedAt *time.Time           `json:"converted_at"`
-	FirstSeen   time.Time            `json:"first_seen"`
-	LastSeen    time.Time            `json:"last_seen"`
-	Identities  []identityJSON       `json:"identities"`
-	Traits      map[string]traitJSON `json:"traits"`
-	Touches     []profileTouchJSON   `json:"touches"`
-	FirstTouch  *touchMomentJSON     `json:"first_touch"`
-	LastTouch   *touchMomentJSON     `json:"last_touch"`
-	Stages      []stageChangeJSON    `json:"stages"`
-	Merges      []mergeJSON          `json:"merges"`
+	// When each step was met, null where it is not (or its event is gone): identified and connected at the
+	// first event that brought an identifier meeting the rule, activated and converted at the first
+	// activation and conversion events.
+	IdentifiedAt *time.Time           `json:"identified_at"`
+	ConnectedAt  *time.Time           `json:"connected_at"`
+	ActivatedAt  *time.Time           `json:"activated_at"`
+	ConvertedAt  *time.Time           `json:"converted_at"`
+	FirstSeen    time.Time            `json:"first_seen"`
+	LastSeen     time.Time            `json:"last_seen"`
+	Identities   []identityJSON       `json:"identities"`
+	Traits       map[string]traitJSON `json:"traits"`
+	Touches      []profileTouchJSON   `json:"touches"`
+	FirstTouch   *touchMomentJSON     `json:"first_touch"`
+	LastTouch    *touchMomentJSON     `json:"last_touch"`
+	Stages       []stageChangeJSON    `json:"stages"`
+	Merges       []mergeJSON          `json:"merges"`
 }
 
 type profileSummaryJSON struct {
@@ -233,9 +238,11 @@ func (s *Server) answerProfile(w http.ResponseWriter, r *http.Request, p profile
 	}
 	steps := p.Steps()
 	out.Steps = stepsJSON{Identified: steps.Identified, Connected: steps.Connected, Activated: steps.Activated, Converted: steps.Converted}
-	out.ActivatedAt, out.ConvertedAt = timeOrNull(p.ActivatedAt), timeOrNull(p.ConvertedAt)
+	at := p.StepTimes()
+	out.IdentifiedAt, out.ConnectedAt = timeOrNull(at.Identified), timeOrNull(at.Connected)
+	out.ActivatedAt, out.ConvertedAt = timeOrNull(at.Activated), timeOrNull(at.Converted)
 	for _, id := range p.Identities {
-		out.Identities = append(out.Identities, identityJSON{Type: id.Identifier.Type, Value: id.Identifier.Value, FirstSeq: id.FirstSeq})
+		out.Identities = append(out.Identities, identityJSON{Type: id.Identifier.Type, Value: id.Identifier.Value, FirstSeq: id.FirstSeq, FirstAt: timeOrNull(id.FirstAt)})
 	}
 	for _, t := range p.Traits {
 		src, err := names.source(r.Context(), t.SourceID)

@@ -18,18 +18,21 @@ import (
 )
 
 type profileResp struct {
-	ID          string
-	AbsorbedID  *string `json:"absorbed_id"`
-	Name        string
-	Stage       string
-	Steps       map[string]bool
-	ActivatedAt *time.Time `json:"activated_at"`
-	ConvertedAt *time.Time `json:"converted_at"`
-	FirstSeen   time.Time  `json:"first_seen"`
-	LastSeen    time.Time  `json:"last_seen"`
-	Identities  []struct {
+	ID           string
+	AbsorbedID   *string `json:"absorbed_id"`
+	Name         string
+	Stage        string
+	Steps        map[string]bool
+	IdentifiedAt *time.Time `json:"identified_at"`
+	ConnectedAt  *time.Time `json:"connected_at"`
+	ActivatedAt  *time.Time `json:"activated_at"`
+	ConvertedAt  *time.Time `json:"converted_at"`
+	FirstSeen    time.Time  `json:"first_seen"`
+	LastSeen     time.Time  `json:"last_seen"`
+	Identities   []struct {
 		Type, Value string
-		FirstSeq    int64 `json:"first_seq"`
+		FirstSeq    int64      `json:"first_seq"`
+		FirstAt     *time.Time `json:"first_at"`
 	}
 	Traits map[string]struct {
 		Value    json.RawMessage
@@ -172,8 +175,12 @@ func TestProfiles(t *testing.T) {
 			t.Errorf("Ada: %s", r.body)
 		}
 		var ids []string
+		seqAt := func(seq int64) time.Time { return e.clock.Now().Add(time.Duration(seq-120) * time.Minute) }
 		for _, id := range ada.Identities {
 			ids = append(ids, id.Type+":"+id.Value)
+			if id.FirstAt == nil || !id.FirstAt.Equal(seqAt(id.FirstSeq)) {
+				t.Errorf("%s:%s first at %v, want the time of event %d", id.Type, id.Value, id.FirstAt, id.FirstSeq)
+			}
 		}
 		want := []string{"anonymous_id:a1", "email:ada@example.com", "phone:+8613912345678", "anonymous_id:a3", "email:countess@example.org"}
 		if diff := cmp.Diff(want, ids); diff != "" {
@@ -201,8 +208,12 @@ func TestProfiles(t *testing.T) {
 		if diff := cmp.Diff(map[string]bool{"identified": true, "connected": true, "activated": true, "converted": false}, ada.Steps); diff != "" {
 			t.Errorf("steps (-want +got):\n%s", diff)
 		}
-		if at := e.clock.Now().Add((4 - 120) * time.Minute); ada.ActivatedAt == nil || !ada.ActivatedAt.Equal(at) || ada.ConvertedAt != nil {
+		if at := seqAt(4); ada.ActivatedAt == nil || !ada.ActivatedAt.Equal(at) || ada.ConvertedAt != nil {
 			t.Errorf("activated at %v, converted at %v; want %v and null", ada.ActivatedAt, ada.ConvertedAt, at)
+		}
+		// Identified and connected by the email and phone of her first identify (seq 2).
+		if ada.IdentifiedAt == nil || !ada.IdentifiedAt.Equal(seqAt(2)) || ada.ConnectedAt == nil || !ada.ConnectedAt.Equal(seqAt(2)) {
+			t.Errorf("identified at %v, connected at %v; want both %v", ada.IdentifiedAt, ada.ConnectedAt, seqAt(2))
 		}
 
 		for _, tt := range []struct {

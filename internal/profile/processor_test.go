@@ -226,6 +226,11 @@ func testProcessor(t *testing.T, open func(testing.TB, hearth.Clock) *store.DB, 
 			{Seq: 14, Identifier: id(identity.Email, "bo@example.com"), Reason: "limit:user_id"},
 		},
 	}
+	for _, p := range want.Profiles { // each identifier read whole with the time of the event that brought it
+		for i := range p.Identities {
+			p.Identities[i].FirstAt = at(int(p.Identities[i].FirstSeq))
+		}
+	}
 	got := readState(t, db)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("profiles (-want +got):\n%s", diff)

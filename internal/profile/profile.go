@@ -70,11 +70,43 @@ func (p Profile) Steps() Steps {
 	for _, id := range p.Identities {
 		counts[id.Identifier.Type]++
 	}
+	return stepsOf(counts, p.traitMap(), p.ActivatedAt, p.ConvertedAt)
+}
+
+// StepTimes are when a profile met each lifecycle step, zero where it has not or the time is not known.
+type StepTimes struct {
+	Identified, Connected, Activated, Converted time.Time
+}
+
+// StepTimes says when a profile read whole met each step it meets: activation and conversion at their first
+// events; identification at the first event that brought an identifier beyond a device's, connection at the
+// first that brought a channel the person has not opted out of. Read from the identifiers themselves, a
+// step met through a merge keeps the time the absorbed profile met it.
+func (p Profile) StepTimes() StepTimes {
+	traits := p.traitMap()
+	st := StepTimes{Activated: p.ActivatedAt, Converted: p.ConvertedAt}
+	earliest := func(at *time.Time, t time.Time) {
+		if !t.IsZero() && (at.IsZero() || t.Before(*at)) {
+			*at = t
+		}
+	}
+	for _, id := range p.Identities {
+		if identifies(id.Identifier.Type) {
+			earliest(&st.Identified, id.FirstAt)
+		}
+		if reaches(id.Identifier.Type, traits) {
+			earliest(&st.Connected, id.FirstAt)
+		}
+	}
+	return st
+}
+
+func (p Profile) traitMap() map[string]Trait {
 	traits := make(map[string]Trait, len(p.Traits))
 	for _, t := range p.Traits {
 		traits[t.Name] = t
 	}
-	return stepsOf(counts, traits, p.ActivatedAt, p.ConvertedAt)
+	return traits
 }
 
 // StageChange is a profile's move from one stage to another, on its timeline.
@@ -111,7 +143,8 @@ type Touch struct {
 type Identity struct {
 	Identifier identity.Identifier
 	Profile    string
-	FirstSeq   int64 // the event that brought it in
+	FirstSeq   int64     // the event that brought it in
+	FirstAt    time.Time // that event's time, when a profile is read whole (zero when it is gone from the log)
 }
 
 // Merge records a profile merged into another by an event.

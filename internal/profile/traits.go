@@ -264,17 +264,34 @@ func (c *config) wins(old, new Trait) bool {
 
 // stepsOf is each lifecycle rule that a profile's facts meet.
 func stepsOf(counts map[identity.Type]int, traits map[string]Trait, activatedAt, convertedAt time.Time) Steps {
-	optedOut := func(consent string) bool { return bytes.Equal(traits[consent].Value, []byte("false")) }
-	s := Steps{Activated: !activatedAt.IsZero(), Converted: !convertedAt.IsZero(),
-		Connected: counts[identity.Email] > 0 && !optedOut(EmailSubscribed) || counts[identity.Phone] > 0 && !optedOut(SMSSubscribed) ||
-			counts[identity.WeChatOpenID] > 0 && !optedOut(WeChatSubscribed)}
+	s := Steps{Activated: !activatedAt.IsZero(), Converted: !convertedAt.IsZero()}
 	for t, n := range counts {
-		if n > 0 && t != identity.AnonymousID && t != identity.DeviceID {
-			s.Identified = true
-			break
+		if n > 0 {
+			s.Identified = s.Identified || identifies(t)
+			s.Connected = s.Connected || reaches(t, traits)
 		}
 	}
 	return s
+}
+
+// identifies says whether an identifier of the type identifies a person: any beyond a device's.
+func identifies(t identity.Type) bool { return t != identity.AnonymousID && t != identity.DeviceID }
+
+// reaches says whether an identifier of the type is a channel to the person, given their consent traits
+// (one false is an opt-out).
+func reaches(t identity.Type, traits map[string]Trait) bool {
+	var consent string
+	switch t {
+	case identity.Email:
+		consent = EmailSubscribed
+	case identity.Phone:
+		consent = SMSSubscribed
+	case identity.WeChatOpenID:
+		consent = WeChatSubscribed
+	default:
+		return false
+	}
+	return !bytes.Equal(traits[consent].Value, []byte("false"))
 }
 
 // displayName is the name a profile is listed by: the name trait, or first and last names.

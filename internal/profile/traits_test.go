@@ -163,6 +163,30 @@ func TestProfileSteps(t *testing.T) {
 	}
 }
 
+// A profile read whole says when it met each step: from the first event of the identifiers that meet it,
+// however they came (a merge brings the absorbed profile's with their times).
+func TestProfileStepTimes(t *testing.T) {
+	at := func(h int) time.Time { return t0.Add(time.Duration(h) * time.Hour) }
+	id := func(typ identity.Type, v string, h int) Identity {
+		i := Identity{Identifier: identity.Identifier{Type: typ, Value: v}}
+		if h >= 0 {
+			i.FirstAt = at(h)
+		}
+		return i
+	}
+	p := Profile{Identities: []Identity{
+		id(identity.AnonymousID, "a1", 0), id(identity.DeviceID, "d1", 1), id(identity.Email, "ada@example.com", 5),
+		id(identity.UserID, "u1", 9), id(identity.Phone, "+8613800000001", 3), id(identity.WeChatOpenID, "o1", -1),
+	}, Traits: []Trait{{Name: SMSSubscribed, Value: json.RawMessage("false")}}, ActivatedAt: at(2), ConvertedAt: at(7)}
+	want := StepTimes{Identified: at(3), Connected: at(5), Activated: at(2), Converted: at(7)}
+	if got := p.StepTimes(); got != want {
+		t.Errorf("step times %+v, want %+v (the phone opted out: connected by the email)", got, want)
+	}
+	if got := (Profile{Identities: []Identity{id(identity.AnonymousID, "a1", 0)}}).StepTimes(); got != (StepTimes{}) {
+		t.Errorf("anonymous: %+v, want none", got)
+	}
+}
+
 func TestParseDate(t *testing.T) {
 	for in, want := range map[string]string{"1990-07-15": "1990-07-15", "1990/7/5": "1990-07-05", "19900715": "1990-07-15",
 		"1990年7月15日": "1990-07-15", "2026-05-01T08:00:00+08:00": "2026-05-01", "648000000": "1990-07-15", "648000000000": "1990-07-15"} {

@@ -472,9 +472,15 @@ func (db *DB) Profile(ctx context.Context, id string) (profile.Profile, error) {
 	}
 	if p.Identities, err = queryAll(ctx, db, op, func(row interface{ Scan(...any) error }) (profile.Identity, error) {
 		var i profile.Identity
-		err := row.Scan(&i.Identifier.Type, &i.Identifier.Value, &i.Profile, &i.FirstSeq)
+		var at sql.NullTime
+		err := row.Scan(&i.Identifier.Type, &i.Identifier.Value, &i.Profile, &i.FirstSeq, &at)
+		if at.Valid {
+			i.FirstAt = at.Time.UTC()
+		}
 		return i, err
-	}, `SELECT type, value, profile_id, first_seq FROM identities WHERE profile_id = $1 ORDER BY first_seq, type, value`, id); err != nil {
+	}, `SELECT i.type, i.value, i.profile_id, i.first_seq, e.at FROM identities i
+		LEFT JOIN event_profiles e ON e.profile_id = i.profile_id AND e.seq = i.first_seq
+		WHERE i.profile_id = $1 ORDER BY i.first_seq, i.type, i.value`, id); err != nil {
 		return p, err
 	}
 	p.Merges, err = queryAll(ctx, db, op, func(row interface{ Scan(...any) error }) (profile.Merge, error) {

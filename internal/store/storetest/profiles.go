@@ -46,7 +46,8 @@ func testProfiles(t *testing.T, db *store.DB, clock *Clock) {
 			{ID: p3, FirstSeq: 3, FirstSeen: ts(3), LastSeen: ts(3)}},
 		Identities: []profile.Identity{{Identifier: u1, Profile: p1, FirstSeq: 1}, {Identifier: u2, Profile: p2, FirstSeq: 2},
 			{Identifier: a2, Profile: p2, FirstSeq: 2}, {Identifier: e3, Profile: p3, FirstSeq: 3}, {Identifier: a3, Profile: p3, FirstSeq: 3}},
-		Events:  []profile.Attribution{{Seq: 1, Profile: p1}, {Seq: 2, Profile: p2}, {Seq: 3, Profile: p3}, {Seq: 4, Profile: p2}, {Seq: 5, Profile: p1}},
+		Events: []profile.Attribution{{Seq: 1, Profile: p1, At: ts(1)}, {Seq: 2, Profile: p2, At: ts(2)}, {Seq: 3, Profile: p3, At: ts(3)},
+			{Seq: 4, Profile: p2, At: ts(4)}, {Seq: 5, Profile: p1, At: ts(5)}},
 		Merges:  []profile.Merge{{Seq: 4, Into: p2, From: p3, Via: e3, At: ts(4)}, {Seq: 5, Into: p1, From: p2, Via: u2, At: ts(5)}},
 		LeftOut: []profile.LeftOut{{Seq: 5, Identifier: ident(identity.AnonymousID, "t1"), Reason: "limit:user_id"}},
 		Updates: map[string]profile.Update{p1: {LastSeen: ts(5), Stage: profile.Connected, Name: "Ada Lovelace", ConvertedAt: ts(3), Row: true}},
@@ -58,8 +59,9 @@ func testProfiles(t *testing.T, db *store.DB, clock *Clock) {
 	}
 	now := clock.Now()
 	want := profile.Profile{ID: p1, FirstSeq: 1, FirstSeen: ts(1), LastSeen: ts(5), CreatedAt: now, UpdatedAt: now,
-		Identities: []profile.Identity{{Identifier: u1, Profile: p1, FirstSeq: 1}, {Identifier: a2, Profile: p1, FirstSeq: 2},
-			{Identifier: u2, Profile: p1, FirstSeq: 2}, {Identifier: a3, Profile: p1, FirstSeq: 3}, {Identifier: e3, Profile: p1, FirstSeq: 3}},
+		// Each identifier with the time of the event that brought it, which the merges brought along.
+		Identities: []profile.Identity{{Identifier: u1, Profile: p1, FirstSeq: 1, FirstAt: ts(1)}, {Identifier: a2, Profile: p1, FirstSeq: 2, FirstAt: ts(2)},
+			{Identifier: u2, Profile: p1, FirstSeq: 2, FirstAt: ts(2)}, {Identifier: a3, Profile: p1, FirstSeq: 3, FirstAt: ts(3)}, {Identifier: e3, Profile: p1, FirstSeq: 3, FirstAt: ts(3)}},
 		Merges: []profile.Merge{{Seq: 4, Into: p2, From: p3, Via: e3, At: ts(4)}, {Seq: 5, Into: p1, From: p2, Via: u2, At: ts(5)}},
 		Stage:  profile.Connected, Name: "Ada Lovelace", ConvertedAt: ts(3),
 	}

@@ -102,8 +102,9 @@ export interface ProfilePage {
 export interface ProfileIdentity {
   type: string
   value: string
-  /** The event that brought it in. */
+  /** The event that brought it in, and its time (null once retention removed the event). */
   first_seq: number
+  first_at: string | null
 }
 
 /** A trait's value and where it came from: the source and the event that set it, and when. */
@@ -178,6 +179,9 @@ export interface Profile {
   stage: Stage
   /** Each lifecycle rule the person meets, on its own: a later step does not need an earlier one. */
   steps: Record<Exclude<Stage, 'anonymous'>, boolean>
+  /** When each step was met; null where it is not, or its event is gone. */
+  identified_at: string | null
+  connected_at: string | null
   activated_at: string | null
   converted_at: string | null
   first_seen: string

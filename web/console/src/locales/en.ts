@@ -286,6 +286,7 @@ const en = {
   'person.identities': 'Identities',
   'person.identities.text': 'Every identifier this person left, by type.',
   'person.identity.since': 'Since event #{seq}',
+  'person.identity.sinceAt': 'Since {date} (event #{seq})',
   'person.traits': 'Traits',
   'person.traits.text': 'What the events said about this person; each value shows where it came from.',
   'person.traits.none': 'No traits yet.',

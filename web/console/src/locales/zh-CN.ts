@@ -283,6 +283,7 @@ export default {
   'person.identities': '身份标识',
   'person.identities.text': '此客户留下的所有标识，按类型分组。',
   'person.identity.since': '自事件 #{seq} 起',
+  'person.identity.sinceAt': '自 {date}（事件 #{seq}）起',
   'person.traits': '属性',
   'person.traits.text': '事件中关于此客户的信息，每个值都标明了来源。',
   'person.traits.none': '暂无属性。',
