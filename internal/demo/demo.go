@@ -8,7 +8,7 @@
 //
 // Speed, measured with hearth demo on SQLite (a 2-core virtual machine, writes through the event writer's
 // group commit): 10,000 people are about 121,000 events in 2.2 s; 100,000 people are 1.2 million events in
-// 14 s (86,000 events/s, a 1.1 GB database); 1.65 million people, 20 million events, about 4 to 5 minutes.
+// 14 s (86,000 events/s, a 1.1 GB database); 1.65 million people, 20 million events, about 6 minutes.
 package demo
 
 import (
