@@ -399,8 +399,7 @@ func (db *DB) contactIdentities(ctx context.Context, profiles []string) (map[str
 			args[i] = p
 		}
 		profiles = profiles[n:]
-		err := db.scanRows(ctx, `SELECT profile_id, type, value FROM identities WHERE profile_id IN (`+db.placeholders(1, n)+`)
-			AND type IN ('email', 'phone') ORDER BY profile_id, first_seq, type, value`, args, func(row *sql.Rows) error {
+		err := db.scanRows(ctx, db.contactIdentitiesSQL(n), args, func(row *sql.Rows) error {
 			var p string
 			var id identity.Identifier
 			err := row.Scan(&p, &id.Type, &id.Value)
@@ -412,6 +411,15 @@ func (db *DB) contactIdentities(ctx context.Context, profiles []string) (map[str
 		}
 	}
 	return out, nil
+}
+
+// contactIdentitiesSQL reads the emails and phones of n profiles. Its type is compared as an expression,
+// which no index serves: without statistics, SQLite would otherwise read every email and phone in the order
+// of the primary key, for the ORDER BY, where the profiles' index finds a few rows (a page of people among
+// 2.3 million profiles: 320 ms against 6 ms).
+func (db *DB) contactIdentitiesSQL(n int) string {
+	return `SELECT profile_id, type, value FROM identities WHERE profile_id IN (` + db.placeholders(1, n) + `)
+		AND (type || '') IN ('email', 'phone') ORDER BY profile_id, first_seq, type, value`
 }
 
 func firstOf(ids []identity.Identifier, t identity.Type) string {
