@@ -277,7 +277,7 @@ func (b *batcher) flush() error {
 		bs = append(bs, &collect.Batch{SourceID: run[0].SourceID, ReceivedAt: run[n-1].ReceivedAt, Events: run[:n:n]})
 		run = run[n:]
 	}
-	b.events = nil // the batches hold these events now
+	b.events = make([]collect.Event, 0, b.max) // the batches hold the old ones now
 	select {
 	case b.queue <- bs:
 		return nil

@@ -78,7 +78,8 @@ func (w *EventWriter) Append(ctx context.Context, b *collect.Batch) (collect.App
 
 // AppendBatches hands several batches to the writer, which stores their events in the order given, all in
 // one transaction, and waits until they are durable: a result for each batch, or the error of them all.
-// Events of several sources keep their order so, where one Append each would cost a commit each.
+// Several sources' events keep their order so at the cost of one commit, where an Append each would cost one
+// each.
 func (w *EventWriter) AppendBatches(ctx context.Context, bs []*collect.Batch) ([]collect.AppendResult, error) {
 	req := &appendReq{batches: make([]logBatch, len(bs)), result: make(chan appendResult, 1)}
 	for i, b := range bs {
@@ -170,7 +171,11 @@ func (w *EventWriter) drain() {
 }
 
 func (w *EventWriter) write(ctx context.Context, pending []*appendReq, events int) {
-	var batches []logBatch
+	n := 0
+	for _, r := range pending {
+		n += len(r.batches)
+	}
+	batches := make([]logBatch, 0, n)
 	for _, r := range pending {
 		batches = append(batches, r.batches...)
 	}
