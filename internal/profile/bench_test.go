@@ -17,23 +17,35 @@ import (
 	"github.com/hearth-cdp/hearth/internal/store/storetest"
 )
 
-var people = flag.Int("people", 0, "people in the demo world: of BenchmarkProcessor (default 5,000) and TestResolutionTruth (default 1,000)")
+var people = flag.Int("people", 0, "people in the demo world: of BenchmarkProcessor and BenchmarkProcessorDemo (default 5,000) and TestResolutionTruth (default 1,000)")
 
 // BenchmarkProcessor measures the profile processor over the demo world on SQLite: a fresh store is filled
 // with the events of -people people (untimed), then the processor reads the log to its end (timed). The
 // events are in the generator's order, each person's story whole, as hearth demo appended them before it
 // put them in time order: comparable with every figure since, and the easier case (a person's events
-// read and written once a batch); TestResolutionTruth reads hearth demo's order.
+// read and written once a batch); BenchmarkProcessorDemo reads hearth demo's order.
 // Reported: events/s, and the median and worst time a batch held the state's write transaction, which the
 // segment engine's steps and the console's writes wait for (the event log has a writer of its own).
 func BenchmarkProcessor(b *testing.B) {
+	benchProcess(b, func(db *store.DB) int { return appendDemo(b, db, worldSize(5000)) })
+}
+
+// BenchmarkProcessorDemo is BenchmarkProcessor on the log as hearth demo appends it, and as live traffic
+// arrives: everyone's events interleaved in time order, so that a batch meets about as many people as it
+// holds events.
+func BenchmarkProcessorDemo(b *testing.B) {
+	benchProcess(b, func(db *store.DB) int { return appendWorld(b, db, worldSize(5000), nil).Events })
+}
+
+// benchProcess fills a fresh store with fill (untimed), then times the processor reading it to the end.
+func benchProcess(b *testing.B, fill func(*store.DB) int) {
 	ctx := context.Background()
 	var events int
 	var applies []time.Duration
 	for b.Loop() {
 		b.StopTimer()
 		db := storetest.SQLite(b, hearth.SystemClock{})
-		events = appendDemo(b, db, worldSize(5000))
+		events = fill(db)
 		timed := &timedStore{DB: db}
 		p := profile.NewProcessor(timed, profile.Options{})
 		b.StartTimer()
