@@ -165,6 +165,33 @@ func TestTouchRedirect(t *testing.T) {
 			if tp.Stats.Touches != 2 || tp.Stats.BotTouches != 2 {
 				t.Errorf("stats %+v, want 2 people and 2 bots", tp.Stats)
 			}
+			// And by the hour, for the touchpoint's chart: this hour's, counted with the totals.
+			var hours struct {
+				Hours []struct {
+					Hour       time.Time
+					Touches    int64
+					BotTouches int64 `json:"bot_touches"`
+				}
+			}
+			if st := s.call(t, key, "GET", "/api/v1/touchpoints/"+tp.ID+"/touches?days=7", nil, &hours); st != http.StatusOK {
+				t.Fatalf("touches by the hour: %d", st)
+			}
+			var people, bots int64
+			for _, h := range hours.Hours {
+				people, bots = people+h.Touches, bots+h.BotTouches
+				if h.Hour.Minute() != 0 || h.Hour.After(time.Now()) || time.Since(h.Hour) > 2*time.Hour {
+					t.Errorf("an hour at %s", h.Hour)
+				}
+			}
+			if people != 2 || bots != 2 {
+				t.Errorf("touches by the hour %+v, want 2 people and 2 bots", hours.Hours)
+			}
+			if st := s.call(t, key, "GET", "/api/v1/touchpoints/"+tp.ID+"/touches?days=soon", nil, nil); st != http.StatusBadRequest {
+				t.Errorf("days=soon: %d, want 400", st)
+			}
+			if st := s.call(t, key, "GET", "/api/v1/touchpoints/no-such/touches", nil, nil); st != http.StatusNotFound {
+				t.Errorf("an unknown touchpoint's touches: %d, want 404", st)
+			}
 
 			// A forged token: a friendly page in the browser's language, no redirect, nothing recorded.
 			forged := tp.Token[:len(tp.Token)-2] + "AA"

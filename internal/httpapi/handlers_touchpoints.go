@@ -351,6 +351,36 @@ func qrFileName(t touchpoint.Touchpoint, serial int64, ext string) string {
 
 // Revocations.
 
+// touchHours serves a touchpoint's touches per hour over the last days (1 to 400, 30 by default): the hours
+// that have any, oldest first, for its chart of touches over time.
+func (s *Server) touchHours(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+	days, err := queryInt(r, "days", 30, 400)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	// The window ends with the hour in progress, by the system's clock (the server has no Clock of its own).
+	to := time.Now().UTC().Truncate(time.Hour).Add(time.Hour)
+	hours, err := s.Touchpoints.TouchHours(r.Context(), r.PathValue("id"), to.Add(-time.Duration(max(days, 1))*24*time.Hour), to)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]touchHourJSON, 0, len(hours))
+	for _, h := range hours {
+		out = append(out, touchHourJSON{Hour: h.Hour, Touches: h.Touches, BotTouches: h.BotTouches})
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Hours []touchHourJSON `json:"hours"`
+	}{out})
+}
+
+type touchHourJSON struct {
+	Hour       time.Time `json:"hour"`
+	Touches    int64     `json:"touches"`
+	BotTouches int64     `json:"bot_touches"`
+}
+
 func (s *Server) listRevocations(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
 	if _, err := s.Touchpoints.Touchpoint(r.Context(), r.PathValue("id")); err != nil {
 		s.fail(w, r, err)

@@ -51,6 +51,7 @@ func (s *Server) routes() {
 	s.api("POST /api/v1/touchpoints/{id}/tokens", writers, s.issueToken)
 	s.api("GET /api/v1/touchpoints/{id}/qr.png", readers, s.touchpointQR(touchpoint.QRPNG))
 	s.api("GET /api/v1/touchpoints/{id}/qr.svg", readers, s.touchpointQR(touchpoint.QRSVG))
+	s.api("GET /api/v1/touchpoints/{id}/touches", readers, s.touchHours)
 	s.api("GET /api/v1/touchpoints/{id}/revocations", readers, s.listRevocations)
 	s.api("POST /api/v1/touchpoints/{id}/revocations", writers, s.revoke)
 	s.api("GET /api/v1/touchpoints/{id}/code-batches", readers, s.listCodeBatches)

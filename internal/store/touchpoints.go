@@ -255,12 +255,12 @@ func (db *DB) ReadTouches(ctx context.Context, after, upto int64, limit int) ([]
 		after, upto, limit) // the name as a literal: so the planners see that the partial index events_touches applies
 }
 
-// AddTouchStats adds touch counts and records how far the counting consumer has read, in one transaction:
-// a consumer that stops between the two never counts an event twice.
-func (db *DB) AddTouchStats(ctx context.Context, consumer string, upto int64, deltas []touchpoint.TouchStats) error {
-	const op = "store.add_touch_stats"
+// AddTouchCounts adds a pass of the touch counter to the totals and the hours and records how far each has
+// read, in one transaction: a counter that stops between the two never counts an event twice.
+func (db *DB) AddTouchCounts(ctx context.Context, c touchpoint.TouchCounts) error {
+	const op = "store.add_touch_counts"
 	return db.inTx(ctx, op, func(tx *sql.Tx) error {
-		for _, d := range deltas {
+		for _, d := range c.Stats {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO touch_stats (touchpoint_id, touches, bot_touches, last_touch_at) VALUES ($1, $2, $3, $4)
 				ON CONFLICT (touchpoint_id) DO UPDATE SET touches = touch_stats.touches + excluded.touches,
 					bot_touches = touch_stats.bot_touches + excluded.bot_touches,
@@ -270,8 +270,34 @@ func (db *DB) AddTouchStats(ctx context.Context, consumer string, upto int64, de
 				return db.wrap(op, err)
 			}
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO consumer_offsets (name, position, updated_at) VALUES ($1, $2, $3)
-			ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`, consumer, upto, db.clock.Now())
-		return db.wrap(op, err)
+		for _, h := range c.Hours {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO touch_hours (touchpoint_id, hour, touches, bot_touches) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (touchpoint_id, hour) DO UPDATE SET touches = touch_hours.touches + excluded.touches,
+					bot_touches = touch_hours.bot_touches + excluded.bot_touches`,
+				h.TouchpointID, h.Hour.UTC(), h.Touches, h.BotTouches); err != nil {
+				return db.wrap(op, err)
+			}
+		}
+		for _, o := range []struct {
+			name string
+			upto int64
+		}{{touchpoint.StatsConsumer, c.StatsThrough}, {touchpoint.HoursConsumer, c.HoursThrough}} {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO consumer_offsets (name, position, updated_at) VALUES ($1, $2, $3)
+				ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`, o.name, o.upto, db.clock.Now()); err != nil {
+				return db.wrap(op, err)
+			}
+		}
+		return nil
 	})
+}
+
+// TouchHours returns a touchpoint's touches per hour in [from, to), the hours that have any, in order.
+func (db *DB) TouchHours(ctx context.Context, touchpointID string, from, to time.Time) ([]touchpoint.TouchHour, error) {
+	return queryAll(ctx, db, "store.touch_hours", func(row interface{ Scan(...any) error }) (touchpoint.TouchHour, error) {
+		h := touchpoint.TouchHour{TouchpointID: touchpointID}
+		err := row.Scan(&h.Hour, &h.Touches, &h.BotTouches)
+		h.Hour = h.Hour.UTC()
+		return h, err
+	}, `SELECT hour, touches, bot_touches FROM touch_hours WHERE touchpoint_id = $1 AND hour >= $2 AND hour < $3 ORDER BY hour`,
+		touchpointID, from.UTC(), to.UTC())
 }

@@ -242,6 +242,25 @@ func (s *Service) TouchStats(ctx context.Context) (map[string]TouchStats, error)
 	return m, err
 }
 
+// MaxTouchHoursRange is the longest span TouchHours answers at once: 400 days of hours.
+const MaxTouchHoursRange = 400 * 24 * time.Hour
+
+// TouchHours returns a touchpoint's touches per hour from from to to (hours that have any, in order): what its
+// chart of touches over time draws.
+func (s *Service) TouchHours(ctx context.Context, id string, from, to time.Time) ([]TouchHour, error) {
+	const op = "touchpoint.touch_hours"
+	if !from.Before(to) {
+		return nil, hearth.Errorf(hearth.Invalid, op, "from must be before to")
+	}
+	if to.Sub(from) > MaxTouchHoursRange {
+		return nil, hearth.Errorf(hearth.Invalid, op, "from and to must be at most 400 days apart")
+	}
+	if _, err := s.store.Touchpoint(ctx, id); err != nil {
+		return nil, err
+	}
+	return s.store.TouchHours(ctx, id, from.UTC(), to.UTC())
+}
+
 // CampaignTotals are a campaign's touchpoints and their touches by people.
 type CampaignTotals struct {
 	Touchpoints int

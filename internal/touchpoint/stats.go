@@ -22,11 +22,34 @@ type EventLog interface {
 
 // StatsStore keeps the counts.
 type StatsStore interface {
-	AddTouchStats(ctx context.Context, consumer string, upto int64, deltas []TouchStats) error
+	// AddTouchCounts adds a pass's counts and records how far each count has read, in one transaction.
+	AddTouchCounts(ctx context.Context, c TouchCounts) error
 }
 
-// statsConsumer names the touch counter among the event log's consumers.
-const statsConsumer = "touch-stats"
+// TouchHour is a touchpoint's touches in one hour.
+type TouchHour struct {
+	TouchpointID string
+	Hour         time.Time // its start, UTC
+	Touches      int64     // by people
+	BotTouches   int64
+}
+
+// TouchCounts is what one pass of the touch counter adds: to each touchpoint's totals (TouchStats) and to
+// its hours, each with the seq it has read through (StatsConsumer and HoursConsumer's offsets).
+type TouchCounts struct {
+	Stats        []TouchStats
+	StatsThrough int64
+	Hours        []TouchHour
+	HoursThrough int64
+}
+
+// The touch counter's offsets among the event log's consumers: the totals', and the hours', which a store
+// made before the hours were counted starts at 0 (the counter reads from the lower of the two and adds to
+// each what it has not counted yet).
+const (
+	StatsConsumer = "touch-stats"
+	HoursConsumer = "touch-hours"
+)
 
 // statsBatch is how many events one pass of the counter reads.
 const statsBatch = 5000
@@ -35,10 +58,15 @@ const statsBatch = 5000
 // counts, until it has read everything; it returns how many touch events it read. A touch counts only when its
 // token is genuine: a "Touch" event sent through the tracking API with a made-up token counts for nothing.
 func (s *Service) CountTouches(ctx context.Context, log EventLog, store StatsStore) (int, error) {
-	pos, err := log.ConsumerOffset(ctx, statsConsumer)
+	statsPos, err := log.ConsumerOffset(ctx, StatsConsumer)
 	if err != nil {
 		return 0, err
 	}
+	hoursPos, err := log.ConsumerOffset(ctx, HoursConsumer)
+	if err != nil {
+		return 0, err
+	}
+	pos := min(statsPos, hoursPos)
 	head, err := log.LogHead(ctx)
 	if err != nil || head <= pos {
 		return 0, err
@@ -50,6 +78,11 @@ func (s *Service) CountTouches(ctx context.Context, log EventLog, store StatsSto
 			return read, err
 		}
 		deltas := map[string]*TouchStats{}
+		type hourKey struct {
+			id   string
+			hour time.Time
+		}
+		hours := map[hourKey]*TouchHour{}
 		for _, e := range evs {
 			id, ok, err := s.touchOf(ctx, e.Token)
 			if err != nil {
@@ -58,31 +91,50 @@ func (s *Service) CountTouches(ctx context.Context, log EventLog, store StatsSto
 			if !ok {
 				continue
 			}
-			d := deltas[id]
-			if d == nil {
-				d = &TouchStats{TouchpointID: id}
-				deltas[id] = d
+			if e.Seq > statsPos {
+				d := deltas[id]
+				if d == nil {
+					d = &TouchStats{TouchpointID: id}
+					deltas[id] = d
+				}
+				if e.Bot {
+					d.BotTouches++
+				} else {
+					d.Touches++
+				}
+				if at := e.At; d.LastTouchAt == nil || at.After(*d.LastTouchAt) {
+					d.LastTouchAt = &at
+				}
 			}
-			if e.Bot {
-				d.BotTouches++
-			} else {
-				d.Touches++
+			if e.Seq > hoursPos {
+				k := hourKey{id, e.At.UTC().Truncate(time.Hour)}
+				h := hours[k]
+				if h == nil {
+					h = &TouchHour{TouchpointID: id, Hour: k.hour}
+					hours[k] = h
+				}
+				if e.Bot {
+					h.BotTouches++
+				} else {
+					h.Touches++
+				}
 			}
-			if at := e.At; d.LastTouchAt == nil || at.After(*d.LastTouchAt) {
-				d.LastTouchAt = &at
-			}
-		}
-		list := make([]TouchStats, 0, len(deltas))
-		for _, d := range deltas {
-			list = append(list, *d)
 		}
 		pos = head // every touch up to head is counted, unless the batch was full
 		if len(evs) == statsBatch {
 			pos = evs[len(evs)-1].Seq
 		}
-		if err := store.AddTouchStats(ctx, statsConsumer, pos, list); err != nil {
+		c := TouchCounts{StatsThrough: max(statsPos, pos), HoursThrough: max(hoursPos, pos)}
+		for _, d := range deltas {
+			c.Stats = append(c.Stats, *d)
+		}
+		for _, h := range hours {
+			c.Hours = append(c.Hours, *h)
+		}
+		if err := store.AddTouchCounts(ctx, c); err != nil {
 			return read, err
 		}
+		statsPos, hoursPos = c.StatsThrough, c.HoursThrough
 		read += len(evs)
 		if pos == head {
 			return read, nil

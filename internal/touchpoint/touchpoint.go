@@ -160,6 +160,8 @@ type Store interface {
 	ReserveSerials(ctx context.Context, touchpointID string, n int64) (int64, error)
 
 	TouchStats(ctx context.Context) ([]TouchStats, error)
+	// TouchHours returns a touchpoint's touches per hour in [from, to): the hours with any, in order.
+	TouchHours(ctx context.Context, touchpointID string, from, to time.Time) ([]TouchHour, error)
 
 	CreateRevocation(ctx context.Context, r Revocation) error
 	Revocations(ctx context.Context, touchpointID string) ([]Revocation, error)

@@ -36,6 +36,7 @@ func Run(t *testing.T, open Opener) {
 		{"Touchpoints", testTouchpoints},
 		{"ReserveSerials", testReserveSerials},
 		{"Revocations", testRevocations},
+		{"TouchCounts", testTouchCounts},
 		{"SigningKeys", testSigningKeys},
 		{"CodeBatches", testCodeBatches},
 		{"CodeBatchClaims", testCodeBatchClaims},

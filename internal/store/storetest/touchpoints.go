@@ -153,6 +153,48 @@ func testRevocations(t *testing.T, db *store.DB, clock *Clock) {
 	}
 }
 
+// The touch counter's passes add up, per touchpoint and per hour, and record how far each count has read.
+func testTouchCounts(t *testing.T, db *store.DB, clock *Clock) {
+	h := clock.Now().UTC().Truncate(time.Hour)
+	last := h.Add(90 * time.Minute)
+	must(t, db.AddTouchCounts(ctx, touchpoint.TouchCounts{
+		Stats: []touchpoint.TouchStats{{TouchpointID: "tp_a", Touches: 3, BotTouches: 1, LastTouchAt: &last}},
+		Hours: []touchpoint.TouchHour{
+			{TouchpointID: "tp_a", Hour: h, Touches: 2, BotTouches: 1},
+			{TouchpointID: "tp_a", Hour: h.Add(time.Hour), Touches: 1},
+			{TouchpointID: "tp_b", Hour: h, Touches: 7},
+		},
+		StatsThrough: 40, HoursThrough: 40,
+	}))
+	// A pass that only fills in hours (the counter catching up on hours the totals had counted).
+	must(t, db.AddTouchCounts(ctx, touchpoint.TouchCounts{
+		Hours:        []touchpoint.TouchHour{{TouchpointID: "tp_a", Hour: h, Touches: 4}, {TouchpointID: "tp_a", Hour: h.Add(-48 * time.Hour), BotTouches: 2}},
+		StatsThrough: 40, HoursThrough: 55,
+	}))
+	got, err := db.TouchHours(ctx, "tp_a", h.Add(-24*time.Hour), h.Add(2*time.Hour))
+	must(t, err)
+	want := []touchpoint.TouchHour{
+		{TouchpointID: "tp_a", Hour: h, Touches: 6, BotTouches: 1},
+		{TouchpointID: "tp_a", Hour: h.Add(time.Hour), Touches: 1},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("hours of tp_a from a day before (-want +got):\n%s", diff)
+	}
+	if got, err := db.TouchHours(ctx, "tp_a", h.Add(time.Hour), h.Add(2*time.Hour)); err != nil || len(got) != 1 || got[0].Touches != 1 {
+		t.Errorf("the hour after: %+v, %v", got, err)
+	}
+	stats, err := db.TouchStats(ctx)
+	must(t, err)
+	if len(stats) != 1 || stats[0].Touches != 3 || stats[0].BotTouches != 1 || !stats[0].LastTouchAt.Equal(last) {
+		t.Errorf("totals %+v", stats)
+	}
+	for name, want := range map[string]int64{touchpoint.StatsConsumer: 40, touchpoint.HoursConsumer: 55} {
+		if got, err := db.ConsumerOffset(ctx, name); err != nil || got != want {
+			t.Errorf("offset of %s: %d, %v; want %d", name, got, err, want)
+		}
+	}
+}
+
 func testSigningKeys(t *testing.T, db *store.DB, clock *Clock) {
 	first, err := db.CreateSigningKey(ctx, []byte{1, 2, 3}, clock.Now())
 	must(t, err)
