@@ -16,7 +16,7 @@ import (
 // uploads a CSV file with Chinese headers, one good row and one without anyone in it, read in UTC: the page
 // says 1 imported, lists the bad row by its line with the reason, and names the column it ignored; the same
 // file again imports nothing twice. On the touchpoint page a member of staff records one more touch by email,
-// and the touch counter shows all of them.
+// and the touch counter and the chart of touches over time show all of them.
 func TestBrowserOfflineTouches(t *testing.T) {
 	cfg := browserConfig(t, "sqlite")
 	cfg.Admin = AdminConfig{Email: "admin@example.com", Password: "a long admin password"}
@@ -94,4 +94,16 @@ func TestBrowserOfflineTouches(t *testing.T) {
 	do(t, ctx, "the counter shows the imported and the recorded touch",
 		chromedp.Poll[chromedp.Void](`document.querySelector('[data-testid="touch-count-people"]').textContent.trim() === "2"`),
 	)
+	// The chart of touches over time read its days again once the counter moved: both touches, by day.
+	do(t, ctx, "the chart counts both touches over the last 30 days",
+		chromedp.Poll[chromedp.Void](`document.querySelector('[data-testid="touch-chart-total"]').textContent.includes("Last 30 days: 2 ")`),
+		chromedp.WaitVisible(tid("touch-chart")),
+	)
+	do(t, ctx, "and over the last 7",
+		chromedp.Click(tid("touch-days-7")),
+		chromedp.Poll[chromedp.Void](`document.querySelector('[data-testid="touch-chart-total"]').textContent.includes("Last 7 days: 2 ")`),
+	)
+	if pressed := read(t, ctx, "7 days", chromedp.Attributes(tid("touch-days-7"))); pressed["aria-pressed"] != "true" {
+		t.Errorf("the 7 days button is not pressed: %v", pressed)
+	}
 }

@@ -666,6 +666,13 @@ export interface SegmentMemberPage {
 }
 
 /** The size at the end of an hour that changed it. */
+/** A touchpoint's touches in one hour (its start, UTC). */
+export interface TouchHour {
+  hour: string
+  touches: number
+  bot_touches: number
+}
+
 export interface SegmentSize {
   at: string
   size: number
@@ -859,6 +866,9 @@ export const api = {
   /** A link of the touchpoint that stops working at expiresAt. */
   issueToken: (id: string, expiresAt: string) =>
     request<IssuedToken>('POST', `/touchpoints/${enc(id)}/tokens`, { expires_at: expiresAt }),
+  /** The hours with touches over the last days (1 to 400), oldest first. */
+  touchHours: (id: string, days = 30) =>
+    request<{ hours: TouchHour[] | null }>('GET', `/touchpoints/${enc(id)}/touches` + query({ days })).then((l) => l.hours ?? []),
   revocations: (id: string) => request<List<Revocation>>('GET', `/touchpoints/${enc(id)}/revocations`).then(items),
   revoke: (id: string, r: RevocationInput) => request<Revocation>('POST', `/touchpoints/${enc(id)}/revocations`, r),
 

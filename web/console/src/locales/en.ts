@@ -495,6 +495,9 @@ const en = {
   'touchpoint.people.text': 'Scans and clicks',
   'touchpoint.bots': 'Bots and link checkers',
   'touchpoint.bots.text': 'Not counted as people',
+  'touchpoint.chart.title': 'Touches over time',
+  'touchpoint.chart.total': 'Touches by people each day. Last {n} days: {people} (and {bots} by bots).',
+  'touchpoint.chart.label': 'Touches by people at {name}',
   'touchpoint.lastTouch': 'Last touch',
   'touchpoint.number': 'Number',
   'touchpoint.serials': 'Numbered codes',
@@ -1046,7 +1049,6 @@ const en = {
   'segments.evaluated': 'Segment evaluated: {n} people',
   'segments.growth': 'Growth',
   'segments.growth.text': 'How many people were in the segment.',
-  'segments.growth.days': '{n} days',
   'segments.growth.label': 'People in {name}',
   'segments.rule.title': 'Rule',
   'segments.rule.readable': 'Who is in this segment, in words.',
@@ -1245,6 +1247,7 @@ const en = {
   'rule.need.channel': 'Choose a channel.',
   'rule.need.segment': 'Choose a segment.',
 
+  'chart.days': '{n} days',
   'chart.summary': '{label}: {first} on {from}, {last} on {to}',
   'chart.empty': 'Nothing to show for this period yet.',
 

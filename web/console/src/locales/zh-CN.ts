@@ -490,6 +490,9 @@ export default {
   'touchpoint.people.text': '扫码和点击',
   'touchpoint.bots': '机器人和链接检测',
   'touchpoint.bots.text': '不计入真人触达',
+  'touchpoint.chart.title': '触达趋势',
+  'touchpoint.chart.total': '每天的真人触达。最近 {n} 天：{people} 次（另有机器人 {bots} 次）。',
+  'touchpoint.chart.label': '{name} 的真人触达',
   'touchpoint.lastTouch': '最近触达',
   'touchpoint.number': '编号',
   'touchpoint.serials': '已生成的一物一码',
@@ -991,7 +994,6 @@ export default {
   'segments.evaluated': '分群计算完成：{n} 人',
   'segments.growth': '人数变化',
   'segments.growth.text': '分群人数随时间的变化。',
-  'segments.growth.days': '{n} 天',
   'segments.growth.label': '{name} 的人数',
   'segments.rule.title': '条件',
   'segments.rule.readable': '用文字描述的分群条件。',
@@ -1190,6 +1192,7 @@ export default {
   'rule.need.channel': '请选择渠道。',
   'rule.need.segment': '请选择分群。',
 
+  'chart.days': '{n} 天',
   'chart.summary': '{label}：{from} 为 {first}，{to} 为 {last}',
   'chart.empty': '这段时间还没有数据。',
 
