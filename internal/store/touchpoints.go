@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/collect"
 	"github.com/hearth-cdp/hearth/internal/touchpoint"
 )
@@ -256,10 +257,29 @@ func (db *DB) ReadTouches(ctx context.Context, after, upto int64, limit int) ([]
 }
 
 // AddTouchCounts adds a pass of the touch counter to the totals and the hours and records how far each has
-// read, in one transaction: a counter that stops between the two never counts an event twice.
+// read, in one transaction: a counter that stops between the two never counts an event twice, and of two
+// nodes' counters that read the same touches, the second finds the offsets moved (they are locked until the
+// first commits) and adds nothing.
 func (db *DB) AddTouchCounts(ctx context.Context, c touchpoint.TouchCounts) error {
 	const op = "store.add_touch_counts"
+	offsets := []struct {
+		name       string
+		from, upto int64
+	}{{touchpoint.StatsConsumer, c.StatsFrom, c.StatsThrough}, {touchpoint.HoursConsumer, c.HoursFrom, c.HoursThrough}}
 	return db.inTx(ctx, op, func(tx *sql.Tx) error {
+		for _, o := range offsets {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO consumer_offsets (name, position, updated_at) VALUES ($1, 0, $2) ON CONFLICT (name) DO NOTHING`,
+				o.name, db.clock.Now()); err != nil {
+				return db.wrap(op, err)
+			}
+			var pos int64
+			if err := tx.QueryRowContext(ctx, `SELECT position FROM consumer_offsets WHERE name = $1`+db.dialect.forUpdate, o.name).Scan(&pos); err != nil {
+				return db.wrap(op, err)
+			}
+			if pos != o.from {
+				return hearth.Errorf(hearth.Conflict, op, "The touch counter's offset %s moved from %d to %d: another counter added these touches.", o.name, o.from, pos)
+			}
+		}
 		for _, d := range c.Stats {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO touch_stats (touchpoint_id, touches, bot_touches, last_touch_at) VALUES ($1, $2, $3, $4)
 				ON CONFLICT (touchpoint_id) DO UPDATE SET touches = touch_stats.touches + excluded.touches,
@@ -278,12 +298,8 @@ func (db *DB) AddTouchCounts(ctx context.Context, c touchpoint.TouchCounts) erro
 				return db.wrap(op, err)
 			}
 		}
-		for _, o := range []struct {
-			name string
-			upto int64
-		}{{touchpoint.StatsConsumer, c.StatsThrough}, {touchpoint.HoursConsumer, c.HoursThrough}} {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO consumer_offsets (name, position, updated_at) VALUES ($1, $2, $3)
-				ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`, o.name, o.upto, db.clock.Now()); err != nil {
+		for _, o := range offsets {
+			if _, err := tx.ExecContext(ctx, `UPDATE consumer_offsets SET position = $1, updated_at = $2 WHERE name = $3`, o.upto, db.clock.Now(), o.name); err != nil {
 				return db.wrap(op, err)
 			}
 		}

@@ -3,6 +3,8 @@ package touchpoint
 import (
 	"context"
 	"time"
+
+	"github.com/hearth-cdp/hearth"
 )
 
 // TouchRecord is what counting needs of a touch event in the log.
@@ -22,7 +24,9 @@ type EventLog interface {
 
 // StatsStore keeps the counts.
 type StatsStore interface {
-	// AddTouchCounts adds a pass's counts and records how far each count has read, in one transaction.
+	// AddTouchCounts adds a pass's counts and records how far each count has read, in one transaction; a
+	// hearth.Conflict error, adding nothing, when an offset is no longer where the pass read from (another
+	// node counted those touches).
 	AddTouchCounts(ctx context.Context, c TouchCounts) error
 }
 
@@ -35,12 +39,13 @@ type TouchHour struct {
 }
 
 // TouchCounts is what one pass of the touch counter adds: to each touchpoint's totals (TouchStats) and to
-// its hours, each with the seq it has read through (StatsConsumer and HoursConsumer's offsets).
+// its hours, each with the seq it read from and the seq it has read through (StatsConsumer's and
+// HoursConsumer's offsets before and after).
 type TouchCounts struct {
-	Stats        []TouchStats
-	StatsThrough int64
-	Hours        []TouchHour
-	HoursThrough int64
+	Stats                   []TouchStats
+	StatsFrom, StatsThrough int64
+	Hours                   []TouchHour
+	HoursFrom, HoursThrough int64
 }
 
 // The touch counter's offsets among the event log's consumers: the totals', and the hours', which a store
@@ -124,7 +129,7 @@ func (s *Service) CountTouches(ctx context.Context, log EventLog, store StatsSto
 		if len(evs) == statsBatch {
 			pos = evs[len(evs)-1].Seq
 		}
-		c := TouchCounts{StatsThrough: max(statsPos, pos), HoursThrough: max(hoursPos, pos)}
+		c := TouchCounts{StatsFrom: statsPos, StatsThrough: max(statsPos, pos), HoursFrom: hoursPos, HoursThrough: max(hoursPos, pos)}
 		for _, d := range deltas {
 			c.Stats = append(c.Stats, *d)
 		}
@@ -132,6 +137,9 @@ func (s *Service) CountTouches(ctx context.Context, log EventLog, store StatsSto
 			c.Hours = append(c.Hours, *h)
 		}
 		if err := store.AddTouchCounts(ctx, c); err != nil {
+			if hearth.KindOf(err) == hearth.Conflict { // another node counted them: the next pass reads on from there
+				return read, nil
+			}
 			return read, err
 		}
 		statsPos, hoursPos = c.StatsThrough, c.HoursThrough

@@ -53,7 +53,7 @@ func TestCountTouchesByHour(t *testing.T) {
 	}
 	last := first[2]
 	if err := e.db.AddTouchCounts(ctx, touchpoint.TouchCounts{
-		Stats: []touchpoint.TouchStats{{TouchpointID: e.tp.ID, Touches: 2, BotTouches: 1, LastTouchAt: &last}}, StatsThrough: head,
+		Stats: []touchpoint.TouchStats{{TouchpointID: e.tp.ID, Touches: 2, BotTouches: 1, LastTouchAt: &last}}, StatsFrom: 0, StatsThrough: head,
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -88,5 +88,46 @@ func TestCountTouchesByHour(t *testing.T) {
 	}
 	if _, err := e.svc.TouchHours(ctx, e.tp.ID, h, h.Add(touchpoint.MaxTouchHoursRange+time.Hour)); err == nil {
 		t.Error("a range of more than 400 days was answered")
+	}
+}
+
+// Counters that run at once, as on several nodes, count each touch once.
+func TestCountTouchesConcurrently(t *testing.T) {
+	e := newBatchEnv(t)
+	ctx := t.Context()
+	token, err := e.svc.Token(e.tp, 0, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := make([]time.Time, 300)
+	for i := range at {
+		at[i] = time.Date(2026, 4, 30, 9, i%60, 0, 0, time.UTC)
+	}
+	e.appendTouches(t, token, at, func(i int) bool { return i%3 == 0 })
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			_, err := e.svc.CountTouches(ctx, e.db, e.db)
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.svc.CountTouches(ctx, e.db, e.db); err != nil { // whatever a refused pass left
+		t.Fatal(err)
+	}
+	stats, err := e.svc.TouchStats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := stats[e.tp.ID]; st.Touches != 200 || st.BotTouches != 100 {
+		t.Errorf("totals %+v, want 200 people and 100 bots", st)
+	}
+	hours, err := e.svc.TouchHours(ctx, e.tp.ID, at[0], at[0].Add(time.Hour))
+	if err != nil || len(hours) != 1 || hours[0].Touches != 200 || hours[0].BotTouches != 100 {
+		t.Errorf("hours %+v (%v), want one of 200 people and 100 bots", hours, err)
 	}
 }

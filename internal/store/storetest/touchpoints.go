@@ -164,13 +164,22 @@ func testTouchCounts(t *testing.T, db *store.DB, clock *Clock) {
 			{TouchpointID: "tp_a", Hour: h.Add(time.Hour), Touches: 1},
 			{TouchpointID: "tp_b", Hour: h, Touches: 7},
 		},
-		StatsThrough: 40, HoursThrough: 40,
+		StatsFrom: 0, StatsThrough: 40, HoursFrom: 0, HoursThrough: 40,
 	}))
 	// A pass that only fills in hours (the counter catching up on hours the totals had counted).
 	must(t, db.AddTouchCounts(ctx, touchpoint.TouchCounts{
-		Hours:        []touchpoint.TouchHour{{TouchpointID: "tp_a", Hour: h, Touches: 4}, {TouchpointID: "tp_a", Hour: h.Add(-48 * time.Hour), BotTouches: 2}},
-		StatsThrough: 40, HoursThrough: 55,
+		Hours:     []touchpoint.TouchHour{{TouchpointID: "tp_a", Hour: h, Touches: 4}, {TouchpointID: "tp_a", Hour: h.Add(-48 * time.Hour), BotTouches: 2}},
+		StatsFrom: 40, StatsThrough: 40, HoursFrom: 40, HoursThrough: 55,
 	}))
+	// Another node's pass over touches already counted: refused whole.
+	err := db.AddTouchCounts(ctx, touchpoint.TouchCounts{
+		Stats:     []touchpoint.TouchStats{{TouchpointID: "tp_a", Touches: 3}},
+		Hours:     []touchpoint.TouchHour{{TouchpointID: "tp_a", Hour: h, Touches: 3}},
+		StatsFrom: 0, StatsThrough: 40, HoursFrom: 0, HoursThrough: 40,
+	})
+	if hearth.KindOf(err) != hearth.Conflict {
+		t.Errorf("a pass from offsets that moved: %v, want a conflict", err)
+	}
 	got, err := db.TouchHours(ctx, "tp_a", h.Add(-24*time.Hour), h.Add(2*time.Hour))
 	must(t, err)
 	want := []touchpoint.TouchHour{
