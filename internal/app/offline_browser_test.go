@@ -16,7 +16,7 @@ import (
 // uploads a CSV file with Chinese headers, one good row and one without anyone in it, read in UTC: the page
 // says 1 imported, lists the bad row by its line with the reason, and names the column it ignored; the same
 // file again imports nothing twice. On the touchpoint page a member of staff records one more touch by email,
-// and the touch counter and the chart of touches over time show all of them.
+// and the touch counter, the chart of touches over time and the list's last 14 days show all of them.
 func TestBrowserOfflineTouches(t *testing.T) {
 	cfg := browserConfig(t, "sqlite")
 	cfg.Admin = AdminConfig{Email: "admin@example.com", Password: "a long admin password"}
@@ -105,5 +105,17 @@ func TestBrowserOfflineTouches(t *testing.T) {
 	)
 	if pressed := read(t, ctx, "7 days", chromedp.Attributes(tid("touch-days-7"))); pressed["aria-pressed"] != "true" {
 		t.Errorf("the 7 days button is not pressed: %v", pressed)
+	}
+	do(t, ctx, "the touchpoints list draws its last 14 days",
+		chromedp.Click(tid("nav-touchpoints")),
+		chromedp.WaitVisible(tid("touchpoints-table")),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="touch-sparkline"][data-loaded="true"] svg`)),
+	)
+	spark := read(t, ctx, "sparkline", chromedp.Attributes(tid("touch-sparkline")))
+	if spark["data-total"] != "2" || spark["title"] != "2 touches by people in the last 14 days" {
+		t.Errorf("the list's sparkline: total %q, title %q; want both touches", spark["data-total"], spark["title"])
+	}
+	if bars := count(t, ctx, `[data-testid="touch-sparkline"] rect`); bars != 14 {
+		t.Errorf("%d bars, want one a day for 14 days", bars)
 	}
 }

@@ -244,6 +244,8 @@ func TestBrowserSegments(t *testing.T) {
 	do(t, ctx, "New list",
 		chromedp.Click(tid("segment-back")),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="segment-row"][data-segment-id="`+segID+`"]`)),
+		// Its row draws the segment's size over the last 30 days once it is in view.
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="segment-row"][data-segment-id="`+segID+`"] [data-testid="sparkline"][data-loaded="true"] svg`)),
 		chromedp.Click(tid("segments-new-list")),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="segment-editor"][data-kind="list"]`)),
 		chromedp.SendKeys(tid("segment-name"), "Trade show leads"),

@@ -1,6 +1,6 @@
 // Campaigns and touchpoints as the console shows them: what a campaign does today, its period, the icon of
-// each channel, and the date fields of the forms (a day in the browser's time zone, sent as RFC 3339).
-import type { Campaign, Channel, Revocation } from './api'
+// each channel, the date fields of the forms (a day in the browser's time zone, sent as RFC 3339), and touches by day.
+import type { Campaign, Channel, Revocation, TouchHour } from './api'
 import type { IconName } from './icons'
 import { formatDate, formatDateRange, formatNumber, t } from './i18n'
 
@@ -84,4 +84,29 @@ export function revocationLabel(r: Revocation): string {
     default:
       return t('revoke.label.token')
   }
+}
+
+/** A touchpoint's touches by the hour (as the server counts them, UTC) summed into the viewer's last days, today
+ * last: each day's start and its touches by people, and the bots' touches over those days. */
+export function touchesByDay(hours: readonly TouchHour[], days: number, now = Date.now()) {
+  const today = new Date(now)
+  today.setHours(0, 0, 0, 0)
+  const starts: number[] = []
+  for (let i = days - 1; i >= 0; i--) {
+    const d = new Date(today)
+    d.setDate(d.getDate() - i) // by the calendar: a day with a clock change is not 24 hours long
+    starts.push(d.getTime())
+  }
+  const index = new Map(starts.map((s, i) => [s, i]))
+  const people = starts.map(() => 0)
+  let bots = 0
+  for (const h of hours) {
+    const day = new Date(h.hour)
+    day.setHours(0, 0, 0, 0)
+    const i = index.get(day.getTime())
+    if (i === undefined) continue
+    people[i]! += h.touches
+    bots += h.bot_touches
+  }
+  return { starts, people, bots }
 }

@@ -467,6 +467,8 @@ const en = {
   'touchpoints.owner': 'Owner',
   'touchpoints.owner.placeholder': 'e.g. Store 12 or a sales rep',
   'touchpoints.where': 'Location / owner',
+  'touchpoints.last14': 'Last 14 days',
+  'touchpoints.sparkline': '{n} touches by people in the last {days} days',
   'touchpoints.touches': 'Touches',
   'touchpoints.lastTouch.title': 'Last touch {date}',
   'touchpoints.status.active': 'Active',

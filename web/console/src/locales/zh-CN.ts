@@ -462,6 +462,8 @@ export default {
   'touchpoints.owner': '负责人',
   'touchpoints.owner.placeholder': '例如：12 号门店或某位销售',
   'touchpoints.where': '位置 / 负责人',
+  'touchpoints.last14': '近 14 天',
+  'touchpoints.sparkline': '最近 {days} 天真人触达 {n} 次',
   'touchpoints.touches': '触达',
   'touchpoints.lastTouch.title': '最近触达：{date}',
   'touchpoints.status.active': '生效中',
