@@ -169,7 +169,7 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 			default:
 			}
 		}})
-	reg.MustRegister(newConsumerLag(a.db, profile.Consumer, segment.Consumer))
+	reg.MustRegister(newConsumerLag(a.db, profile.Consumer, segment.Consumer, touchpoint.StatsConsumer, touchpoint.HoursConsumer))
 	if a.db.Engine() == store.SQLite && store.SeparatePageCaches {
 		newPageCacheMetrics(reg)
 	}

@@ -75,7 +75,7 @@ type consumerLag struct {
 
 func newConsumerLag(log offsetReader, names ...string) consumerLag {
 	return consumerLag{log: log, names: names, desc: prometheus.NewDesc("hearth_event_log_consumer_lag_events",
-		"Events appended to the log that a consumer (profiles: the profile processor; segments: the segment engine) has yet to read.", []string{"consumer"}, nil)}
+		"Events appended to the log that a consumer (profiles: the profile processor; segments: the segment engine; touch-stats and touch-hours: the touch counter) has yet to read.", []string{"consumer"}, nil)}
 }
 
 func (c consumerLag) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }

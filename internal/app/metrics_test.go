@@ -23,7 +23,7 @@ func (o offsets) ConsumerOffset(_ context.Context, name string) (int64, error) {
 
 func TestConsumerLag(t *testing.T) {
 	lag := newConsumerLag(offsets{head: 120, at: map[string]int64{"profiles": 100}}, "profiles", "new")
-	want := `# HELP hearth_event_log_consumer_lag_events Events appended to the log that a consumer (profiles: the profile processor; segments: the segment engine) has yet to read.
+	want := `# HELP hearth_event_log_consumer_lag_events Events appended to the log that a consumer (profiles: the profile processor; segments: the segment engine; touch-stats and touch-hours: the touch counter) has yet to read.
 # TYPE hearth_event_log_consumer_lag_events gauge
 hearth_event_log_consumer_lag_events{consumer="new"} 120
 hearth_event_log_consumer_lag_events{consumer="profiles"} 20
