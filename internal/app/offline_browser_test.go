@@ -16,13 +16,18 @@ import (
 // uploads a CSV file with Chinese headers, one good row and one without anyone in it, read in UTC: the page
 // says 1 imported, lists the bad row by its line with the reason, and names the column it ignored; the same
 // file again imports nothing twice. On the touchpoint page a member of staff records one more touch by email,
-// and the touch counter, the chart of touches over time and the list's last 14 days show all of them.
+// and the touch counter, the chart of touches over time and the last 14 days in the touchpoints and the
+// campaigns lists show all of them.
 func TestBrowserOfflineTouches(t *testing.T) {
 	cfg := browserConfig(t, "sqlite")
 	cfg.Admin = AdminConfig{Email: "admin@example.com", Password: "a long admin password"}
 	s := startApp(t, cfg)
+	campaign, err := s.app.touch.CreateCampaign(context.Background(), touchpoint.Campaign{Name: "Store visits"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	tp, err := s.app.touch.CreateTouchpoint(context.Background(), touchpoint.Touchpoint{Name: "Jing'an counter",
-		Channel: touchpoint.ChannelStore, DestinationURL: "https://shop.example/store"})
+		Channel: touchpoint.ChannelStore, DestinationURL: "https://shop.example/store", CampaignID: campaign.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,5 +122,14 @@ func TestBrowserOfflineTouches(t *testing.T) {
 	}
 	if bars := count(t, ctx, `[data-testid="touch-sparkline"] rect`); bars != 14 {
 		t.Errorf("%d bars, want one a day for 14 days", bars)
+	}
+	campaignSpark := chromedp.CSS(`[data-testid="campaign-row"][data-campaign-id="` + campaign.ID + `"] [data-testid="touch-sparkline"]`)
+	do(t, ctx, "and so does the campaigns list, for the touchpoint's campaign",
+		chromedp.Click(tid("nav-campaigns")),
+		chromedp.WaitVisible(tid("campaigns-table")),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="campaign-row"] [data-testid="touch-sparkline"][data-loaded="true"] svg`)),
+	)
+	if total := read(t, ctx, "campaign sparkline", chromedp.Attributes(campaignSpark))["data-total"]; total != "2" {
+		t.Errorf("the campaign's last 14 days count %q touches, want 2", total)
 	}
 }

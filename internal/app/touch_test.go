@@ -186,6 +186,18 @@ func TestTouchRedirect(t *testing.T) {
 			if people != 2 || bots != 2 {
 				t.Errorf("touches by the hour %+v, want 2 people and 2 bots", hours.Hours)
 			}
+			// The same for its campaign, summed over the campaign's touchpoints (this one).
+			hours.Hours = nil
+			if st := s.call(t, key, "GET", "/api/v1/campaigns/"+c.ID+"/touches", nil, &hours); st != http.StatusOK || len(hours.Hours) == 0 {
+				t.Fatalf("the campaign's touches by the hour: %d, %+v", st, hours.Hours)
+			}
+			people, bots = 0, 0
+			for _, h := range hours.Hours {
+				people, bots = people+h.Touches, bots+h.BotTouches
+			}
+			if people != 2 || bots != 2 {
+				t.Errorf("the campaign's touches by the hour %+v, want 2 people and 2 bots", hours.Hours)
+			}
 			if st := s.call(t, key, "GET", "/api/v1/touchpoints/"+tp.ID+"/touches?days=soon", nil, nil); st != http.StatusBadRequest {
 				t.Errorf("days=soon: %d, want 400", st)
 			}

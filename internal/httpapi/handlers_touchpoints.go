@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -354,6 +355,15 @@ func qrFileName(t touchpoint.Touchpoint, serial int64, ext string) string {
 // touchHours serves a touchpoint's touches per hour over the last days (1 to 400, 30 by default): the hours
 // that have any, oldest first, for its chart of touches over time.
 func (s *Server) touchHours(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+	s.serveTouchHours(w, r, s.Touchpoints.TouchHours)
+}
+
+// campaignTouchHours serves the same, summed over the touchpoints in a campaign.
+func (s *Server) campaignTouchHours(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+	s.serveTouchHours(w, r, s.Touchpoints.CampaignTouchHours)
+}
+
+func (s *Server) serveTouchHours(w http.ResponseWriter, r *http.Request, read func(ctx context.Context, id string, from, to time.Time) ([]touchpoint.TouchHour, error)) {
 	days, err := queryInt(r, "days", 30, 400)
 	if err != nil {
 		s.fail(w, r, err)
@@ -361,7 +371,7 @@ func (s *Server) touchHours(w http.ResponseWriter, r *http.Request, _ auth.Princ
 	}
 	// The window ends with the hour in progress, by the system's clock (the server has no Clock of its own).
 	to := time.Now().UTC().Truncate(time.Hour).Add(time.Hour)
-	hours, err := s.Touchpoints.TouchHours(r.Context(), r.PathValue("id"), to.Add(-time.Duration(max(days, 1))*24*time.Hour), to)
+	hours, err := read(r.Context(), r.PathValue("id"), to.Add(-time.Duration(max(days, 1))*24*time.Hour), to)
 	if err != nil {
 		s.fail(w, r, err)
 		return

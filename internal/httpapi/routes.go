@@ -41,6 +41,7 @@ func (s *Server) routes() {
 	s.api("PATCH /api/v1/campaigns/{id}", writers, s.updateCampaign)
 	s.api("POST /api/v1/campaigns/{id}/pause", writers, s.pauseCampaign)
 	s.api("POST /api/v1/campaigns/{id}/resume", writers, s.resumeCampaign)
+	s.api("GET /api/v1/campaigns/{id}/touches", readers, s.campaignTouchHours)
 
 	s.api("GET /api/v1/touchpoints", readers, s.listTouchpoints)
 	s.api("POST /api/v1/touchpoints", writers, s.createTouchpoint)

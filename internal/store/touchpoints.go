@@ -307,6 +307,19 @@ func (db *DB) AddTouchCounts(ctx context.Context, c touchpoint.TouchCounts) erro
 	})
 }
 
+// CampaignTouchHours returns the touches per hour in [from, to) of the touchpoints in a campaign now, summed
+// (TouchpointID empty), the hours that have any, in order.
+func (db *DB) CampaignTouchHours(ctx context.Context, campaignID string, from, to time.Time) ([]touchpoint.TouchHour, error) {
+	return queryAll(ctx, db, "store.campaign_touch_hours", func(row interface{ Scan(...any) error }) (touchpoint.TouchHour, error) {
+		var h touchpoint.TouchHour
+		err := row.Scan(&h.Hour, &h.Touches, &h.BotTouches)
+		h.Hour = h.Hour.UTC()
+		return h, err
+	}, `SELECT h.hour, sum(h.touches), sum(h.bot_touches) FROM touch_hours h JOIN touchpoints t ON t.id = h.touchpoint_id
+		WHERE t.campaign_id = $1 AND h.hour >= $2 AND h.hour < $3 GROUP BY h.hour ORDER BY h.hour`,
+		campaignID, from.UTC(), to.UTC())
+}
+
 // TouchHours returns a touchpoint's touches per hour in [from, to), the hours that have any, in order.
 func (db *DB) TouchHours(ctx context.Context, touchpointID string, from, to time.Time) ([]touchpoint.TouchHour, error) {
 	return queryAll(ctx, db, "store.touch_hours", func(row interface{ Scan(...any) error }) (touchpoint.TouchHour, error) {

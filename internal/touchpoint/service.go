@@ -248,17 +248,35 @@ const MaxTouchHoursRange = 400 * 24 * time.Hour
 // TouchHours returns a touchpoint's touches per hour from from to to (hours that have any, in order): what its
 // chart of touches over time draws.
 func (s *Service) TouchHours(ctx context.Context, id string, from, to time.Time) ([]TouchHour, error) {
-	const op = "touchpoint.touch_hours"
-	if !from.Before(to) {
-		return nil, hearth.Errorf(hearth.Invalid, op, "from must be before to")
-	}
-	if to.Sub(from) > MaxTouchHoursRange {
-		return nil, hearth.Errorf(hearth.Invalid, op, "from and to must be at most 400 days apart")
+	if err := checkHoursRange("touchpoint.touch_hours", from, to); err != nil {
+		return nil, err
 	}
 	if _, err := s.store.Touchpoint(ctx, id); err != nil {
 		return nil, err
 	}
 	return s.store.TouchHours(ctx, id, from.UTC(), to.UTC())
+}
+
+// CampaignTouchHours is TouchHours summed over the touchpoints in a campaign now (a touchpoint moved to it
+// brings the touches it had before along).
+func (s *Service) CampaignTouchHours(ctx context.Context, id string, from, to time.Time) ([]TouchHour, error) {
+	if err := checkHoursRange("touchpoint.campaign_touch_hours", from, to); err != nil {
+		return nil, err
+	}
+	if _, err := s.store.Campaign(ctx, id); err != nil {
+		return nil, err
+	}
+	return s.store.CampaignTouchHours(ctx, id, from.UTC(), to.UTC())
+}
+
+func checkHoursRange(op string, from, to time.Time) error {
+	if !from.Before(to) {
+		return hearth.Errorf(hearth.Invalid, op, "from must be before to")
+	}
+	if to.Sub(from) > MaxTouchHoursRange {
+		return hearth.Errorf(hearth.Invalid, op, "from and to must be at most 400 days apart")
+	}
+	return nil
 }
 
 // CampaignTotals are a campaign's touchpoints and their touches by people.

@@ -162,6 +162,8 @@ type Store interface {
 	TouchStats(ctx context.Context) ([]TouchStats, error)
 	// TouchHours returns a touchpoint's touches per hour in [from, to): the hours with any, in order.
 	TouchHours(ctx context.Context, touchpointID string, from, to time.Time) ([]TouchHour, error)
+	// CampaignTouchHours is TouchHours summed over the touchpoints in a campaign now.
+	CampaignTouchHours(ctx context.Context, campaignID string, from, to time.Time) ([]TouchHour, error)
 
 	CreateRevocation(ctx context.Context, r Revocation) error
 	Revocations(ctx context.Context, touchpointID string) ([]Revocation, error)

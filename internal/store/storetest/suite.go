@@ -37,6 +37,7 @@ func Run(t *testing.T, open Opener) {
 		{"ReserveSerials", testReserveSerials},
 		{"Revocations", testRevocations},
 		{"TouchCounts", testTouchCounts},
+		{"CampaignTouchHours", testCampaignTouchHours},
 		{"SigningKeys", testSigningKeys},
 		{"CodeBatches", testCodeBatches},
 		{"CodeBatchClaims", testCodeBatchClaims},

@@ -204,6 +204,32 @@ func testTouchCounts(t *testing.T, db *store.DB, clock *Clock) {
 	}
 }
 
+// A campaign's touches by the hour are those of the touchpoints in it, summed.
+func testCampaignTouchHours(t *testing.T, db *store.DB, clock *Clock) {
+	now := clock.Now()
+	c := touchpoint.Campaign{ID: hearth.NewID(), Name: "Spring", Status: touchpoint.StatusActive, CreatedAt: now, UpdatedAt: now}
+	must(t, db.CreateCampaign(ctx, c))
+	poster, card, other := newTouchpoint(clock, "poster", touchpoint.ChannelPoster, c.ID), newTouchpoint(clock, "card", touchpoint.ChannelCard, c.ID),
+		newTouchpoint(clock, "other", touchpoint.ChannelAd, "")
+	for _, tp := range []touchpoint.Touchpoint{poster, card, other} {
+		_, err := db.CreateTouchpoint(ctx, tp)
+		must(t, err)
+	}
+	h := now.UTC().Truncate(time.Hour)
+	must(t, db.AddTouchCounts(ctx, touchpoint.TouchCounts{Hours: []touchpoint.TouchHour{
+		{TouchpointID: poster.ID, Hour: h, Touches: 2, BotTouches: 1},
+		{TouchpointID: card.ID, Hour: h, Touches: 3},
+		{TouchpointID: card.ID, Hour: h.Add(time.Hour), Touches: 1},
+		{TouchpointID: other.ID, Hour: h, Touches: 50},
+	}, HoursThrough: 10}))
+	got, err := db.CampaignTouchHours(ctx, c.ID, h.Add(-time.Hour), h.Add(3*time.Hour))
+	must(t, err)
+	want := []touchpoint.TouchHour{{Hour: h, Touches: 5, BotTouches: 1}, {Hour: h.Add(time.Hour), Touches: 1}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("the campaign's hours (-want +got):\n%s", diff)
+	}
+}
+
 func testSigningKeys(t *testing.T, db *store.DB, clock *Clock) {
 	first, err := db.CreateSigningKey(ctx, []byte{1, 2, 3}, clock.Now())
 	must(t, err)

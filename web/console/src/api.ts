@@ -869,6 +869,9 @@ export const api = {
   /** The hours with touches over the last days (1 to 400), oldest first. */
   touchHours: (id: string, days = 30) =>
     request<{ hours: TouchHour[] | null }>('GET', `/touchpoints/${enc(id)}/touches` + query({ days })).then((l) => l.hours ?? []),
+  /** The same, summed over the touchpoints in a campaign. */
+  campaignTouchHours: (id: string, days = 30) =>
+    request<{ hours: TouchHour[] | null }>('GET', `/campaigns/${enc(id)}/touches` + query({ days })).then((l) => l.hours ?? []),
   revocations: (id: string) => request<List<Revocation>>('GET', `/touchpoints/${enc(id)}/revocations`).then(items),
   revoke: (id: string, r: RevocationInput) => request<Revocation>('POST', `/touchpoints/${enc(id)}/revocations`, r),
 
