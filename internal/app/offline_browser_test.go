@@ -17,7 +17,7 @@ import (
 // says 1 imported, lists the bad row by its line with the reason, and names the column it ignored; the same
 // file again imports nothing twice. On the touchpoint page a member of staff records one more touch by email,
 // and the touch counter, the chart of touches over time and the last 14 days in the touchpoints and the
-// campaigns lists show all of them.
+// campaigns lists show all of them; the touchpoints list sorts by touches and by name.
 func TestBrowserOfflineTouches(t *testing.T) {
 	cfg := browserConfig(t, "sqlite")
 	cfg.Admin = AdminConfig{Email: "admin@example.com", Password: "a long admin password"}
@@ -28,6 +28,12 @@ func TestBrowserOfflineTouches(t *testing.T) {
 	}
 	tp, err := s.app.touch.CreateTouchpoint(context.Background(), touchpoint.Touchpoint{Name: "Jing'an counter",
 		Channel: touchpoint.ChannelStore, DestinationURL: "https://shop.example/store", CampaignID: campaign.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another, newer, that nobody touches: the list puts it first, unless sorted by touches.
+	other, err := s.app.touch.CreateTouchpoint(context.Background(), touchpoint.Touchpoint{Name: "Anting counter",
+		Channel: touchpoint.ChannelStore, DestinationURL: "https://shop.example/store"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,17 +117,37 @@ func TestBrowserOfflineTouches(t *testing.T) {
 	if pressed := read(t, ctx, "7 days", chromedp.Attributes(tid("touch-days-7"))); pressed["aria-pressed"] != "true" {
 		t.Errorf("the 7 days button is not pressed: %v", pressed)
 	}
+	tpSpark := `[data-testid="touchpoint-row"][data-touchpoint-id="` + tp.ID + `"] [data-testid="touch-sparkline"]`
 	do(t, ctx, "the touchpoints list draws its last 14 days",
 		chromedp.Click(tid("nav-touchpoints")),
 		chromedp.WaitVisible(tid("touchpoints-table")),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="touch-sparkline"][data-loaded="true"] svg`)),
+		chromedp.WaitVisible(chromedp.CSS(tpSpark+`[data-loaded="true"] svg`)),
 	)
-	spark := read(t, ctx, "sparkline", chromedp.Attributes(tid("touch-sparkline")))
+	spark := read(t, ctx, "sparkline", chromedp.Attributes(chromedp.CSS(tpSpark)))
 	if spark["data-total"] != "2" || spark["title"] != "2 touches by people in the last 14 days" {
 		t.Errorf("the list's sparkline: total %q, title %q; want both touches", spark["data-total"], spark["title"])
 	}
-	if bars := count(t, ctx, `[data-testid="touch-sparkline"] rect`); bars != 14 {
+	if bars := count(t, ctx, tpSpark+` rect`); bars != 14 {
 		t.Errorf("%d bars, want one a day for 14 days", bars)
+	}
+	firstRow := func() string {
+		return read(t, ctx, "first row", chromedp.Attributes(tid("touchpoint-row")))["data-touchpoint-id"]
+	}
+	if first := firstRow(); first != other.ID {
+		t.Errorf("newest first, the first row is %s, want the newer touchpoint", first)
+	}
+	do(t, ctx, "sort by touches", chromedp.Click(tid("sort-touches")),
+		chromedp.WaitVisible(chromedp.CSS(`th[aria-sort="descending"] [data-testid="sort-touches"]`)))
+	if first := firstRow(); first != tp.ID {
+		t.Errorf("by touches, the first row is %s, want the touched one", first)
+	}
+	if loc := read(t, ctx, "address", chromedp.Evaluate[string](`location.search`)); !strings.Contains(loc, "sort=touches") {
+		t.Errorf("the address %q does not keep the order", loc)
+	}
+	do(t, ctx, "sort by name", chromedp.Click(tid("sort-name")),
+		chromedp.WaitVisible(chromedp.CSS(`th[aria-sort="ascending"] [data-testid="sort-name"]`)))
+	if first := firstRow(); first != other.ID {
+		t.Errorf("by name, the first row is %s, want Anting counter", first)
 	}
 	campaignSpark := chromedp.CSS(`[data-testid="campaign-row"][data-campaign-id="` + campaign.ID + `"] [data-testid="touch-sparkline"]`)
 	do(t, ctx, "and so does the campaigns list, for the touchpoint's campaign",
