@@ -200,6 +200,11 @@ func TestBrowserSegments(t *testing.T) {
 	if tip := read(t, ctx, "tooltip", chromedp.Text(chromedp.CSS(`[data-testid="chart-tooltip"] strong`))); tip != "2" {
 		t.Errorf("the chart's tooltip at its end says %q, want 2", tip)
 	}
+	do(t, ctx, "the last 7 days",
+		chromedp.Click(tid("growth-days-7")),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="growth-days-7"][aria-pressed="true"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="segment-chart"] svg`)),
+	)
 
 	// The export is a link the session cookie authorises, as the numbered codes' ZIP is.
 	href := read(t, ctx, "export link", chromedp.Attributes(tid("segment-export")))["href"]
