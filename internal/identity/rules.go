@@ -345,7 +345,7 @@ func ParseRules(data []byte) (Rules, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil {
-		return Rules{}, invalid([]Problem{{Field: "rules", Msg: "not valid JSON of identity rules: " + jsonProblem(err)}})
+		return Rules{}, invalid([]Problem{{Field: "rules", Msg: "not valid JSON of identity rules: " + JSONProblem(err)}})
 	}
 	if dec.More() {
 		return Rules{}, invalid([]Problem{{Field: "rules", Msg: "not valid JSON of identity rules: data after the rules"}})
@@ -386,8 +386,8 @@ func ParseRules(data []byte) (Rules, error) {
 	return Rules{compile(s)}, nil
 }
 
-// jsonProblem words a JSON error without Go's type names.
-func jsonProblem(err error) string {
+// JSONProblem words a JSON decoding error without Go's type names, for the settings that people write.
+func JSONProblem(err error) string {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
@@ -397,7 +397,7 @@ func jsonProblem(err error) string {
 		if typ.Field != "" {
 			return typ.Field + " has the wrong type"
 		}
-		return "the rules must be a JSON object"
+		return "it must be a JSON object"
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		return "unknown member " + strings.TrimPrefix(err.Error(), "json: unknown field ")
 	}

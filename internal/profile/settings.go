@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hearth-cdp/hearth"
+	"github.com/hearth-cdp/hearth/internal/identity"
 )
 
 // Settings are what an admin configures of profiles beyond identity resolution: how each source's fields map
@@ -214,7 +215,7 @@ func ParseSettings(data []byte) (Settings, error) {
 	d.DisallowUnknownFields()
 	if err := d.Decode(&s); err != nil {
 		return s, &hearth.Error{Kind: hearth.Invalid, Op: "profile.settings", Code: "invalid_profile_settings",
-			Msg: fmt.Sprintf("The profile settings are not valid JSON of the expected shape: %v.", err)}
+			Msg: fmt.Sprintf("The profile settings are not valid JSON of the expected shape: %s.", identity.JSONProblem(err)), Err: err}
 	}
 	return s, s.Validate()
 }

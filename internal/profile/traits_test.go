@@ -2,11 +2,13 @@ package profile
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/collect"
 	"github.com/hearth-cdp/hearth/internal/identity"
 )
@@ -236,6 +238,11 @@ func TestSettingsValidate(t *testing.T) {
 	if _, err := ParseSettings([]byte(`{"mappings":[],"colour":"red"}`)); err == nil {
 		t.Error("ParseSettings accepted an unknown field")
 	}
+	var e *hearth.Error
+	if _, err := ParseSettings([]byte(`{"mappings":[{"source_id":"crm","fields":[{"from":1}]}]}`)); !errors.As(err, &e) ||
+		!strings.Contains(e.Msg, "mappings.fields.from has the wrong type") || strings.Contains(e.Msg, "Go ") {
+		t.Errorf("ParseSettings of a number for a field's name: %v; the message must name the member without Go's types", err)
+	}
 	s, err := ParseSettings([]byte(`{"lifecycle":{"conversion_events":["Paid"]}}`))
 	if err != nil || s.Lifecycle.ConversionEvents[0] != "Paid" {
 		t.Errorf("ParseSettings = %+v, %v", s, err)
@@ -273,4 +280,39 @@ func TestConfigJSON(t *testing.T) {
 	if !strings.Contains(string(def), `"mappings":[]`) || !strings.Contains(string(def), `"identity":{"phone_region":"CN"`) {
 		t.Errorf("the default config as JSON: %s", def)
 	}
+}
+
+// FuzzParseConfig checks that reading the profile settings (identity rules, mappings, traits, lifecycle)
+// never panics, that a refusal is an Invalid error, and that settings it accepts read back from their own JSON
+// as the same settings.
+func FuzzParseConfig(f *testing.F) {
+	for _, s := range []string{`{}`, `{"identity":{"phone_region":"HK"},"lifecycle":{"conversion_events":["Paid"]},
+		"mappings":[{"source_id":"wechat","fields":[{"from":"nickname","to":"name"},{"from":"sex","to":"gender","values":{"1":"male","2":"female"}}]}]}`,
+		`{"identity":{"types":[{"type":"user_id"},{"type":"member_no","limit":2,"junk":["-"],"fields":["traits.member_no"]},{"type":"email","limit":5}]}}`,
+		`{"traits":[{"name":"name","precedence":"source_priority","sources":["crm","wechat"]},{"name":"city","precedence":"first_seen"}]}`,
+		`{"mappings":[{"source_id":"crm","fields":[{"from":"mobile","to":"phone","type":"string"},{"from":"score","to":"score","type":"number"}]}]}`,
+		`{"identity":{"types":[{"type":"shoe_size"}]}}`, `{"identity":{"phone_region":"XX"}}`, `{"traits":[{"name":"x","precedence":"loudest"}]}`,
+		`{"colour":1}`, `[]`, `null`, `{"identity":[]}`, `{"lifecycle":{"activation_events":[""]}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseConfig(data)
+		if err != nil {
+			if hearth.KindOf(err) != hearth.Invalid {
+				t.Fatalf("ParseConfig(%q): %v, want an Invalid error", data, err)
+			}
+			return
+		}
+		out, err := json.Marshal(c)
+		if err != nil {
+			t.Fatalf("MarshalJSON of %q: %v", data, err)
+		}
+		again, err := ParseConfig(out)
+		if err != nil {
+			t.Fatalf("ParseConfig(%q) accepted it, but not its own JSON %s: %v", data, out, err)
+		}
+		if out2, _ := json.Marshal(again); string(out2) != string(out) {
+			t.Fatalf("%q reads back differently:\n%s\n%s", data, out, out2)
+		}
+	})
 }
