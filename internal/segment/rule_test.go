@@ -1,10 +1,12 @@
 package segment
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 
 	"github.com/hearth-cdp/hearth"
+	"github.com/hearth-cdp/hearth/internal/identity"
 )
 
 // FuzzParseRule checks that reading a rule never panics, that a refusal is an Invalid error naming where it
@@ -56,6 +58,44 @@ func FuzzParseRule(f *testing.F) {
 		}
 		if out2, _ := marshalRule(again); string(out2) != string(out) {
 			t.Fatalf("%q reads back differently:\n%s\n%s", data, out, out2)
+		}
+	})
+}
+
+// FuzzReadList checks that reading an uploaded list never panics, and that what it keeps are normalised email
+// addresses and phone numbers, each once, with every rejected line named within the upload.
+func FuzzReadList(f *testing.F) {
+	for _, s := range []string{"li.lei@example.com\n13812345678\n", "\uFEFFEmail,Mobile,Name\nA@QQ.com,+86 138 1234 5678,李雷\n,,x\n",
+		"phone\n010-6552 9988\nnot a phone\n", "\"a@b.cn\",\"x\"\"y\n", "a\"b@c.cn\n", "email;phone\r\na@b.cn;1\r\n", "\n\n", ""} {
+		f.Add([]byte(s))
+	}
+	rules := identity.DefaultRules()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		items, res, err := readList(data, rules)
+		if err != nil {
+			if hearth.KindOf(err) != hearth.Invalid {
+				t.Fatalf("readList(%q): %v, want an Invalid error", data, err)
+			}
+			return
+		}
+		if res.Items != len(items) {
+			t.Fatalf("readList(%q) reports %d items and returns %d", data, res.Items, len(items))
+		}
+		seen := map[identity.Identifier]bool{}
+		for _, id := range items {
+			if id.Type != identity.Email && id.Type != identity.Phone {
+				t.Fatalf("readList(%q) kept %v", data, id)
+			}
+			if again, ok := rules.Normalize(id.Type, id.Value); !ok || again != id || seen[id] {
+				t.Fatalf("readList(%q) kept %v, not normalised or twice", data, id)
+			}
+			seen[id] = true
+		}
+		lines := bytes.Count(data, []byte("\n")) + 1
+		for _, r := range res.Rejected {
+			if r.Line < 1 || r.Line > lines || r.Reason == "" {
+				t.Fatalf("readList(%q) rejects line %d of %d: %q", data, r.Line, lines, r.Reason)
+			}
 		}
 	})
 }

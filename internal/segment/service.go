@@ -340,15 +340,15 @@ func readList(data []byte, rules identity.Rules) ([]identity.Identifier, ListRes
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		line, _ := r.FieldPos(0)
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
-				reject(pe.Line, "not valid CSV: %v", pe.Err)
+				reject(pe.StartLine, "not valid CSV: %v", pe.Err)
 				continue
 			}
 			return nil, res, hearth.Errorf(hearth.Invalid, "segment.list", "The list cannot be read as CSV: %v.", err)
 		}
+		line, _ := r.FieldPos(0) // only after a record was read: FieldPos panics after an error
 		if lineNo > maxListLines {
 			return nil, res, hearth.Errorf(hearth.Invalid, "segment.list", "A list has at most %d lines.", maxListLines)
 		}
