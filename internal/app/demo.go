@@ -81,7 +81,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	go func() { writerDone <- events.Run(writerCtx) }()
 
 	fmt.Fprintf(stderr, "hearth demo: %d people over %d days (seed %d) into the %s store\n", *people, *days, *seed, db.Engine())
-	var last time.Time
+	last := time.Now() // the first line after a second: a small world needs none
 	sum, runErr := demo.Run(ctx, demo.Services{
 		Sources: collect.NewSources(db, clock), Touchpoints: touch, Resolver: touchResolver{touch}, Log: events,
 	}, demo.Options{People: *people, Days: *days, Seed: *seed, Now: clock.Now(), Progress: func(s demo.Summary) {
@@ -89,7 +89,8 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 			return
 		}
 		last = time.Now()
-		fmt.Fprintf(stderr, "  %d people, %d events, %.0f events/s\n", s.People, s.Events, rate(s.Events, s.Elapsed))
+		// People are made a part ahead of their events' appending: say so, or the two counts look at odds.
+		fmt.Fprintf(stderr, "  %d people made, %d events appended, %.0f events/s\n", s.People, s.Events, rate(s.Events, s.Elapsed))
 	}}, f)
 	stopWriter()
 	runErr = errors.Join(runErr, <-writerDone, f.Close())

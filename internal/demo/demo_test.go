@@ -273,7 +273,7 @@ func TestDemoRunWritesAll(t *testing.T) {
 // The log reads as live traffic would: within each part of OrderEvents events (of whole people), every
 // event in time order, each person's in the order the story told them; the parts follow the people.
 func TestDemoAppendsInTimeOrder(t *testing.T) {
-	const people, part = 400, 1500
+	const people, part = 400, 1000
 	gen := generate(t, Options{People: people, Days: 30, Seed: 5})
 	var parts [][]string // the message ids each part should hold
 	var ids []string

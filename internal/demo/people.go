@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -144,7 +145,9 @@ func (g *Generator) story(i int, shared *device) personOut {
 	s.truth.Name = name
 	now := g.opts.Now
 	span := time.Duration(g.opts.Days) * 24 * time.Hour
-	s.t = now.Add(-span + time.Duration(g.rng.Int64N(int64(span*9/10))))
+	// People arrive all through the span, the last of them within the hour; a story that reaches today goes on
+	// after it, unwritten, so the world is as busy in its last days as in the weeks before them.
+	s.t = now.Add(-span + time.Duration(g.rng.Int64N(int64(span-time.Hour))))
 	s.end = now.Add(-time.Minute)
 
 	// Devices: a phone, often a desktop, sometimes the app; a family member's tablet.
@@ -210,6 +213,24 @@ func (g *Generator) story(i int, shared *device) personOut {
 			}
 		}
 		d := &s.devices[di]
+		// Some visits start from a touchpoint again (an ad, a poster in a store, a pack): touches go on until
+		// today, and a person's first and last touch differ. On a browser of their own: a shared tablet's
+		// touches would belong to no one person.
+		if d.kind != appDevice && d.anon != s.shared && g.rng.IntN(100) < 30 {
+			again := g.env.Touchpoints[g.rng.IntN(len(g.env.Touchpoints))]
+			switch again.spec.kind() {
+			case touchWeChat: // a follower scans the account's code again; others pass it by
+				if s.truth.WeChatOpenID != "" {
+					s.touch(again, "wechat", s.truth.WeChatOpenID, nil)
+				}
+			case touchAd:
+				s.touch(again, "link", d.anon, d)
+				s.page(d, again.spec.path, again.Token)
+			default:
+				s.touch(again, "link", d.anon, d)
+				s.page(d, again.spec.path, "")
+			}
+		}
 		s.page(d, "/", "")
 		for v := g.rng.IntN(4); v > 0; v-- {
 			s.productView(d)
@@ -261,6 +282,12 @@ func (g *Generator) story(i int, shared *device) personOut {
 			}
 		}
 	}
+	// The identifiers of the story's unwritten future are no one's yet.
+	s.truth.UserID = s.sent("user_id", s.truth.UserID)
+	s.truth.Emails = slices.DeleteFunc(s.truth.Emails, func(e string) bool { return s.sent("email", e) == "" })
+	s.truth.Phones = slices.DeleteFunc(s.truth.Phones, func(p string) bool { return s.sent("phone", p) == "" })
+	s.truth.WeChatOpenID = s.sent(collect.WeChatOpenIDType, s.truth.WeChatOpenID)
+	s.truth.WeChatUnionID = s.sent("wechat_unionid", s.truth.WeChatUnionID)
 	if s.truth.WeChatOpenID != "" {
 		s.truth.AnonymousIDs = append(s.truth.AnonymousIDs, s.truth.WeChatOpenID) // WeChat touches carry it as anonymousId
 	}
@@ -288,19 +315,22 @@ type storyState struct {
 }
 
 func (s *storyState) advance(d time.Duration) {
-	next := s.t.Add(d + time.Duration(s.g.rng.IntN(3600))*time.Second)
-	if next.After(s.end) { // the story is near today: what is left of it happens sooner
-		next = s.t.Add(s.end.Sub(s.t) / 2)
-	}
-	s.t = next
+	s.t = s.t.Add(d + time.Duration(s.g.rng.IntN(3600))*time.Second)
 }
 
-func (s *storyState) tick() time.Time {
+// tick moves the story on to its next event and reports whether that is still before today: what comes
+// after is not written.
+func (s *storyState) tick() (time.Time, bool) {
 	s.t = s.t.Add(time.Duration(5+s.g.rng.IntN(120)) * time.Second)
-	if s.t.After(s.end) {
-		s.t = s.end
+	return s.t, !s.t.After(s.end) && s.err == nil
+}
+
+// sent returns value if an event of the story carried it as an identifier of type typ, or "".
+func (s *storyState) sent(typ, value string) string {
+	if _, ok := s.links.parent[typ+":"+value]; !ok || value == "" {
+		return ""
 	}
-	return s.t
+	return value
 }
 
 func (s *storyState) use(d *device) {
@@ -353,12 +383,13 @@ var (
 	messageIDFirst = func() string { return "" }
 )
 
-// emit normalises a Segment event as the collector does and keeps it.
-func (s *storyState) emit(sourceID string, d *device, e segEvent) {
-	if s.err != nil {
-		return
+// emit normalises a Segment event as the collector does and keeps it, and reports whether it did: not after
+// today.
+func (s *storyState) emit(sourceID string, d *device, e segEvent) bool {
+	at, ok := s.tick()
+	if !ok {
+		return false
 	}
-	at := s.tick()
 	e.MessageID = s.g.uuid()
 	e.Timestamp = at.Format(time.RFC3339Nano)
 	if e.Context.Library == nil {
@@ -377,13 +408,13 @@ func (s *storyState) emit(sourceID string, d *device, e segEvent) {
 	raw, err := json.Marshal(e)
 	if err != nil {
 		s.err = err
-		return
+		return false
 	}
 	req := collect.Request{ReceivedAt: at.Add(time.Duration(50+s.g.rng.IntN(900)) * time.Millisecond)}
 	ev, err := collect.Normalize(raw, "", req, messageIDFirst, noop)
 	if err != nil {
 		s.err = fmt.Errorf("demo: %s event refused: %w (%s)", e.Type, err, raw)
-		return
+		return false
 	}
 	ev.SourceID = sourceID
 	s.evs = append(s.evs, ev)
@@ -407,6 +438,7 @@ func (s *storyState) emit(sourceID string, d *device, e segEvent) {
 		keys = append(keys, x.Type+":"+x.ID)
 	}
 	s.link(keys)
+	return true
 }
 
 // link records that one event carried these identifiers (empty values and a shared device left out).
@@ -473,10 +505,10 @@ func (l *linker) groups() [][]string {
 }
 
 func (s *storyState) touch(p Placed, via, anon string, d *device) {
-	if s.err != nil {
+	at, ok := s.tick()
+	if !ok {
 		return
 	}
-	at := s.tick()
 	t := collect.Touch{Resolved: p.Resolved, Token: p.Token, Via: via, AnonymousID: anon, MessageID: s.g.uuid(), At: at,
 		ReceivedAt: at.Add(time.Duration(20+s.g.rng.IntN(300)) * time.Millisecond)}
 	if d != nil {
@@ -488,7 +520,10 @@ func (s *storyState) touch(p Placed, via, anon string, d *device) {
 		if s.truth.WeChatUnionID != "" {
 			t.ExternalIDs = append(t.ExternalIDs, collect.ExternalID{Type: "wechat_unionid", ID: s.truth.WeChatUnionID})
 		}
-		t.Properties = json.RawMessage(`{"wechat_event":"subscribe"}`)
+		t.Properties = json.RawMessage(`{"new_follower":true}`) // as the WeChat callback records a subscribe
+		if s.truth.touches > 0 {                                // a follower's scan (SCAN)
+			t.Properties = json.RawMessage(`{"new_follower":false}`)
+		}
 	}
 	ev, err := t.Event(collect.TouchSourceID, messageIDFirst)
 	if err != nil {
@@ -545,19 +580,22 @@ func (s *storyState) register(d *device) {
 	if len(s.truth.Phones) > 0 {
 		traits["phone"] = s.phoneWritten
 	}
+	junk := ""
 	if s.g.rng.IntN(100) < 8 {
 		if _, ok := traits["email"]; !ok {
-			j := junkEmails[s.g.rng.IntN(len(junkEmails))]
-			traits["email"] = j
-			s.truth.Junk = append(s.truth.Junk, j)
+			junk = junkEmails[s.g.rng.IntN(len(junkEmails))]
+			traits["email"] = junk
 		} else if _, ok := traits["phone"]; !ok {
-			j := junkPhones[s.g.rng.IntN(len(junkPhones))]
-			traits["phone"] = j
-			s.truth.Junk = append(s.truth.Junk, j)
+			junk = junkPhones[s.g.rng.IntN(len(junkPhones))]
+			traits["phone"] = junk
 		}
 	}
-	s.identified = true
-	s.identify(d, traits)
+	if s.identify(d, traits) {
+		s.identified = true
+		if junk != "" {
+			s.truth.Junk = append(s.truth.Junk, junk)
+		}
+	}
 }
 
 func upperFirst(s string) string {
@@ -571,9 +609,8 @@ func (s *storyState) signIn(d *device) {
 	s.identify(d, nil)
 }
 
-func (s *storyState) identify(d *device, traits map[string]any) {
-	e := segEvent{Type: "identify", UserID: s.truth.UserID, Traits: traits}
-	s.emit(s.sourceFor(d), d, e)
+func (s *storyState) identify(d *device, traits map[string]any) bool {
+	return s.emit(s.sourceFor(d), d, segEvent{Type: "identify", UserID: s.truth.UserID, Traits: traits})
 }
 
 func (s *storyState) order(d *device) {
@@ -585,10 +622,11 @@ func (s *storyState) order(d *device) {
 		items = append(items, map[string]any{"product_id": p.sku, "name": p.name, "price": p.price, "quantity": 1})
 		revenue += p.price
 	}
-	s.emit(s.sourceFor(d), d, segEvent{Type: "track", Event: "Order Completed", UserID: s.truth.UserID,
-		Properties: map[string]any{"order_id": "O" + s.g.hex(12), "revenue": revenue, "currency": "CNY", "products": items}})
-	s.truth.orders++
-	s.truth.revenue += int64(revenue)
+	if s.emit(s.sourceFor(d), d, segEvent{Type: "track", Event: "Order Completed", UserID: s.truth.UserID,
+		Properties: map[string]any{"order_id": "O" + s.g.hex(12), "revenue": revenue, "currency": "CNY", "products": items}}) {
+		s.truth.orders++
+		s.truth.revenue += int64(revenue)
+	}
 }
 
 func (s *storyState) wechatBind() {
@@ -607,10 +645,11 @@ func (s *storyState) offlineOrder() {
 	if len(s.truth.Phones) > 0 {
 		traits = map[string]any{"phone": s.phoneWritten}
 	}
-	s.emit(s.g.env.Sources[collect.KindOffline], nil, segEvent{Type: "track", Event: "Order Completed", UserID: s.truth.UserID,
+	if s.emit(s.g.env.Sources[collect.KindOffline], nil, segEvent{Type: "track", Event: "Order Completed", UserID: s.truth.UserID,
 		Properties: map[string]any{"order_id": "POS-" + s.g.hex(10), "revenue": p.price, "currency": "CNY", "store": store.name,
 			"products": []map[string]any{{"product_id": p.sku, "name": p.name, "price": p.price, "quantity": 1}}},
-		Context: segContext{Library: serverLibrary, Traits: traits}})
-	s.truth.orders++
-	s.truth.revenue += int64(p.price)
+		Context: segContext{Library: serverLibrary, Traits: traits}}) {
+		s.truth.orders++
+		s.truth.revenue += int64(p.price)
+	}
 }
