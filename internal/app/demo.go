@@ -12,6 +12,7 @@ import (
 	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/collect"
 	"github.com/hearth-cdp/hearth/internal/demo"
+	"github.com/hearth-cdp/hearth/internal/profile"
 	"github.com/hearth-cdp/hearth/internal/store"
 	"github.com/hearth-cdp/hearth/internal/touchpoint"
 )
@@ -84,6 +85,13 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	last := time.Now() // the first line after a second: a small world needs none
 	sum, runErr := demo.Run(ctx, demo.Services{
 		Sources: collect.NewSources(db, clock), Touchpoints: touch, Resolver: touchResolver{touch}, Log: events,
+		ProfileSettings: func(ctx context.Context, config []byte) error {
+			if stored, err := db.Setting(ctx, profile.ConfigSetting); err != nil || stored != nil {
+				return err // an admin's settings stay
+			}
+			_, err := profile.NewConfigs(db).Put(ctx, config, "hearth demo")
+			return err
+		},
 	}, demo.Options{People: *people, Days: *days, Seed: *seed, Now: clock.Now(), Progress: func(s demo.Summary) {
 		if time.Since(last) < time.Second {
 			return

@@ -11,6 +11,7 @@ import (
 	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/collect"
 	"github.com/hearth-cdp/hearth/internal/demo"
+	"github.com/hearth-cdp/hearth/internal/profile"
 	"github.com/hearth-cdp/hearth/internal/store"
 	"github.com/hearth-cdp/hearth/internal/touchpoint"
 )
@@ -123,11 +124,34 @@ func TestDemo(t *testing.T) {
 		t.Errorf("%d events (%d touches) in the log, want %d", events, touches, wantEvents)
 	}
 
-	// A store that holds events is refused, unless --force.
+	// The WeChat account's fields are mapped, and a name given elsewhere wins over a nickname.
+	configs := profile.NewConfigs(db)
+	cfg, err := configs.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wechat string
+	for _, s := range sources {
+		if s.Kind == collect.KindWeChat {
+			wechat = s.ID
+		}
+	}
+	if len(cfg.Mappings) != 1 || cfg.Mappings[0].SourceID != wechat || len(cfg.Mappings[0].Fields) != 3 ||
+		cfg.Mappings[0].Fields[1].Values["2"] != "female" || len(cfg.Traits) != 1 || cfg.Traits[0].Sources[3] != wechat {
+		t.Errorf("the demo's profile settings: %+v", cfg.Settings)
+	}
+
+	// A store that holds events is refused, unless --force; settings an admin made stay.
 	if code, _, stderr := runMain(t, env, "demo", "--people", "10"); code != 1 || !strings.Contains(stderr, "--force") {
 		t.Errorf("second run: exit code %d\n%s", code, stderr)
 	}
+	if _, err := configs.Put(ctx, []byte(`{"lifecycle":{"conversion_events":["Paid"]}}`), "admin@example.com"); err != nil {
+		t.Fatal(err)
+	}
 	if code, _, stderr := runMain(t, env, "demo", "--people", "10", "--seed", "2", "--force", "--truth", filepath.Join(dir, "more.json")); code != 0 {
 		t.Errorf("forced run: exit code %d\n%s", code, stderr)
+	}
+	if cfg, err := configs.Get(ctx); err != nil || len(cfg.Mappings) != 0 || cfg.Lifecycle.ConversionEvents[0] != "Paid" {
+		t.Errorf("the forced run changed the admin's settings: %+v, %v", cfg.Settings, err)
 	}
 }

@@ -44,6 +44,9 @@ type Services struct {
 	Touchpoints TouchpointMaker
 	Resolver    collect.TouchResolver // resolves the touchpoints' tokens as the touch link does
 	Log         Log
+	// ProfileSettings stores the brand's profile settings, JSON as the admin API takes them, unless the store
+	// has settings already; nil leaves them alone.
+	ProfileSettings func(ctx context.Context, config []byte) error
 }
 
 // Log is the event log as the demo appends to it (store.EventWriter): several batches at once, their

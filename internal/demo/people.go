@@ -634,8 +634,12 @@ func (s *storyState) wechatBind() {
 	if s.truth.WeChatUnionID != "" {
 		ext = append(ext, collect.ExternalID{Type: "wechat_unionid", ID: s.truth.WeChatUnionID})
 	}
+	// The account's user info: a nickname as people choose them on WeChat ("阿" and the last character of
+	// their name), and sex as WeChat codes it, 1 or 2.
+	name := []rune(s.truth.Name)
+	traits := map[string]any{"wechat_member_card": true, "nickname": "阿" + string(name[len(name)-1]), "sex": 1 + s.g.rng.IntN(2)}
 	s.emit(s.g.env.Sources[collect.KindWeChat], nil, segEvent{Type: "identify", UserID: s.truth.UserID, AnonymousID: s.truth.WeChatOpenID,
-		Traits: map[string]any{"wechat_member_card": true}, Context: segContext{Library: serverLibrary, ExternalIDs: ext}})
+		Traits: traits, Context: segContext{Library: serverLibrary, ExternalIDs: ext}})
 }
 
 func (s *storyState) offlineOrder() {

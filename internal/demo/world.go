@@ -2,6 +2,7 @@ package demo
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -171,7 +172,45 @@ func Setup(ctx context.Context, svc Services, now time.Time) (*Env, Summary, err
 		env.Touchpoints = append(env.Touchpoints, Placed{spec: spec, Token: token, Resolved: res})
 		sum.Touchpoints++
 	}
+	if svc.ProfileSettings != nil {
+		if err := svc.ProfileSettings(ctx, profileSettings(env)); err != nil {
+			return nil, sum, fmt.Errorf("demo: profile settings: %w", err)
+		}
+	}
 	return env, sum, nil
+}
+
+// profileSettings map the WeChat account's user info onto the profile as the console's WeChat mapping does
+// (its nickname is a name, its sex 1, 2 or 0 a gender, its head image an avatar) and let a name given on the
+// website, in the app or at a till win over a WeChat nickname.
+func profileSettings(env *Env) []byte {
+	wechat := env.Sources[collect.KindWeChat]
+	type field struct {
+		From   string            `json:"from"`
+		To     string            `json:"to"`
+		Type   string            `json:"type"`
+		Values map[string]string `json:"values,omitempty"`
+	}
+	type mapping struct {
+		SourceID string  `json:"source_id"`
+		Fields   []field `json:"fields"`
+	}
+	type rule struct {
+		Name       string   `json:"name"`
+		Precedence string   `json:"precedence"`
+		Sources    []string `json:"sources"`
+	}
+	out, _ := json.Marshal(struct {
+		Mappings []mapping `json:"mappings"`
+		Traits   []rule    `json:"traits"`
+	}{
+		Mappings: []mapping{{SourceID: wechat, Fields: []field{{From: "nickname", To: "name", Type: "string"},
+			{From: "sex", To: "gender", Type: "string", Values: map[string]string{"1": "male", "2": "female", "0": "unknown"}},
+			{From: "headimgurl", To: "avatar", Type: "string"}}}},
+		Traits: []rule{{Name: "name", Precedence: "source_priority",
+			Sources: []string{env.Sources[collect.KindWebsite], env.Sources[collect.KindApp], env.Sources[collect.KindOffline], wechat}}},
+	})
+	return out
 }
 
 // FakeEnv is an environment with made-up ids and tokens, for generating without a store.
