@@ -180,21 +180,13 @@ func (g *Generator) story(i int, shared *device) personOut {
 	// First touch.
 	tp := g.rng.IntN(len(g.env.Touchpoints))
 	first := g.env.Touchpoints[tp]
-	d := &s.devices[0]
-	switch first.spec.kind() {
-	case touchWeChat:
+	if first.spec.kind() == touchWeChat {
 		s.truth.WeChatOpenID = "o" + g.hex(27)
 		if g.rng.IntN(2) == 0 {
 			s.truth.WeChatUnionID = "u" + g.hex(27)
 		}
-		s.touch(first, "wechat", s.truth.WeChatOpenID, nil)
-	case touchAd:
-		s.touch(first, "link", d.anon, d)
-		s.page(d, first.spec.path, first.Token)
-	default:
-		s.touch(first, "link", d.anon, d)
-		s.page(d, first.spec.path, "")
 	}
+	s.arrive(first, &s.devices[0])
 
 	// Sessions over the following weeks.
 	sessions := 1 + g.rng.IntN(6)
@@ -217,18 +209,9 @@ func (g *Generator) story(i int, shared *device) personOut {
 		// today, and a person's first and last touch differ. On a browser of their own: a shared tablet's
 		// touches would belong to no one person.
 		if d.kind != appDevice && d.anon != s.shared && g.rng.IntN(100) < 30 {
-			again := g.env.Touchpoints[g.rng.IntN(len(g.env.Touchpoints))]
-			switch again.spec.kind() {
-			case touchWeChat: // a follower scans the account's code again; others pass it by
-				if s.truth.WeChatOpenID != "" {
-					s.touch(again, "wechat", s.truth.WeChatOpenID, nil)
-				}
-			case touchAd:
-				s.touch(again, "link", d.anon, d)
-				s.page(d, again.spec.path, again.Token)
-			default:
-				s.touch(again, "link", d.anon, d)
-				s.page(d, again.spec.path, "")
+			// The account's code is scanned again by its followers only.
+			if again := g.env.Touchpoints[g.rng.IntN(len(g.env.Touchpoints))]; again.spec.kind() != touchWeChat || s.truth.WeChatOpenID != "" {
+				s.arrive(again, d)
 			}
 		}
 		s.page(d, "/", "")
@@ -502,6 +485,21 @@ func (l *linker) groups() [][]string {
 		out[i] = append(out[i], k)
 	}
 	return out
+}
+
+// arrive is a touch of p: a WeChat scan by the person's openid, or a link followed on d to the page it
+// leads to (an ad's landing URL carries its token, as the snippet reports it).
+func (s *storyState) arrive(p Placed, d *device) {
+	switch p.spec.kind() {
+	case touchWeChat:
+		s.touch(p, "wechat", s.truth.WeChatOpenID, nil)
+	case touchAd:
+		s.touch(p, "link", d.anon, d)
+		s.page(d, p.spec.path, p.Token)
+	default:
+		s.touch(p, "link", d.anon, d)
+		s.page(d, p.spec.path, "")
+	}
 }
 
 func (s *storyState) touch(p Placed, via, anon string, d *device) {
