@@ -182,7 +182,8 @@ func Setup(ctx context.Context, svc Services, now time.Time) (*Env, Summary, err
 
 // profileSettings map the WeChat account's user info onto the profile as the console's WeChat mapping does
 // (its nickname is a name, its sex 1, 2 or 0 a gender, its head image an avatar) and let a name given on the
-// website, in the app or at a till win over a WeChat nickname.
+// website, in the app or at a till win over a WeChat nickname. As the admin API takes them: the demo cannot
+// use profile's types, whose tests fill stores with the demo.
 func profileSettings(env *Env) []byte {
 	wechat := env.Sources[collect.KindWeChat]
 	type field struct {
