@@ -280,6 +280,24 @@ func TestBrowserPeople(t *testing.T) {
 		}
 	}
 
+	// The home screen's lifecycle: at each step, the people at it or further, five since the unmerge (the
+	// tablet's countess is connected). Lin's stage (converted) counts at every step, though she cannot be
+	// reached; no one is anonymous.
+	do(t, bctx, "home", chromedp.Navigate(s.base+"/console/"), chromedp.WaitVisible(tid("lifecycle-funnel-step")))
+	reached := read(t, bctx, "the lifecycle's steps", chromedp.Evaluate[map[string]string](`Object.fromEntries([...document.querySelectorAll(
+		'[data-testid="lifecycle-funnel-step"]')].map((el) => [el.dataset.step, el.dataset.reached]))`))
+	if want := map[string]string{"identified": "5", "connected": "5", "activated": "3", "converted": "1"}; fmt.Sprint(reached) != fmt.Sprint(want) {
+		t.Errorf("the home screen's lifecycle: %v, want %v", reached, want)
+	}
+	if text := read(t, bctx, "converted", chromedp.Text(chromedp.CSS(`[data-testid="lifecycle-funnel-step"][data-step="converted"]`))); !strings.Contains(text, "20%") ||
+		!strings.Contains(text, "33% of the step before") {
+		t.Errorf("the converted step says %q, want 20%% of everyone and 33%% of the activated", text)
+	}
+	if text := read(t, bctx, "anonymous", chromedp.Text(tid("lifecycle-funnel-anonymous"))); !strings.HasPrefix(text, "0 anonymous") {
+		t.Errorf("the lifecycle's anonymous line says %q", text)
+	}
+	do(t, bctx, "from the lifecycle to the people", chromedp.Click(chromedp.CSS(`[data-testid="lifecycle-funnel"] .card-head a`)), chromedp.WaitVisible(tid("people-table")))
+
 	do(t, bctx, "back to Ada", chromedp.Navigate(s.base+"/console/people/"+ada.ID), chromedp.WaitVisible(tid("timeline-more")))
 
 	do(t, bctx, "phone width",
@@ -305,5 +323,9 @@ func TestBrowserPeople(t *testing.T) {
 	}
 	if stage := read(t, bctx, "stage", chromedp.Text(chromedp.CSS(`[data-testid="person-row"][data-profile-id="`+ada.ID+`"] [data-testid="person-row-stage"]`))); stage != "已激活" {
 		t.Errorf("Ada's stage in Chinese is %q, want 已激活", stage)
+	}
+	do(t, bctx, "home, in Chinese", chromedp.Click(tid("nav-home")), chromedp.WaitVisible(tid("lifecycle-funnel-step")))
+	if text := read(t, bctx, "the lifecycle in Chinese", chromedp.Text(tid("lifecycle-funnel"))); !strings.Contains(text, "生命周期") || !strings.Contains(text, "占上一步的 33%") {
+		t.Errorf("the home screen's lifecycle in Chinese says %q", text)
 	}
 }

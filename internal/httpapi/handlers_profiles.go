@@ -33,6 +33,8 @@ type ProfileReader interface {
 	// ProfileMergedInto returns the profile that a profile merged away lives in now.
 	ProfileMergedInto(ctx context.Context, id string) (string, error)
 	SearchProfiles(ctx context.Context, q store.ProfileQuery) (store.ProfilePage, error)
+	// ProfileStages counts the profiles at each lifecycle stage.
+	ProfileStages(ctx context.Context) (map[profile.Stage]int64, error)
 }
 
 type identityJSON struct {
@@ -321,6 +323,28 @@ func (s *Server) searchProfiles(w http.ResponseWriter, r *http.Request, _ auth.P
 		Items []profileSummaryJSON `json:"items"`
 		Next  *string              `json:"next"`
 	}{listOf(page.Items, toProfileSummary).Items, orNull(page.Next)})
+}
+
+// profileStages serves how many profiles stand at each lifecycle stage, in the stages' order.
+func (s *Server) profileStages(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+	counts, err := s.Profiles.ProfileStages(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	type stageJSON struct {
+		Stage    profile.Stage `json:"stage"`
+		Profiles int64         `json:"profiles"`
+	}
+	out := struct {
+		Stages []stageJSON `json:"stages"`
+		Total  int64       `json:"total"`
+	}{Stages: make([]stageJSON, 0, len(profile.Stages))}
+	for _, st := range profile.Stages {
+		out.Stages = append(out.Stages, stageJSON{st, counts[st]})
+		out.Total += counts[st]
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // profileEvents serves a profile's timeline, newest first, a page before a seq at a time.

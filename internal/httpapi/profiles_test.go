@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -316,6 +317,28 @@ func TestProfiles(t *testing.T) {
 			if r := c.do("GET", "/api/v1/profiles"+q, nil); r.status != http.StatusBadRequest {
 				t.Errorf("search %.40s: %d %s, want 400", q, r.status, r.body)
 			}
+		}
+
+		// How many people stand at each stage, every stage in order: Ada and Grace (P3 lives in Ada).
+		var stages struct {
+			Stages []struct {
+				Stage    string `json:"stage"`
+				Profiles int64  `json:"profiles"`
+			} `json:"stages"`
+			Total int64 `json:"total"`
+		}
+		r = c.do("GET", "/api/v1/profiles/stages", nil)
+		wantStatus(t, r, http.StatusOK)
+		r.decode(t, &stages)
+		var order []string
+		counted := map[string]int64{}
+		for _, st := range stages.Stages {
+			order = append(order, st.Stage)
+			counted[st.Stage] = st.Profiles
+		}
+		if !slices.Equal(order, []string{"anonymous", "identified", "connected", "activated", "converted"}) || stages.Total != 2 ||
+			counted["activated"] < 1 || counted["anonymous"]+counted["identified"]+counted["connected"]+counted["activated"]+counted["converted"] != 2 {
+			t.Errorf("stages: %s", r.body)
 		}
 
 		// The timeline, newest first, a page at a time; a touch says what was touched.

@@ -70,6 +70,7 @@ func (s *Server) routes() {
 
 	s.api("GET /api/v1/profiles", readers, s.searchProfiles)
 	s.api("GET /api/v1/profiles/lookup", readers, s.lookupProfile)
+	s.api("GET /api/v1/profiles/stages", readers, s.profileStages)
 	s.api("GET /api/v1/profiles/{id}", readers, s.getProfile)
 	s.api("GET /api/v1/profiles/{id}/events", readers, s.profileEvents)
 	s.api("GET /api/v1/profiles/{id}/segments", readers, s.profileSegments)

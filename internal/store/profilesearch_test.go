@@ -230,6 +230,47 @@ func TestProfileSearch(t *testing.T) {
 	}
 }
 
+// Profiles are counted by stage, every stage listed; a profile merged away is no longer counted.
+func TestProfileStages(t *testing.T) {
+	for _, eng := range storetest.Engines() {
+		t.Run(eng.Name, func(t *testing.T) {
+			t.Parallel()
+			clock := storetest.NewClock(time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC))
+			db := eng.Open(t, clock)
+			ctx := context.Background()
+			stages := func(want map[profile.Stage]int64) {
+				t.Helper()
+				got, err := db.ProfileStages(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("ProfileStages (-want +got):\n%s", diff)
+				}
+			}
+			stages(map[profile.Stage]int64{"anonymous": 0, "identified": 0, "connected": 0, "activated": 0, "converted": 0})
+			w := &searchWorld{db: db, at: clock.Now()}
+			w.add(t, person{id: "pa", name: "Ada", ids: []identity.Identifier{email("ada@example.com")}, events: []int64{1}},
+				person{id: "pb", name: "Bob", ids: []identity.Identifier{email("bob@example.com")}, events: []int64{2}},
+				person{id: "pc", ids: []identity.Identifier{email("c@example.com")}, events: []int64{3}},
+				person{id: "pd", ids: []identity.Identifier{email("d@example.com")}, events: []int64{4}})
+			if err := db.ApplyProfiles(ctx, profile.Consumer, 5, profile.Changes{From: w.off,
+				Events:  []profile.Attribution{{Seq: 5, Profile: "pa"}},
+				Updates: map[string]profile.Update{"pa": {LastSeen: clock.Now(), Stage: profile.Converted, Name: "Ada", ConvertedAt: clock.Now(), Row: true}},
+			}); err != nil {
+				t.Fatal(err)
+			}
+			w.off = 5
+			stages(map[profile.Stage]int64{"anonymous": 2, "identified": 1, "connected": 0, "activated": 0, "converted": 1})
+			if err := db.ApplyProfiles(ctx, profile.Consumer, 6, profile.Changes{From: w.off,
+				Merges: []profile.Merge{{Seq: 6, Into: "pc", From: "pd", Via: email("d@example.com"), At: clock.Now()}}}); err != nil {
+				t.Fatal(err)
+			}
+			stages(map[profile.Stage]int64{"anonymous": 1, "identified": 1, "connected": 0, "activated": 0, "converted": 1})
+		})
+	}
+}
+
 func wantKind(t *testing.T, err error, kind hearth.Kind) {
 	t.Helper()
 	if got := hearth.KindOf(err); err == nil || got != kind {

@@ -79,6 +79,12 @@ export interface EventPage {
 
 /** Where a person stands in the lifecycle identify → connect → activate → convert. */
 export type Stage = 'anonymous' | 'identified' | 'connected' | 'activated' | 'converted'
+
+/** The people at each stage: every stage, in order, and everyone. */
+export interface ProfileStages {
+  stages: { stage: Stage; profiles: number }[]
+  total: number
+}
 export const stages: readonly Stage[] = ['anonymous', 'identified', 'connected', 'activated', 'converted']
 
 /** A person as a list shows them; email and phone are the ones a search matched, else their first. */
@@ -832,6 +838,8 @@ export const api = {
 
   /** People whose name, email or phone starts with q; without q, the most recently active first. */
   profiles: (q: string, cursor = '', limit = 25) => request<ProfilePage>('GET', '/profiles' + query({ q, cursor, limit })),
+  /** How many people stand at each lifecycle stage, in the stages' order. */
+  profileStages: () => request<ProfileStages>('GET', '/profiles/stages'),
   /** A person whole; the id of a profile merged into another answers that one, with absorbed_id. */
   profile: (id: string) => request<Profile>('GET', '/profiles/' + enc(id)),
   /** The person holding an identifier, written as people write it. */

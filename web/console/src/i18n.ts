@@ -116,6 +116,14 @@ export function formatNumber(n: number): string {
   return new Intl.NumberFormat(locale.value).format(n)
 }
 
+/** A share of a whole as a percentage: "42%", "0.4%" below one, "<0.1%" for a sliver that is not none. */
+export function formatPercent(part: number, whole: number): string {
+  if (whole <= 0) return '—'
+  const share = part / whole
+  if (share > 0 && share < 0.001) return '<' + new Intl.NumberFormat(locale.value, { style: 'percent', maximumFractionDigits: 1 }).format(0.001)
+  return new Intl.NumberFormat(locale.value, { style: 'percent', maximumFractionDigits: share < 0.01 ? 1 : 0 }).format(share)
+}
+
 /** "14:05:09" for a time today, "Nov 22, 14:05:09" / "11月22日 14:05:09" for an earlier day; 24-hour in both. */
 export function formatClock(iso: string | null | undefined, now = Date.now()): string {
   if (!iso) return '—'

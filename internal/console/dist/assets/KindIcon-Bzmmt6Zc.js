@@ -1,1 +1,0 @@
-import{$ as e,Et as t,X as n,dt as r,et as i,i as a}from"./PageHeader-C5x03TPw.js";var o=i({__name:`KindIcon`,props:{kind:{},large:{type:Boolean}},setup(i){return(o,s)=>(r(),n(`span`,{class:t([`kind-icon`,[`kind-`+i.kind,{lg:i.large}]])},[e(a,{name:i.kind,size:i.large?22:16},null,8,[`name`,`size`])],2))}});export{o as t};

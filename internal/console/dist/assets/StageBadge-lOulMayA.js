@@ -1,1 +1,0 @@
-import{Et as e,Ot as t,Tt as n,X as r,dt as i,et as a}from"./PageHeader-C5x03TPw.js";import{c as o,l as s}from"./people-BotDhNxF.js";var c=[`data-stage`,`data-testid`],l=a({__name:`StageBadge`,props:{stage:{},testid:{}},setup(a){return(l,u)=>(i(),r(`span`,{class:e([`badge`,n(o)[a.stage]]),"data-stage":a.stage,"data-testid":a.testid},t(n(s)(a.stage)),11,c))}});export{l as t};

@@ -1,1 +1,0 @@
-import{lt as e,st as t}from"./PageHeader-C5x03TPw.js";function n(n,r){let i=null;e(()=>{if(!n.value||typeof IntersectionObserver>`u`)return r();i=new IntersectionObserver(e=>{e.some(e=>e.isIntersecting)&&(i?.disconnect(),i=null,r())}),i.observe(n.value)}),t(()=>i?.disconnect())}export{n as t};
