@@ -296,7 +296,21 @@ func TestBrowserPeople(t *testing.T) {
 	if text := read(t, bctx, "anonymous", chromedp.Text(tid("lifecycle-funnel-anonymous"))); !strings.HasPrefix(text, "0 anonymous") {
 		t.Errorf("the lifecycle's anonymous line says %q", text)
 	}
-	do(t, bctx, "from the lifecycle to the people", chromedp.Click(chromedp.CSS(`[data-testid="lifecycle-funnel"] .card-head a`)), chromedp.WaitVisible(tid("people-table")))
+	// A step's people become a segment: the editor opens on the condition, counting them (Lin).
+	do(t, bctx, "a segment of the converted",
+		chromedp.Click(chromedp.CSS(`[data-step="converted"] [data-testid="lifecycle-funnel-segment"]`)),
+		chromedp.WaitVisible(tid("segment-rule")),
+		chromedp.Poll[chromedp.Void](`document.querySelector('[data-testid="segment-count-value"]')?.textContent === '1'`),
+	)
+	if typ := read(t, bctx, "the condition", chromedp.Evaluate[string](`document.querySelector('[data-testid="rb-type"]').value`)); typ != "stage" {
+		t.Errorf("the segment from the funnel starts with a %q condition, want stage", typ)
+	}
+	do(t, bctx, "from the lifecycle to the people",
+		chromedp.Navigate(s.base+"/console/"),
+		chromedp.WaitVisible(tid("lifecycle-funnel-step")),
+		chromedp.Click(chromedp.CSS(`[data-testid="lifecycle-funnel"] .card-head a`)),
+		chromedp.WaitVisible(tid("people-table")),
+	)
 
 	do(t, bctx, "back to Ada", chromedp.Navigate(s.base+"/console/people/"+ada.ID), chromedp.WaitVisible(tid("timeline-more")))
 

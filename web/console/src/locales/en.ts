@@ -132,6 +132,8 @@ const en = {
   'home.lifecycle.people': '{n} people',
   'home.lifecycle.ofBefore': '{pct} of the step before',
   'home.lifecycle.anonymous': '{n} anonymous ({pct}): not identified yet.',
+  'home.lifecycle.segment': 'Make a segment',
+  'home.lifecycle.segment.hint': 'A new segment of the people at this step or further',
   'home.lifecycle.empty': 'No people yet: events become people as Hearth reads them.',
   'home.system': 'System',
   'home.system.text': 'This Hearth server.',

@@ -134,6 +134,8 @@ export default {
   'home.lifecycle.people': '{n} 人',
   'home.lifecycle.ofBefore': '占上一步的 {pct}',
   'home.lifecycle.anonymous': '{n} 位匿名访客（{pct}）：尚未识别。',
+  'home.lifecycle.segment': '建分群',
+  'home.lifecycle.segment.hint': '用到达这一步或更远的人新建分群',
   'home.lifecycle.empty': '还没有人：Hearth 读取事件后会生成人物档案。',
   'home.system': '系统信息',
   'home.system.text': '当前 Hearth 服务器。',
