@@ -37,11 +37,12 @@ func init() { _, _ = sqlite.Fdatasync(true) } // unavailable (macOS, Windows): f
 // database's. The writers each have their file alone: a transaction of the state's writer that had the log
 // attached would hold a snapshot of it from its BEGIN, and keep the log's WAL from starting over.
 func openSQLite(ctx context.Context, dir string) (*DB, error) {
-	return openSQLiteWAL(ctx, dir, walRestartSize)
+	return openSQLiteWAL(ctx, dir, walRestartSize, statePaceSize)
 }
 
-// openSQLiteWAL is openSQLite with the WALs' restart size in bytes (tests make it small).
-func openSQLiteWAL(ctx context.Context, dir string, restartSize int) (db *DB, err error) {
+// openSQLiteWAL is openSQLite with the WALs' restart size and the state's checkpoint pace in bytes (tests make
+// them small).
+func openSQLiteWAL(ctx context.Context, dir string, restartSize, paceSize int) (db *DB, err error) {
 	if dir == "" {
 		return nil, hearth.Errorf(hearth.Invalid, "store.open", "no data folder given for the embedded database")
 	}
@@ -127,6 +128,12 @@ func openSQLiteWAL(ctx context.Context, dir string, restartSize int) (db *DB, er
 	if err != nil {
 		return nil, err
 	}
+	statePace := 0 // frames; none: never paced
+	if paceSize > 0 {
+		if statePace, err = restartFrames(ctx, write, paceSize); err != nil {
+			return nil, err
+		}
+	}
 	return &DB{engine: SQLite, write: write, eventLog: logWrite, read: read, graph: write, mapErr: mapSQLiteError, logger: discardLogger, dialect: sqliteDialect,
 		dedupe: &memoryDedupe{snapshot: filepath.Join(dir, dedupeSnapshotFile)},
 		migrator: func() (*sql.DB, error) {
@@ -139,7 +146,7 @@ func openSQLiteWAL(ctx context.Context, dir string, restartSize int) (db *DB, er
 			p.SetMaxOpenConns(1)
 			return p, nil
 		},
-		checkpointers: []*checkpointer{newCheckpointer(stateCheckpoint, write, stateRestart), newCheckpointer(logCheckpoint, logWrite, logRestart)},
+		checkpointers: []*checkpointer{newCheckpointer(stateCheckpoint, write, stateRestart, statePace), newCheckpointer(logCheckpoint, logWrite, logRestart, 0)},
 	}, nil
 }
 
@@ -167,7 +174,7 @@ func createLog(ctx context.Context, dir string) error {
 	return err
 }
 
-// restartFrames is a WAL restart size of size bytes in the pages of the writer's file.
+// restartFrames is size bytes of WAL (a restart size, a pace) in frames of the pages of the writer's file.
 func restartFrames(ctx context.Context, writer *sql.DB, size int) (int, error) {
 	var pageSize int
 	if err := writer.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&pageSize); err != nil {
@@ -227,6 +234,11 @@ type checkpointer struct {
 	conn          *sql.DB // its own connection, for the PASSIVE copying
 	writer        *sql.DB
 	restartFrames int
+	// paceFrames: a checkpoint that finds the WAL grown by this many frames since the one before makes the next
+	// wait paceSkip ticks (0: never). See checkpointer.checkpoint.
+	paceFrames int
+	lastFrames int // the WAL's frames at the last checkpoint
+	skip       int // ticks to let pass before the next
 	stop          chan struct{}
 	done          chan struct{}
 }
@@ -238,10 +250,15 @@ const (
 	walRestartSize = 32 << 20
 	// walRestartWaitFactor: at this many times its restart size, starting the WAL over waits for its readers.
 	walRestartWaitFactor = 4
+	// statePaceSize is the growth of the state's WAL in one tick past which its checkpoints come once a second
+	// (paceSkip ticks apart): the profile processor catching up writes 4-12 MiB a tick, live touches at
+	// 2,000 a second under 4.
+	statePaceSize = 6 << 20
+	paceSkip      = 9
 )
 
-func newCheckpointer(conn, writer *sql.DB, restartFrames int) *checkpointer {
-	c := &checkpointer{conn: conn, writer: writer, restartFrames: restartFrames, stop: make(chan struct{}), done: make(chan struct{})}
+func newCheckpointer(conn, writer *sql.DB, restartFrames, paceFrames int) *checkpointer {
+	c := &checkpointer{conn: conn, writer: writer, restartFrames: restartFrames, paceFrames: paceFrames, stop: make(chan struct{}), done: make(chan struct{})}
 	go c.run()
 	return c
 }
@@ -255,6 +272,10 @@ func (c *checkpointer) run() {
 		case <-c.stop:
 			return
 		case <-t.C:
+			if c.skip > 0 {
+				c.skip--
+				continue
+			}
 			c.checkpoint()
 		}
 	}
@@ -264,7 +285,22 @@ func (c *checkpointer) checkpoint() {
 	// An error (the disk is full, the file is gone) shows in the writer's next commit as well; here it only
 	// means the WAL grows until the next try.
 	var busy, frames, copied int
-	if c.conn.QueryRow(`PRAGMA main.wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied) != nil || frames < c.restartFrames {
+	if c.conn.QueryRow(`PRAGMA main.wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied) != nil {
+		return
+	}
+	// A writer catching up (the profile processor far behind) rewrites the same pages, the ends of its indexes,
+	// batch after batch: copied once a second rather than ten times, they cost the other core a tenth. At live
+	// rates the WAL grows less, and the checkpoints stay small and frequent: a second's copying in one call
+	// holds a core that commits waiting for their fsync need (BENCHMARKS.md).
+	grown := frames - c.lastFrames
+	if frames < c.lastFrames { // started over
+		grown = frames
+	}
+	c.lastFrames = frames
+	if c.paceFrames > 0 && grown >= c.paceFrames {
+		c.skip = paceSkip
+	}
+	if frames < c.restartFrames {
 		return
 	}
 	wait := time.Duration(0)

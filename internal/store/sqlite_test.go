@@ -20,12 +20,18 @@ import (
 )
 
 // A constant stream of commits must not grow the WAL without end: the checkpointer starts it over once it
-// passes its restart size, and a clean close leaves it empty, with every row in the database.
+// passes its restart size, and a clean close leaves it empty, with every row in the database. So too when the
+// stream is heavy enough to pace the checkpoints to one a second.
 func TestWALStaysBounded(t *testing.T) {
+	t.Run("every tick", func(t *testing.T) { testWALStaysBounded(t, 0, 30*checkpointEvery) })
+	t.Run("paced", func(t *testing.T) { testWALStaysBounded(t, 64<<10, 6*(paceSkip+1)*checkpointEvery) })
+}
+
+func testWALStaysBounded(t *testing.T, pace int, run time.Duration) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	const restartSize = 256 << 10
-	db, err := openSQLiteWAL(ctx, dir, restartSize)
+	db, err := openSQLiteWAL(ctx, dir, restartSize, pace)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +46,7 @@ func TestWALStaysBounded(t *testing.T) {
 	commits := 0
 	// Commits one after another, as under load: PASSIVE checkpoints alone never find the WAL all copied. At
 	// least 400, for a slow disk (40 ms a commit on a busy machine).
-	for end := time.Now().Add(30 * checkpointEvery); time.Now().Before(end) || commits < 400; commits++ {
+	for end := time.Now().Add(run); time.Now().Before(end) || commits < 400; commits++ {
 		if err := db.inTx(ctx, "test", func(tx *sql.Tx) error {
 			_, err := tx.ExecContext(ctx, `INSERT INTO t VALUES (?)`, row)
 			return err
@@ -53,7 +59,7 @@ func TestWALStaysBounded(t *testing.T) {
 	}
 	t.Logf("%d commits, the WAL at most %d bytes", commits, largest)
 	// The WAL file keeps the size of the most written between two restarts: about a checkpoint interval's
-	// commits, a fraction of all. Without the restarts it would hold more than all the rows.
+	// commits (paced, a second's), a fraction of all. Without the restarts it would hold more than all the rows.
 	if written := int64(commits * len(row)); largest > written/2 {
 		t.Errorf("the WAL grew to %d bytes, over half the %d bytes of rows written", largest, written)
 	}
@@ -383,6 +389,40 @@ func TestWALRestartWaitsOnceLarge(t *testing.T) {
 	}
 }
 
+// A checkpoint that finds the WAL grown by its pace or more since the one before lets the next ticks pass
+// (a writer catching up); a smaller growth keeps the next tick's.
+func TestCheckpointPace(t *testing.T) {
+	f := newLogFixture(t)
+	own, err := sql.Open("sqlite", sqliteDSN(f.dir, logFile, defaultCacheKiB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	f.appendOne()
+	defer f.reading().Rollback() // the WAL cannot start over: its frames only grow
+	c := &checkpointer{conn: own, writer: f.db.eventLog, restartFrames: 1 << 20, paceFrames: 12}
+	c.checkpoint()
+	f.appendOne() // a few frames
+	c.checkpoint()
+	if c.skip != 0 {
+		t.Fatalf("after a commit, %d ticks skipped (the WAL holds %d frames)", c.skip, c.lastFrames)
+	}
+	for from := c.lastFrames; ; {
+		f.appendOne()
+		var busy, n, copied int
+		if err := own.QueryRow(`PRAGMA main.wal_checkpoint(PASSIVE)`).Scan(&busy, &n, &copied); err != nil {
+			t.Fatal(err)
+		}
+		if n-from >= c.paceFrames {
+			break
+		}
+	}
+	c.checkpoint()
+	if c.skip != paceSkip {
+		t.Errorf("after the WAL grew by its pace, %d ticks skipped, want %d", c.skip, paceSkip)
+	}
+}
+
 // logFixture is a migrated SQLite store whose checkpointers never start a WAL over (the tests do), an
 // appender of events of their own, and a reader holding a snapshot of the log.
 type logFixture struct {
@@ -396,7 +436,7 @@ func newLogFixture(t *testing.T) *logFixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	db, err := openSQLiteWAL(ctx, dir, 1<<30)
+	db, err := openSQLiteWAL(ctx, dir, 1<<30, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
