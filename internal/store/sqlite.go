@@ -239,8 +239,8 @@ type checkpointer struct {
 	paceFrames int
 	lastFrames int // the WAL's frames at the last checkpoint
 	skip       int // ticks to let pass before the next
-	stop          chan struct{}
-	done          chan struct{}
+	stop       chan struct{}
+	done       chan struct{}
 }
 
 const (
@@ -251,7 +251,7 @@ const (
 	// walRestartWaitFactor: at this many times its restart size, starting the WAL over waits for its readers.
 	walRestartWaitFactor = 4
 	// statePaceSize is the growth of the state's WAL in one tick past which its checkpoints come once a second
-	// (paceSkip ticks apart): the profile processor catching up writes 4-12 MiB a tick, live touches at
+	// (paceSkip ticks apart): the profile processor catching up writes 4-12 MiB in most ticks, live touches at
 	// 2,000 a second under 4.
 	statePaceSize = 6 << 20
 	paceSkip      = 9
@@ -289,7 +289,7 @@ func (c *checkpointer) checkpoint() {
 		return
 	}
 	// A writer catching up (the profile processor far behind) rewrites the same pages, the ends of its indexes,
-	// batch after batch: copied once a second rather than ten times, they cost the other core a tenth. At live
+	// batch after batch: copied once a second rather than ten times, they cost the other core a tenth as much. At live
 	// rates the WAL grows less, and the checkpoints stay small and frequent: a second's copying in one call
 	// holds a core that commits waiting for their fsync need (BENCHMARKS.md).
 	grown := frames - c.lastFrames
