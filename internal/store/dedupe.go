@@ -19,8 +19,8 @@ import (
 type dedupeIndex interface {
 	// existing calls found for each event in the log received after since whose dedupe key is in keys.
 	existing(ctx context.Context, tx *sql.Tx, keys []int64, since time.Time, found func(source, id string)) error
-	// added records committed events: their keys, seqs and arrival time.
-	added(keys []int64, firstSeq int64, receivedAt []time.Time)
+	// added records committed events: their keys, seqs and arrival time, those received after since.
+	added(keys []int64, firstSeq int64, receivedAt []time.Time, since time.Time)
 	// load builds what the index needs from the log at start.
 	load(ctx context.Context, db *DB, since time.Time) error
 	// save keeps the index for the next start, when the writer stops.
@@ -38,10 +38,10 @@ func (sqlDedupe) existing(ctx context.Context, tx *sql.Tx, keys []int64, since t
 	}
 	return scanPairs(ctx, tx, `SELECT source_id, message_id FROM events WHERE received_at > $1 AND dedupe_key = ANY($2)`, []any{since, keys}, found)
 }
-func (sqlDedupe) added([]int64, int64, []time.Time)          {}
-func (sqlDedupe) load(context.Context, *DB, time.Time) error { return nil }
-func (sqlDedupe) save(time.Time) error                       { return nil }
-func (sqlDedupe) saveLater(time.Time) func() error           { return nil }
+func (sqlDedupe) added([]int64, int64, []time.Time, time.Time) {}
+func (sqlDedupe) load(context.Context, *DB, time.Time) error   { return nil }
+func (sqlDedupe) save(time.Time) error                         { return nil }
+func (sqlDedupe) saveLater(time.Time) func() error             { return nil }
 
 // memoryDedupe is SQLite's deduplication index, kept in memory and derived from the log: SQLite is one
 // node, and an index of random hashes on disk would dirty a different page for every event, writing many
@@ -327,10 +327,21 @@ func (m *memoryDedupe) add(key, seq int64, receivedAt time.Time) {
 	t.put(key, seq)
 }
 
-func (m *memoryDedupe) added(keys []int64, firstSeq int64, receivedAt []time.Time) {
+func (m *memoryDedupe) added(keys []int64, firstSeq int64, receivedAt []time.Time, since time.Time) {
 	for i, k := range keys {
-		m.add(k, firstSeq+int64(i), receivedAt[i])
+		m.addSince(k, firstSeq+int64(i), receivedAt[i], since)
 	}
+}
+
+// addSince adds an event received after since. One received before, outside the window already (the history
+// hearth demo appends, 90 days of it at once), only moves how far the index has read: existing would never
+// count it, and kept it would crowd the newest table (a 20-million-event demo held 512 MiB there for a week).
+func (m *memoryDedupe) addSince(key, seq int64, receivedAt, since time.Time) {
+	if !receivedAt.After(since) {
+		m.through = max(m.through, seq)
+		return
+	}
+	m.add(key, seq, receivedAt)
 }
 
 // expire drops the tables of days wholly before since's day: deduplication may reach a little further
@@ -381,13 +392,13 @@ func (m *memoryDedupe) load(ctx context.Context, db *DB, since time.Time) error 
 		if err != nil {
 			return err
 		}
-		return m.scan(ctx, db, first)
+		return m.scan(ctx, db, first, since)
 	}
-	return m.scan(ctx, db, m.through+1)
+	return m.scan(ctx, db, m.through+1, since)
 }
 
-// scan adds the keys of the events from seq first on.
-func (m *memoryDedupe) scan(ctx context.Context, db *DB, first int64) error {
+// scan adds the keys of the events from seq first on, those received after since.
+func (m *memoryDedupe) scan(ctx context.Context, db *DB, first int64, since time.Time) error {
 	rows, err := db.read.QueryContext(ctx, `SELECT seq, dedupe_key, received_at FROM events WHERE seq >= ? ORDER BY seq`, first)
 	if err != nil {
 		return fmt.Errorf("store: load dedupe index: %w", err)
@@ -399,7 +410,7 @@ func (m *memoryDedupe) scan(ctx context.Context, db *DB, first int64) error {
 		if err := rows.Scan(&seq, &key, &at); err != nil {
 			return fmt.Errorf("store: load dedupe index: %w", err)
 		}
-		m.add(key, seq, at.UTC())
+		m.addSince(key, seq, at.UTC(), since)
 		m.scanned++
 	}
 	return rows.Err()

@@ -467,3 +467,36 @@ func FuzzDedupeRestore(f *testing.F) {
 		}
 	})
 }
+
+// Events received before the window, as hearth demo appends months of history at once, are not indexed: a
+// retry of them would not be found in the window anyway. How far the index has read still moves past them.
+func TestDedupeSkipsHistory(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	since := now.Add(-7 * 24 * time.Hour)
+	m := &memoryDedupe{}
+	var keys []int64
+	var times []time.Time
+	for i := range 100 {
+		keys = append(keys, dedupeKey("src", fmt.Sprint("m", i)))
+		at := now.Add(-time.Duration(90-i) * 24 * time.Hour) // 90 days back to 9 days from now, a day each
+		if i%10 == 0 {
+			at = now.Add(-time.Duration(i) * time.Minute) // and every tenth arrives now
+		}
+		times = append(times, at)
+	}
+	m.added(keys, 1, times, since)
+	held := 0
+	for _, d := range m.days {
+		held += d.n
+	}
+	// Within the window: the ten that arrive now, and days 83 to 89 of the history (7 days back to now).
+	want := 0
+	for _, at := range times {
+		if at.After(since) {
+			want++
+		}
+	}
+	if held != want || m.through != 100 {
+		t.Errorf("the index holds %d events read through %d, want the %d received after the window's start, through 100", held, m.through, want)
+	}
+}

@@ -209,7 +209,7 @@ func (db *DB) appendBatches(ctx context.Context, batches []logBatch, dedupeSince
 		held.Commit = time.Since(committing)
 	}
 	if err == nil && len(newKeys) > 0 {
-		db.dedupe.added(newKeys, lastSeq-int64(len(newKeys))+1, newTimes)
+		db.dedupe.added(newKeys, lastSeq-int64(len(newKeys))+1, newTimes, dedupeSince)
 	}
 	return results, held, err
 }
