@@ -33,8 +33,8 @@ type ProfileReader interface {
 	// ProfileMergedInto returns the profile that a profile merged away lives in now.
 	ProfileMergedInto(ctx context.Context, id string) (string, error)
 	SearchProfiles(ctx context.Context, q store.ProfileQuery) (store.ProfilePage, error)
-	// ProfileStages counts the profiles at each lifecycle stage.
-	ProfileStages(ctx context.Context) (map[profile.Stage]int64, error)
+	// ProfileSteps counts the profiles by the lifecycle steps they meet, for each combination met.
+	ProfileSteps(ctx context.Context) (map[profile.Steps]int64, error)
 }
 
 type identityJSON struct {
@@ -325,9 +325,10 @@ func (s *Server) searchProfiles(w http.ResponseWriter, r *http.Request, _ auth.P
 	}{listOf(page.Items, toProfileSummary).Items, orNull(page.Next)})
 }
 
-// profileStages serves how many profiles stand at each lifecycle stage, in the stages' order.
+// profileStages serves how many profiles stand at each lifecycle stage (the furthest step they meet), and how
+// many meet each step on its own, in the lifecycle's order.
 func (s *Server) profileStages(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
-	counts, err := s.Profiles.ProfileStages(r.Context())
+	counts, err := s.Profiles.ProfileSteps(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -336,13 +337,31 @@ func (s *Server) profileStages(w http.ResponseWriter, r *http.Request, _ auth.Pr
 		Stage    profile.Stage `json:"stage"`
 		Profiles int64         `json:"profiles"`
 	}
+	type stepJSON struct {
+		Step     profile.Stage `json:"step"`
+		Profiles int64         `json:"profiles"`
+	}
 	out := struct {
 		Stages []stageJSON `json:"stages"`
+		Steps  []stepJSON  `json:"steps"`
 		Total  int64       `json:"total"`
-	}{Stages: make([]stageJSON, 0, len(profile.Stages))}
+	}{}
 	for _, st := range profile.Stages {
-		out.Stages = append(out.Stages, stageJSON{st, counts[st]})
-		out.Total += counts[st]
+		stage := stageJSON{Stage: st}
+		step := stepJSON{Step: st}
+		for steps, n := range counts {
+			if steps.Stage() == st {
+				stage.Profiles += n
+			}
+			if steps.Bits()&profile.StepBit(st) != 0 {
+				step.Profiles += n
+			}
+		}
+		out.Stages = append(out.Stages, stage)
+		if st != profile.Anonymous {
+			out.Steps = append(out.Steps, step)
+		}
+		out.Total += stage.Profiles
 	}
 	writeJSON(w, http.StatusOK, out)
 }

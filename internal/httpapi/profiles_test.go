@@ -325,6 +325,10 @@ func TestProfiles(t *testing.T) {
 				Stage    string `json:"stage"`
 				Profiles int64  `json:"profiles"`
 			} `json:"stages"`
+			Steps []struct {
+				Step     string `json:"step"`
+				Profiles int64  `json:"profiles"`
+			} `json:"steps"`
 			Total int64 `json:"total"`
 		}
 		r = c.do("GET", "/api/v1/profiles/stages", nil)
@@ -339,6 +343,39 @@ func TestProfiles(t *testing.T) {
 		if !slices.Equal(order, []string{"anonymous", "identified", "connected", "activated", "converted"}) || stages.Total != 2 ||
 			counted["activated"] < 1 || counted["anonymous"]+counted["identified"]+counted["connected"]+counted["activated"]+counted["converted"] != 2 {
 			t.Errorf("stages: %s", r.body)
+		}
+		// Each step counts the people who meet it, as each profile's own steps say.
+		var listed struct {
+			Items []struct {
+				ID string `json:"id"`
+			} `json:"items"`
+		}
+		r2 := c.do("GET", "/api/v1/profiles", nil)
+		wantStatus(t, r2, http.StatusOK)
+		r2.decode(t, &listed)
+		meet := map[string]int64{}
+		for _, it := range listed.Items {
+			var one struct {
+				Steps map[string]bool `json:"steps"`
+			}
+			rp := c.do("GET", "/api/v1/profiles/"+it.ID, nil)
+			wantStatus(t, rp, http.StatusOK)
+			rp.decode(t, &one)
+			for step, met := range one.Steps {
+				if met {
+					meet[step]++
+				}
+			}
+		}
+		var stepOrder []string
+		for _, st := range stages.Steps {
+			stepOrder = append(stepOrder, st.Step)
+			if st.Profiles != meet[st.Step] {
+				t.Errorf("step %s: %d profiles, but %d profiles say they meet it", st.Step, st.Profiles, meet[st.Step])
+			}
+		}
+		if !slices.Equal(stepOrder, []string{"identified", "connected", "activated", "converted"}) || len(listed.Items) != 2 || meet["activated"] < 1 {
+			t.Errorf("steps: %s (profiles meeting each: %v)", r.body, meet)
 		}
 
 		// The timeline, newest first, a page at a time; a touch says what was touched.

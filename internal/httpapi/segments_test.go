@@ -501,6 +501,7 @@ func TestSegments(t *testing.T) {
 		}{
 			{"a bad op", `{"name": "x", "rule": {"and": [{"trait": {"name": "city", "op": "is", "value": "x"}}]}}`, "invalid_rule", "rule.and[0].trait.op"},
 			{"a bad count", `{"name": "x", "rule": {"or": [` + cityRule + `, {"event": {"name": "Order Completed", "count": {"op": "at_least", "value": -1}}}]}}`, "invalid_rule", "rule.or[1].event.count.value"},
+			{"anonymous reached", `{"name": "x", "rule": {"stage": {"op": "reached", "value": "anonymous"}}}`, "invalid_rule", "rule.stage.value"},
 			{"two keys", `{"name": "x", "rule": {"trait": {"name": "city", "op": "exists"}, "stage": {"op": "is", "value": "converted"}}}`, "invalid_rule", "rule:"},
 			{"not an object", `{"name": "x", "rule": []}`, "invalid_rule", "rule:"},
 			{"null", `{"name": "x", "rule": null}`, "invalid_rule", "rule:"},

@@ -57,11 +57,11 @@ func (c Changes) Through() int64 {
 // Update is what a batch changed of a profile's own row.
 type Update struct {
 	LastSeen    time.Time // the latest event time of the batch, for a profile the batch made
-	Stage       Stage
+	Steps       Steps     // the lifecycle steps met; the stage is the furthest
 	ActivatedAt time.Time // zero: not activated
 	ConvertedAt time.Time // zero: not converted
 	Name        string
-	// Row: the stage, activation, conversion or name differ from the stored row.
+	// Row: the steps, activation, conversion or name differ from the stored row.
 	Row bool
 	// Seen: bring the row's last_seen up to date with the profile's events (see Options.SeenRefresh). Set
 	// with Row; most batches only add events to a profile, and leave its row alone.
@@ -103,7 +103,7 @@ type Known struct {
 
 // Facts are what the processor derived of a stored profile beyond its identifiers.
 type Facts struct {
-	Stage       Stage
+	Steps       Steps
 	ActivatedAt time.Time
 	ConvertedAt time.Time
 	Traits      []Trait
@@ -470,7 +470,7 @@ type overlay struct {
 
 // facts are what the batch knows of a profile beyond its identifiers.
 type facts struct {
-	stage                    Stage
+	steps                    Steps
 	activatedAt, convertedAt time.Time
 	traits                   map[string]Trait
 	changed                  map[string]bool // traits the batch set
@@ -482,12 +482,12 @@ type facts struct {
 
 // sameRow tells whether u and v hold the same row, last_seen aside.
 func (u Update) sameRow(v Update) bool {
-	return u.Stage == v.Stage && u.ActivatedAt.Equal(v.ActivatedAt) && u.ConvertedAt.Equal(v.ConvertedAt) && u.Name == v.Name
+	return u.Steps == v.Steps && u.ActivatedAt.Equal(v.ActivatedAt) && u.ConvertedAt.Equal(v.ConvertedAt) && u.Name == v.Name
 }
 
 // row is the profile's row as f has it, without last_seen.
 func (f *facts) row() Update {
-	return Update{Stage: f.stage, ActivatedAt: f.activatedAt, ConvertedAt: f.convertedAt, Name: displayName(f.traits)}
+	return Update{Steps: f.steps, ActivatedAt: f.activatedAt, ConvertedAt: f.convertedAt, Name: displayName(f.traits)}
 }
 
 type touchKey struct{ profile, touchpoint string }
@@ -502,7 +502,7 @@ func newOverlay(k Known, cfg *config) *overlay {
 		g.counts[p] = maps.Clone(byType)
 	}
 	for p, f := range k.Facts {
-		ff := &facts{stage: f.Stage, activatedAt: f.ActivatedAt, convertedAt: f.ConvertedAt, traits: map[string]Trait{}, changed: map[string]bool{},
+		ff := &facts{steps: f.Steps, activatedAt: f.ActivatedAt, convertedAt: f.ConvertedAt, traits: map[string]Trait{}, changed: map[string]bool{},
 			storedTraits: f.Traits, seenThrough: f.SeenThrough}
 		for _, t := range f.Traits {
 			ff.traits[t.Name] = t
@@ -537,7 +537,7 @@ func (g *overlay) FirstSeq(profile string) int64             { return g.firstSeq
 func (g *overlay) factsOf(p string) *facts {
 	f := g.facts[p]
 	if f == nil {
-		f = &facts{stage: Anonymous, traits: map[string]Trait{}, changed: map[string]bool{}, stored: Update{Stage: Anonymous}}
+		f = &facts{traits: map[string]Trait{}, changed: map[string]bool{}}
 		g.facts[p] = f
 	}
 	return f
@@ -620,10 +620,11 @@ func (g *overlay) apply(c *Changes, e collect.Event, d identity.Decision) {
 			g.touch(p, e)
 		}
 	}
-	if s := stepsOf(g.counts[p], f.traits, f.activatedAt, f.convertedAt).Stage(); s != f.stage {
-		g.stages = append(g.stages, ProfileStageChange{Profile: p, StageChange: StageChange{Seq: e.Seq, From: f.stage, To: s, At: e.Timestamp}})
-		f.stage = s
+	steps := stepsOf(g.counts[p], f.traits, f.activatedAt, f.convertedAt)
+	if from, to := f.steps.Stage(), steps.Stage(); from != to {
+		g.stages = append(g.stages, ProfileStageChange{Profile: p, StageChange: StageChange{Seq: e.Seq, From: from, To: to, At: e.Timestamp}})
 	}
+	f.steps = steps
 }
 
 // earliest is the earlier of two times, a zero one not counting.

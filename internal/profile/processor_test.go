@@ -565,3 +565,46 @@ func TestProcessorRefreshesLastSeen(t *testing.T) {
 		}
 	}
 }
+
+// A profile's steps are stored as they change, also when its stage does not: an anonymous visitor who viewed a
+// product (activated) gives an email (identified and connected, still activated), then opts out of email.
+func TestProcessorStoresSteps(t *testing.T) {
+	steps := []step{
+		{"track", map[string]any{"anonymousId": "v1", "event": "Product Viewed"}, "", false},                               // 1
+		{"identify", map[string]any{"anonymousId": "v1", "traits": map[string]any{"email": "ada@example.com"}}, "", false}, // 2
+		{"identify", map[string]any{"anonymousId": "v1", "traits": map[string]any{"email_subscribed": false}}, "", false},  // 3
+		{"track", map[string]any{"anonymousId": "v2", "event": "Page Viewed"}, "", false},                                  // 4: no step
+	}
+	for _, engine := range storetest.Engines() {
+		t.Run(engine.Name, func(t *testing.T) {
+			t.Parallel()
+			clock := storetest.NewClock(start.Add(time.Hour))
+			db := engine.Open(t, clock)
+			appendSteps(t, db, clock, 1, steps)
+			proc := profile.NewProcessor(db, profile.Options{BatchSize: 1})
+			want := []map[profile.Steps]int64{
+				{{Activated: true}: 1},
+				{{Identified: true, Connected: true, Activated: true}: 1},
+				{{Identified: true, Activated: true}: 1},
+				{{Identified: true, Activated: true}: 1, {}: 1},
+			}
+			for i, w := range want {
+				n, err := proc.Process(ctx)
+				must(t, err)
+				if n != 1 {
+					t.Fatalf("batch %d read %d events", i+1, n)
+				}
+				got, err := db.ProfileSteps(ctx)
+				must(t, err)
+				if diff := cmp.Diff(w, got); diff != "" {
+					t.Errorf("after event %d, profiles by steps (-want +got):\n%s", i+1, diff)
+				}
+			}
+			p, err := db.ProfileByIdentifier(ctx, identity.AnonymousID, "v1")
+			must(t, err)
+			if p.Stage != profile.Activated || len(p.Stages) != 1 || p.Steps() != (profile.Steps{Identified: true, Activated: true}) {
+				t.Errorf("stage %s, changes %+v, steps %+v: want activated once, identified and activated", p.Stage, p.Stages, p.Steps())
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package profile
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/hearth-cdp/hearth/internal/identity"
@@ -47,6 +48,30 @@ var Stages = []Stage{Anonymous, Identified, Connected, Activated, Converted}
 // converted and not connected.
 type Steps struct {
 	Identified, Connected, Activated, Converted bool
+}
+
+// Bits are the steps as the store keeps them, a bit each: identified 1, connected 2, activated 4, converted 8.
+func (s Steps) Bits() int {
+	b := 0
+	for i, met := range []bool{s.Identified, s.Connected, s.Activated, s.Converted} {
+		if met {
+			b |= 1 << i
+		}
+	}
+	return b
+}
+
+// StepsOfBits reads steps as Bits writes them.
+func StepsOfBits(b int) Steps {
+	return Steps{Identified: b&1 != 0, Connected: b&2 != 0, Activated: b&4 != 0, Converted: b&8 != 0}
+}
+
+// StepBit is the bit of a stage's step in Bits (0 for anonymous, which is no step).
+func StepBit(s Stage) int {
+	if i := slices.Index(Stages, s); i > 0 {
+		return 1 << (i - 1)
+	}
+	return 0
 }
 
 // Stage is the furthest step met.

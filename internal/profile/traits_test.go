@@ -316,3 +316,20 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// The store keeps steps as bits, and segment conditions select stages and steps by them.
+func TestStepsBits(t *testing.T) {
+	for b := range 16 {
+		if got := StepsOfBits(b).Bits(); got != b {
+			t.Errorf("StepsOfBits(%d).Bits() = %d", b, got)
+		}
+	}
+	for stage, bit := range map[Stage]int{Anonymous: 0, Identified: 1, Connected: 2, Activated: 4, Converted: 8} {
+		if got := StepBit(stage); got != bit {
+			t.Errorf("StepBit(%s) = %d, want %d", stage, got, bit)
+		}
+		if stage != Anonymous && StepsOfBits(bit).Stage() != stage {
+			t.Errorf("StepsOfBits(%d).Stage() = %s, want %s", bit, StepsOfBits(bit).Stage(), stage)
+		}
+	}
+}

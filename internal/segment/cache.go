@@ -87,11 +87,11 @@ func (r cachingReader) Touched(ctx context.Context, t Touched, since time.Time, 
 	return r.cache.get(cacheKey("touched", t, since), r.now, func() (*Set, error) { return r.Reader.Touched(ctx, t, since, nil) })
 }
 
-func (r cachingReader) Stages(ctx context.Context, stages []profile.Stage, within *Set) (*Set, error) {
+func (r cachingReader) Steps(ctx context.Context, steps []profile.Steps, within *Set) (*Set, error) {
 	if within != nil {
-		return r.Reader.Stages(ctx, stages, within)
+		return r.Reader.Steps(ctx, steps, within)
 	}
-	return r.cache.get(cacheKey("stages", stages), r.now, func() (*Set, error) { return r.Reader.Stages(ctx, stages, nil) })
+	return r.cache.get(cacheKey("steps", steps), r.now, func() (*Set, error) { return r.Reader.Steps(ctx, steps, nil) })
 }
 
 func (r cachingReader) Reachable(ctx context.Context, channel string, within *Set) (*Set, error) {

@@ -40,6 +40,7 @@ type world struct {
 	w     *store.EventWriter
 	n     int
 	proc  *profile.Processor
+	users int // people populated, u0, u1, …
 }
 
 func newWorld(t *testing.T, open func(testing.TB, hearth.Clock) *store.DB) *world {
@@ -92,9 +93,19 @@ var (
 	channels = []string{"qr_poster", "business_card", "ad"}
 )
 
-// populate writes a world of people with random traits, orders and touches.
+// populate writes a world of people with random traits, orders and touches. Every third person also browsed
+// anonymously first (v0, v3, …: activated, not identified); populated again, every sixth signs up on that
+// browser, which merges the two.
 func (w *world) populate(r *rand.Rand, people int) {
+	again := w.users > 0
+	w.users = max(w.users, people)
 	for i := range people {
+		if i%3 == 0 {
+			w.add(daysAgo(r.Float64()*50), map[string]any{"type": "track", "anonymousId": fmt.Sprintf("v%d", i), "event": "Product Viewed"})
+		}
+		if again && i%6 == 0 {
+			w.add(daysAgo(r.Float64()*5), map[string]any{"type": "track", "anonymousId": fmt.Sprintf("v%d", i), "userId": fmt.Sprintf("u%d", i), "event": "Signed Up"})
+		}
 		user := fmt.Sprintf("u%d", i)
 		traits := map[string]any{"city": cities[r.IntN(len(cities))], "score": float64(10 * r.IntN(10))}
 		if traits["city"] == "上海" && r.IntN(2) == 0 {
@@ -139,16 +150,21 @@ type person struct {
 func (w *world) people() []person {
 	w.t.Helper()
 	var out []person
-	for i := 0; ; i++ {
-		p, err := w.db.ProfileByIdentifier(ctx, identity.UserID, fmt.Sprintf("u%d", i))
-		if hearth.KindOf(err) == hearth.NotFound {
-			return out
+	seen := map[string]bool{}
+	for i := range w.users {
+		for _, id := range []identity.Identifier{{Type: identity.UserID, Value: fmt.Sprintf("u%d", i)}, {Type: identity.AnonymousID, Value: fmt.Sprintf("v%d", i)}} {
+			p, err := w.db.ProfileByIdentifier(ctx, id.Type, id.Value)
+			if hearth.KindOf(err) == hearth.NotFound || err == nil && seen[p.ID] {
+				continue // no such visitor, or one merged into its user
+			}
+			must(w.t, err)
+			seen[p.ID] = true
+			evs, err := w.db.ProfileEvents(ctx, p.ID, 0, 1000)
+			must(w.t, err)
+			out = append(out, person{id: p.ID, p: p, events: evs})
 		}
-		must(w.t, err)
-		evs, err := w.db.ProfileEvents(ctx, p.ID, 0, 1000)
-		must(w.t, err)
-		out = append(out, person{id: p.ID, p: p, events: evs})
 	}
+	return out
 }
 
 // oracle decides a rule for a person plainly, as docs/segments.md says.
@@ -221,10 +237,15 @@ func oracle(t *testing.T, r segment.Rule, x person, at time.Time) bool {
 		}
 		return false
 	case r.Stage != nil:
-		if r.Stage.Op == "is" {
+		switch r.Stage.Op {
+		case "is":
 			return x.p.Stage == r.Stage.Value
+		case "at_least":
+			return slices.Index(segment.Stages, x.p.Stage) >= slices.Index(segment.Stages, r.Stage.Value)
 		}
-		return slices.Index(segment.Stages, x.p.Stage) >= slices.Index(segment.Stages, r.Stage.Value)
+		steps := x.p.Steps() // from the identities, traits and first events, not the stored steps
+		return map[profile.Stage]bool{profile.Identified: steps.Identified, profile.Connected: steps.Connected,
+			profile.Activated: steps.Activated, profile.Converted: steps.Converted}[r.Stage.Value]
 	case r.Reachable != nil:
 		has := false
 		for _, id := range x.p.Identities {
@@ -307,6 +328,9 @@ var leaves = []string{
 	`{"touched": {"channel": "ad"}}`,
 	`{"stage": {"op": "is", "value": "converted"}}`,
 	`{"stage": {"op": "at_least", "value": "activated"}}`,
+	`{"stage": {"op": "reached", "value": "identified"}}`,
+	`{"stage": {"op": "reached", "value": "connected"}}`,
+	`{"stage": {"op": "reached", "value": "activated"}}`,
 	`{"reachable": {"channel": "email"}}`,
 }
 
@@ -336,8 +360,8 @@ func TestRulesAgainstOracle(t *testing.T) {
 			w := newWorld(t, engine.Open)
 			w.populate(r, 60)
 			people := w.people()
-			if len(people) != 60 {
-				t.Fatalf("%d people, want 60", len(people))
+			if len(people) != 80 {
+				t.Fatalf("%d people, want 80 (60 and 20 anonymous visitors)", len(people))
 			}
 			all := roaringOf(t, people, func(person) bool { return true })
 			rules := append([]string(nil), leaves...)

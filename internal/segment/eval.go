@@ -2,7 +2,6 @@ package segment
 
 import (
 	"context"
-	"slices"
 	"time"
 
 	"github.com/RoaringBitmap/roaring/v2/roaring64"
@@ -171,12 +170,14 @@ func (v *evaluation) leaf(n Rule, within *Set) (*Set, error) {
 		}
 		return v.r.Touched(ctx, *n.Touched, since, within)
 	case n.Stage != nil:
-		i := slices.Index(Stages, n.Stage.Value)
-		stages := []profile.Stage{n.Stage.Value}
-		if n.Stage.Op == "at_least" {
-			stages = Stages[i:]
+		// The combinations of steps that match: profiles keep theirs, indexed.
+		var match []profile.Steps
+		for b := range 1 << (len(Stages) - 1) {
+			if s := profile.StepsOfBits(b); n.Stage.holds(s) {
+				match = append(match, s)
+			}
 		}
-		return v.r.Stages(ctx, stages, within)
+		return v.r.Steps(ctx, match, within)
 	case n.Reachable != nil:
 		return v.r.Reachable(ctx, n.Reachable.Channel, within)
 	case n.Segment != nil:

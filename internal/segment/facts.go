@@ -14,7 +14,7 @@ import (
 // few queries for all of them, and decides every segment's rule for each in memory: per person, that costs
 // far less than a query per condition of every segment.
 type Facts struct {
-	Stage     profile.Stage
+	Steps     profile.Steps              // the lifecycle steps met
 	Traits    map[string]json.RawMessage // the traits rules name
 	Reachable map[string]bool            // email, sms, wechat: an identifier of the channel
 	Touches   []TouchFact
@@ -110,10 +110,7 @@ func holds(r Rule, f *Facts, now time.Time) bool {
 		}
 		return false
 	case r.Stage != nil:
-		if r.Stage.Op == "is" {
-			return f.Stage == r.Stage.Value
-		}
-		return slices.Index(Stages, f.Stage) >= slices.Index(Stages, r.Stage.Value)
+		return r.Stage.holds(f.Steps)
 	case r.Reachable != nil:
 		if r.Reachable.Channel == "any" {
 			return f.Reachable["email"] || f.Reachable["sms"] || f.Reachable["wechat"]

@@ -88,9 +88,10 @@ type Touched struct {
 	WithinLastDays int    `json:"within_last_days,omitempty"` // the last touch was this recent
 }
 
-// StageIs matches a lifecycle stage, or any from a stage on.
+// StageIs matches a lifecycle stage (the furthest step a person meets), any from a stage on, or a step met on
+// its own, whatever the steps before it (reached).
 type StageIs struct {
-	Op    string        `json:"op"` // is or at_least
+	Op    string        `json:"op"` // is, at_least or reached
 	Value profile.Stage `json:"value"`
 }
 
@@ -114,6 +115,17 @@ const (
 	maxDays      = 3650
 	maxCount     = 1_000_000
 )
+
+// holds says whether a person who meets steps matches.
+func (s StageIs) holds(steps profile.Steps) bool {
+	switch s.Op {
+	case "is":
+		return steps.Stage() == s.Value
+	case "at_least":
+		return slices.Index(Stages, steps.Stage()) >= slices.Index(Stages, s.Value)
+	}
+	return steps.Bits()&profile.StepBit(s.Value) != 0 // reached
+}
 
 // Stages, in order.
 var Stages = []profile.Stage{profile.Anonymous, profile.Identified, profile.Connected, profile.Activated, profile.Converted}
@@ -203,11 +215,14 @@ func parseNode(data []byte, path string, depth int, nodes *int, r *Rule) error {
 			if err := decodeStrict(raw, at, r.Stage); err != nil {
 				return err
 			}
-			if r.Stage.Op != "is" && r.Stage.Op != "at_least" {
-				return invalid(at+".op", "must be is or at_least")
+			if !slices.Contains([]string{"is", "at_least", "reached"}, r.Stage.Op) {
+				return invalid(at+".op", "must be is, at_least or reached")
 			}
 			if !slices.Contains(Stages, r.Stage.Value) {
 				return invalid(at+".value", "must be one of anonymous, identified, connected, activated, converted")
+			}
+			if r.Stage.Op == "reached" && r.Stage.Value == profile.Anonymous {
+				return invalid(at+".value", "must be one of identified, connected, activated, converted: anonymous is no step to reach")
 			}
 		case "reachable":
 			r.Reachable = &Reachable{}

@@ -25,6 +25,7 @@ func FuzzParseRule(f *testing.F) {
 		`{"touched": {"campaign_id": "c0", "within_last_days": 20}}`,
 		`{"touched": {"channel": "ad", "touchpoint_id": "tp"}}`,
 		`{"stage": {"op": "at_least", "value": "activated"}}`,
+		`{"stage": {"op": "reached", "value": "identified"}}`, `{"stage": {"op": "reached", "value": "anonymous"}}`,
 		`{"reachable": {"channel": "any"}}`,
 		`{"segment": {"id": "seg_1"}}`,
 		`{"and": [{"not": {"reachable": {"channel": "email"}}}, {"or": [{"stage": {"op": "is", "value": "converted"}}, {"segment": {"id": "s"}}]}]}`,

@@ -85,13 +85,14 @@ func (db *DB) knownIdentities(ctx context.Context, conn *sql.DB, ids []identity.
 	for len(profiles) > 0 {
 		n := min(knownChunk, len(profiles))
 		in := db.placeholders(1, n)
-		err := scanOn(ctx, conn, `SELECT id, first_seq, stage, activated_at, converted_at, seen_through FROM profiles WHERE id IN (`+in+`)`, profiles[:n], func(row *sql.Rows) error {
+		err := scanOn(ctx, conn, `SELECT id, first_seq, steps, activated_at, converted_at, seen_through FROM profiles WHERE id IN (`+in+`)`, profiles[:n], func(row *sql.Rows) error {
 			var p string
 			var seq int64
+			var steps int
 			var f profile.Facts
 			var activated, converted sql.NullTime
-			err := row.Scan(&p, &seq, &f.Stage, &activated, &converted, &f.SeenThrough)
-			f.ActivatedAt, f.ConvertedAt = utcOrZero(activated), utcOrZero(converted)
+			err := row.Scan(&p, &seq, &steps, &activated, &converted, &f.SeenThrough)
+			f.Steps, f.ActivatedAt, f.ConvertedAt = profile.StepsOfBits(steps), utcOrZero(activated), utcOrZero(converted)
 			k.FirstSeq[p] = seq
 			k.Facts[p] = f
 			return err
@@ -226,17 +227,17 @@ func (db *DB) applyChanges(exec execFunc, c profile.Changes, now time.Time) erro
 	// with each visitor new, the update was a statement per event.
 	inserted := make(map[string]bool, len(c.New))
 	for _, p := range c.New {
-		u := profile.Update{LastSeen: p.LastSeen, Stage: profile.Anonymous}
+		u := profile.Update{LastSeen: p.LastSeen}
 		if final, ok := c.Updates[p.ID]; ok {
 			u, inserted[p.ID] = final, true
 			if p.LastSeen.After(u.LastSeen) {
 				u.LastSeen = p.LastSeen
 			}
 		}
-		rows = append(rows, []any{p.ID, p.FirstSeq, p.FirstSeen.UTC(), u.LastSeen.UTC(), through, string(u.Stage), zeroNull(u.ActivatedAt), zeroNull(u.ConvertedAt),
-			u.Name, profile.NameKey(u.Name), now, now})
+		rows = append(rows, []any{p.ID, p.FirstSeq, p.FirstSeen.UTC(), u.LastSeen.UTC(), through, string(u.Steps.Stage()), u.Steps.Bits(),
+			zeroNull(u.ActivatedAt), zeroNull(u.ConvertedAt), u.Name, profile.NameKey(u.Name), now, now})
 	}
-	if err := db.insertRows(exec, `INSERT INTO profiles (id, first_seq, first_seen, last_seen, seen_through, stage, activated_at, converted_at, name, name_key, created_at, updated_at) VALUES `, rows, ""); err != nil {
+	if err := db.insertRows(exec, `INSERT INTO profiles (id, first_seq, first_seen, last_seen, seen_through, stage, steps, activated_at, converted_at, name, name_key, created_at, updated_at) VALUES `, rows, ""); err != nil {
 		return err
 	}
 	rows = rows[:0]
@@ -336,9 +337,9 @@ func (db *DB) applyChanges(exec execFunc, c profile.Changes, now time.Time) erro
 		u := c.Updates[id]
 		switch {
 		case u.Row:
-			if err := exec(`UPDATE profiles SET `+foldSeen+`, seen_through = $1, stage = $2,
-				activated_at = $3, converted_at = $4, name = $5, name_key = $6, updated_at = $7 WHERE id = $8`,
-				through, string(u.Stage), zeroNull(u.ActivatedAt), zeroNull(u.ConvertedAt), u.Name, profile.NameKey(u.Name), now, id); err != nil {
+			if err := exec(`UPDATE profiles SET `+foldSeen+`, seen_through = $1, stage = $2, steps = $3,
+				activated_at = $4, converted_at = $5, name = $6, name_key = $7, updated_at = $8 WHERE id = $9`,
+				through, string(u.Steps.Stage()), u.Steps.Bits(), zeroNull(u.ActivatedAt), zeroNull(u.ConvertedAt), u.Name, profile.NameKey(u.Name), now, id); err != nil {
 				return err
 			}
 		case u.Seen:

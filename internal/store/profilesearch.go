@@ -543,19 +543,16 @@ func prefixEnd(prefix string) (string, bool) {
 	return "", false
 }
 
-// ProfileStages counts the profiles at each lifecycle stage, every stage listed: a scan of the index on stage,
-// about a third of a second for 2.3 million profiles once its pages are in memory.
-func (db *DB) ProfileStages(ctx context.Context) (map[profile.Stage]int64, error) {
-	const op = "store.profile_stages"
-	counts := make(map[profile.Stage]int64, len(profile.Stages))
-	for _, s := range profile.Stages {
-		counts[s] = 0
-	}
-	err := db.scanRows(ctx, `SELECT stage, COUNT(*) FROM profiles GROUP BY stage`, nil, func(row *sql.Rows) error {
-		var stage profile.Stage
+// ProfileSteps counts the profiles by the lifecycle steps they meet, for each combination of steps met: a scan
+// of the index on steps, about a third of a second for 2.3 million profiles once its pages are in memory.
+func (db *DB) ProfileSteps(ctx context.Context) (map[profile.Steps]int64, error) {
+	const op = "store.profile_steps"
+	counts := map[profile.Steps]int64{}
+	err := db.scanRows(ctx, `SELECT steps, COUNT(*) FROM profiles GROUP BY steps`, nil, func(row *sql.Rows) error {
+		var steps int
 		var n int64
-		err := row.Scan(&stage, &n)
-		counts[stage] = n
+		err := row.Scan(&steps, &n)
+		counts[profile.StepsOfBits(steps)] += n
 		return err
 	})
 	if err != nil {

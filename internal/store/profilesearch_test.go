@@ -40,9 +40,9 @@ func (w *searchWorld) add(t *testing.T, people ...person) {
 		for _, id := range p.ids {
 			c.Identities = append(c.Identities, profile.Identity{Identifier: id, Profile: p.id, FirstSeq: first})
 		}
-		u := profile.Update{Stage: profile.Anonymous, Name: p.name, Row: true}
+		u := profile.Update{Name: p.name, Row: true}
 		if p.name != "" {
-			u.Stage = profile.Identified
+			u.Steps.Identified = true
 		}
 		for _, seq := range p.events {
 			c.Events = append(c.Events, profile.Attribution{Seq: seq, Profile: p.id})
@@ -230,43 +230,50 @@ func TestProfileSearch(t *testing.T) {
 	}
 }
 
-// Profiles are counted by stage, every stage listed; a profile merged away is no longer counted.
-func TestProfileStages(t *testing.T) {
+// Profiles are counted by the steps they meet, each combination on its own; a profile merged away is no
+// longer counted.
+func TestProfileSteps(t *testing.T) {
 	for _, eng := range storetest.Engines() {
 		t.Run(eng.Name, func(t *testing.T) {
 			t.Parallel()
 			clock := storetest.NewClock(time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC))
 			db := eng.Open(t, clock)
 			ctx := context.Background()
-			stages := func(want map[profile.Stage]int64) {
+			steps := func(want map[profile.Steps]int64) {
 				t.Helper()
-				got, err := db.ProfileStages(ctx)
+				got, err := db.ProfileSteps(ctx)
 				if err != nil {
 					t.Fatal(err)
 				}
 				if diff := cmp.Diff(want, got); diff != "" {
-					t.Errorf("ProfileStages (-want +got):\n%s", diff)
+					t.Errorf("ProfileSteps (-want +got):\n%s", diff)
 				}
 			}
-			stages(map[profile.Stage]int64{"anonymous": 0, "identified": 0, "connected": 0, "activated": 0, "converted": 0})
+			steps(map[profile.Steps]int64{})
 			w := &searchWorld{db: db, at: clock.Now()}
 			w.add(t, person{id: "pa", name: "Ada", ids: []identity.Identifier{email("ada@example.com")}, events: []int64{1}},
 				person{id: "pb", name: "Bob", ids: []identity.Identifier{email("bob@example.com")}, events: []int64{2}},
 				person{id: "pc", ids: []identity.Identifier{email("c@example.com")}, events: []int64{3}},
 				person{id: "pd", ids: []identity.Identifier{email("d@example.com")}, events: []int64{4}})
+			identified := profile.Steps{Identified: true}
+			steps(map[profile.Steps]int64{{}: 2, identified: 2})
+			// Ada buys; an anonymous visitor's product view activates pc, who is not identified.
+			converted := profile.Steps{Identified: true, Converted: true}
+			activated := profile.Steps{Activated: true}
 			if err := db.ApplyProfiles(ctx, profile.Consumer, 5, profile.Changes{From: w.off,
-				Events:  []profile.Attribution{{Seq: 5, Profile: "pa"}},
-				Updates: map[string]profile.Update{"pa": {LastSeen: clock.Now(), Stage: profile.Converted, Name: "Ada", ConvertedAt: clock.Now(), Row: true}},
+				Events: []profile.Attribution{{Seq: 5, Profile: "pa"}},
+				Updates: map[string]profile.Update{"pa": {LastSeen: clock.Now(), Steps: converted, Name: "Ada", ConvertedAt: clock.Now(), Row: true},
+					"pc": {LastSeen: clock.Now(), Steps: activated, ActivatedAt: clock.Now(), Row: true}},
 			}); err != nil {
 				t.Fatal(err)
 			}
 			w.off = 5
-			stages(map[profile.Stage]int64{"anonymous": 2, "identified": 1, "connected": 0, "activated": 0, "converted": 1})
+			steps(map[profile.Steps]int64{{}: 1, identified: 1, converted: 1, activated: 1})
 			if err := db.ApplyProfiles(ctx, profile.Consumer, 6, profile.Changes{From: w.off,
 				Merges: []profile.Merge{{Seq: 6, Into: "pc", From: "pd", Via: email("d@example.com"), At: clock.Now()}}}); err != nil {
 				t.Fatal(err)
 			}
-			stages(map[profile.Stage]int64{"anonymous": 1, "identified": 1, "connected": 0, "activated": 0, "converted": 1})
+			steps(map[profile.Steps]int64{identified: 1, converted: 1, activated: 1})
 		})
 	}
 }

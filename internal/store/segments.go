@@ -267,6 +267,14 @@ func plain(col string, within *segment.Set) string {
 	return col
 }
 
+// plainNumber is plain for a column of numbers.
+func plainNumber(col string, within *segment.Set) string {
+	if within != nil {
+		return "(" + col + " + 0)"
+	}
+	return col
+}
+
 func (r segmentReader) Traits(ctx context.Context, c segment.Compare, today string, within *segment.Set) (*segment.Set, error) {
 	const op = "store.segment_traits"
 	escaped := `instr(value, char(92)) > 0` // a backslash: the value was written with escapes
@@ -380,14 +388,11 @@ func (r segmentReader) Touched(ctx context.Context, t segment.Touched, since tim
 	})
 }
 
-func (r segmentReader) Stages(ctx context.Context, stages []profile.Stage, within *segment.Set) (*segment.Set, error) {
-	return r.db.profiles(ctx, r.tx, "store.segment_stages", within, func(q *query, in func(string)) {
-		q.add(`SELECT id FROM profiles WHERE `, plain("stage", within), ` IN (`)
-		for i, s := range stages {
-			if i > 0 {
-				q.add(", ")
-			}
-			q.add(q.arg(string(s)))
+func (r segmentReader) Steps(ctx context.Context, steps []profile.Steps, within *segment.Set) (*segment.Set, error) {
+	return r.db.profiles(ctx, r.tx, "store.segment_steps", within, func(q *query, in func(string)) {
+		q.add(`SELECT id FROM profiles WHERE `, plainNumber("steps", within), ` IN (-1`) // -1: no combination, for none
+		for _, s := range steps {
+			q.add(", ", q.arg(s.Bits()))
 		}
 		q.add(")")
 		in("id")
@@ -484,8 +489,8 @@ func (r segmentReader) Facts(ctx context.Context, profiles *segment.Set, needs s
 			}
 			return r.db.wrap(op, rows.Err())
 		}
-		var stage string
-		if err := r.profilesOf(ctx, chunk, out, &stage); err != nil {
+		var steps int
+		if err := r.profilesOf(ctx, chunk, out, &steps); err != nil {
 			return nil, err
 		}
 		var name, value string
@@ -575,10 +580,10 @@ func (r segmentReader) Facts(ctx context.Context, profiles *segment.Set, needs s
 	return out, nil
 }
 
-// profilesOf adds the profiles of ids that exist to out, with their stage.
-func (r segmentReader) profilesOf(ctx context.Context, ids []string, out map[uint64]*segment.Facts, stage *string) error {
+// profilesOf adds the profiles of ids that exist to out, with their steps.
+func (r segmentReader) profilesOf(ctx context.Context, ids []string, out map[uint64]*segment.Facts, steps *int) error {
 	q := &query{db: r.db}
-	q.add(`SELECT id, stage FROM profiles WHERE `)
+	q.add(`SELECT id, steps FROM profiles WHERE `)
 	q.in("id", ids)
 	giveWay()
 	rows, err := r.tx.QueryContext(ctx, q.text.String(), q.args...)
@@ -588,14 +593,14 @@ func (r segmentReader) profilesOf(ctx context.Context, ids []string, out map[uin
 	defer rows.Close()
 	var id string
 	for rows.Next() {
-		if err := rows.Scan(&id, stage); err != nil {
+		if err := rows.Scan(&id, steps); err != nil {
 			return err
 		}
 		n, err := segment.ProfileNumber(id)
 		if err != nil {
 			return err
 		}
-		out[n] = &segment.Facts{Stage: profile.Stage(*stage), Traits: map[string]json.RawMessage{}, Reachable: map[string]bool{},
+		out[n] = &segment.Facts{Steps: profile.StepsOfBits(*steps), Traits: map[string]json.RawMessage{}, Reachable: map[string]bool{},
 			Members: map[string]bool{}, Listed: map[string]bool{}}
 	}
 	return rows.Err()

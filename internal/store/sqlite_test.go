@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/collect"
 	"github.com/hearth-cdp/hearth/internal/identity"
+	"github.com/hearth-cdp/hearth/internal/profile"
 	"modernc.org/sqlite"
 )
 
@@ -700,5 +702,65 @@ func TestMigrateWithoutRowid(t *testing.T) {
 	}
 	if k.ProfileOf[identity.Identifier{Type: identity.Email, Value: "ada@example.com"}] != "p1" || k.Counts["p1"][identity.Phone] != 1 || len(k.Facts["p1"].Traits) != 2 {
 		t.Errorf("known identities after the migration: %+v", k)
+	}
+}
+
+// Migration 18 works out the steps each stored profile meets by the rules the processor applies: it is what
+// the home screen's lifecycle and "stage reached" conditions read.
+func TestMigrateProfileSteps(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	old := storeAt(t, dir, 17)
+	at := "'2026-11-01 12:00:00 +0000 UTC'"
+	profiles := map[string]struct {
+		ids, traits, activated, converted string
+		want                              profile.Steps
+	}{
+		"p-visitor":  {ids: "('anonymous_id', 'a1')", activated: at, want: profile.Steps{Activated: true}},
+		"p-device":   {ids: "('device_id', 'd1')"},
+		"p-email":    {ids: "('email', 'ada@example.com'), ('anonymous_id', 'a2')", want: profile.Steps{Identified: true, Connected: true}},
+		"p-optedout": {ids: "('email', 'bo@example.com')", traits: "('email_subscribed', 'false')", converted: at, want: profile.Steps{Identified: true, Converted: true}},
+		"p-phone":    {ids: "('email', 'cy@example.com'), ('phone', '+8613800000000')", traits: "('email_subscribed', 'false'), ('sms_subscribed', 'true')", want: profile.Steps{Identified: true, Connected: true}},
+		"p-wechat":   {ids: "('wechat_openid', 'o1')", traits: "('wechat_subscribed', 'false')", activated: at, converted: at, want: profile.Steps{Identified: true, Activated: true, Converted: true}},
+		"p-member":   {ids: "('user_id', 'm1')", want: profile.Steps{Identified: true}},
+	}
+	for id, p := range profiles {
+		activated, converted := cmp.Or(p.activated, "NULL"), cmp.Or(p.converted, "NULL")
+		qs := []string{`INSERT INTO profiles (id, first_seq, first_seen, last_seen, created_at, updated_at, activated_at, converted_at) VALUES ('` + id + `', 1, ` + at + `, ` + at + `, ` + at + `, ` + at + `, ` + activated + `, ` + converted + `)`,
+			`INSERT INTO identities (type, value, profile_id, first_seq) SELECT column1, column2, '` + id + `', 1 FROM (VALUES ` + p.ids + `)`}
+		if p.traits != "" {
+			qs = append(qs, `INSERT INTO profile_traits (profile_id, name, value, source_id, seq, at) SELECT '`+id+`', column1, column2, 'src', 1, `+at+` FROM (VALUES `+p.traits+`)`)
+		}
+		for _, q := range qs {
+			if _, err := old.ExecContext(ctx, q); err != nil {
+				t.Fatalf("%.80s: %v", q, err)
+			}
+		}
+	}
+	old.Close()
+
+	db := openMigrated(t, dir, &fixedClock{time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC)})
+	defer db.Close()
+	for id, p := range profiles {
+		var bits int
+		if err := db.read.QueryRowContext(ctx, `SELECT steps FROM profiles WHERE id = ?`, id).Scan(&bits); err != nil {
+			t.Fatal(err)
+		}
+		if got := profile.StepsOfBits(bits); got != p.want {
+			t.Errorf("%s: steps %+v, want %+v", id, got, p.want)
+		}
+	}
+	var plan []string
+	if err := scanOn(ctx, db.read, `EXPLAIN QUERY PLAN SELECT steps, count(*) FROM profiles GROUP BY steps`, nil, func(r *sql.Rows) error {
+		var id, parent, unused int
+		var detail string
+		err := r.Scan(&id, &parent, &unused, &detail)
+		plan = append(plan, detail)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(plan, "; "), "profiles_steps") {
+		t.Errorf("counting by steps: %s, want the index on steps", plan)
 	}
 }

@@ -50,7 +50,7 @@ func testProfiles(t *testing.T, db *store.DB, clock *Clock) {
 			{Seq: 4, Profile: p2, At: ts(4)}, {Seq: 5, Profile: p1, At: ts(5)}},
 		Merges:  []profile.Merge{{Seq: 4, Into: p2, From: p3, Via: e3, At: ts(4)}, {Seq: 5, Into: p1, From: p2, Via: u2, At: ts(5)}},
 		LeftOut: []profile.LeftOut{{Seq: 5, Identifier: ident(identity.AnonymousID, "t1"), Reason: "limit:user_id"}},
-		Updates: map[string]profile.Update{p1: {LastSeen: ts(5), Stage: profile.Connected, Name: "Ada Lovelace", ConvertedAt: ts(3), Row: true}},
+		Updates: map[string]profile.Update{p1: {LastSeen: ts(5), Steps: profile.Steps{Identified: true, Connected: true}, Name: "Ada Lovelace", ConvertedAt: ts(3), Row: true}},
 	}))
 	off, err := db.ConsumerOffset(ctx, "profiles")
 	must(t, err)
@@ -93,7 +93,7 @@ func testProfiles(t *testing.T, db *store.DB, clock *Clock) {
 		ProfileOf: map[identity.Identifier]string{u2: p1, e3: p1},
 		FirstSeq:  map[string]int64{p1: 1},
 		Counts:    map[string]map[identity.Type]int{p1: {identity.UserID: 2, identity.AnonymousID: 2, identity.Email: 1}},
-		Facts:     map[string]profile.Facts{p1: {Stage: profile.Connected, ConvertedAt: ts(3), SeenThrough: 5}},
+		Facts:     map[string]profile.Facts{p1: {Steps: profile.Steps{Identified: true, Connected: true}, ConvertedAt: ts(3), SeenThrough: 5}},
 	}
 	if diff := cmp.Diff(wantKnown, k); diff != "" {
 		t.Errorf("KnownIdentities (-want +got):\n%s", diff)
@@ -162,7 +162,7 @@ func testProfiles(t *testing.T, db *store.DB, clock *Clock) {
 				k.Facts[p1].SeenThrough, got.UpdatedAt, lastSeen, seenThrough, updated)
 		}
 	}
-	row := profile.Update{Stage: profile.Connected, Name: "Ada Lovelace", ConvertedAt: ts(3)}
+	row := profile.Update{Steps: profile.Steps{Identified: true, Connected: true}, Name: "Ada Lovelace", ConvertedAt: ts(3)}
 	batch(6, ts(6), row)
 	check("a later event", ts(6), 5, now)
 	batch(7, ts(4), row)
@@ -196,7 +196,7 @@ func testProfileFacts(t *testing.T, db *store.DB, ts func(int64) time.Time) {
 		StageChanges: []profile.ProfileStageChange{{Profile: a, StageChange: profile.StageChange{Seq: 1, From: profile.Anonymous, To: profile.Identified, At: at(1)}},
 			{Profile: b, StageChange: profile.StageChange{Seq: 2, From: profile.Anonymous, To: profile.Connected, At: at(2)}}},
 		Traits:  []profile.ProfileTrait{trait(a, "name", `"Ada"`, 1), trait(a, "city", `"上海"`, 1), trait(b, "name", `"Ada L."`, 2), trait(b, "vip", `true`, 2)},
-		Updates: map[string]profile.Update{a: {LastSeen: at(1), Stage: profile.Identified, Name: "Ada", Row: true}, b: {LastSeen: at(2), Stage: profile.Connected, Name: "Ada L.", ActivatedAt: at(2), Row: true}},
+		Updates: map[string]profile.Update{a: {LastSeen: at(1), Steps: profile.Steps{Identified: true}, Name: "Ada", Row: true}, b: {LastSeen: at(2), Steps: profile.Steps{Identified: true, Connected: true}, Name: "Ada L.", ActivatedAt: at(2), Row: true}},
 	}))
 	k, err := db.KnownIdentities(ctx, nil)
 	must(t, err)
@@ -208,7 +208,7 @@ func testProfileFacts(t *testing.T, db *store.DB, ts func(int64) time.Time) {
 		Merges:       []profile.Merge{{Seq: 3, Into: a, From: b, Via: ident(identity.Email, "ada@example.com"), At: at(3)}},
 		StageChanges: []profile.ProfileStageChange{{Profile: a, StageChange: profile.StageChange{Seq: 3, From: profile.Identified, To: profile.Activated, At: at(3)}}},
 		Traits:       []profile.ProfileTrait{trait(a, "name", `"Ada L."`, 2), trait(a, "vip", `true`, 2)},
-		Updates:      map[string]profile.Update{a: {LastSeen: at(3), Stage: profile.Activated, Name: "Ada L.", ActivatedAt: at(2), Row: true}},
+		Updates:      map[string]profile.Update{a: {LastSeen: at(3), Steps: profile.Steps{Identified: true, Activated: true}, Name: "Ada L.", ActivatedAt: at(2), Row: true}},
 	}))
 	got, err := db.Profile(ctx, a)
 	must(t, err)
