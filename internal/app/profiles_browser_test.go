@@ -280,31 +280,61 @@ func TestBrowserPeople(t *testing.T) {
 		}
 	}
 
-	// The home screen's lifecycle: at each step, the people at it or further, five since the unmerge (the
-	// tablet's countess is connected). Lin's stage (converted) counts at every step, though she cannot be
-	// reached; no one is anonymous.
+	// The home screen's lifecycle: at each step, the people who meet that step's rule, whatever the steps
+	// before, five since the unmerge. All five are identified; all but Lin, who bought with only her member id,
+	// are reachable (the tablet's countess too); Ada and Bo viewed products (the countess's newsletter is no
+	// activation, and Lin only bought); Lin alone converted. Everyone meets some step.
 	do(t, bctx, "home", chromedp.Navigate(s.base+"/console/"), chromedp.WaitVisible(tid("lifecycle-funnel-step")))
 	reached := read(t, bctx, "the lifecycle's steps", chromedp.Evaluate[map[string]string](`Object.fromEntries([...document.querySelectorAll(
 		'[data-testid="lifecycle-funnel-step"]')].map((el) => [el.dataset.step, el.dataset.reached]))`))
-	if want := map[string]string{"identified": "5", "connected": "5", "activated": "3", "converted": "1"}; fmt.Sprint(reached) != fmt.Sprint(want) {
+	if want := map[string]string{"identified": "5", "connected": "4", "activated": "2", "converted": "1"}; fmt.Sprint(reached) != fmt.Sprint(want) {
 		t.Errorf("the home screen's lifecycle: %v, want %v", reached, want)
 	}
-	if text := read(t, bctx, "converted", chromedp.Text(chromedp.CSS(`[data-testid="lifecycle-funnel-step"][data-step="converted"]`))); !strings.Contains(text, "20%") ||
-		!strings.Contains(text, "33% of the step before") {
-		t.Errorf("the converted step says %q, want 20%% of everyone and 33%% of the activated", text)
+	if text := read(t, bctx, "activated", chromedp.Text(chromedp.CSS(`[data-testid="lifecycle-funnel-step"][data-step="activated"]`))); !strings.Contains(text, "40%") ||
+		strings.Contains(text, "step before") {
+		t.Errorf("the activated step says %q, want 40%% of everyone and no share of the step before", text)
 	}
-	if text := read(t, bctx, "anonymous", chromedp.Text(tid("lifecycle-funnel-anonymous"))); !strings.HasPrefix(text, "0 anonymous") {
-		t.Errorf("the lifecycle's anonymous line says %q", text)
+	if text := read(t, bctx, "the lifecycle's text", chromedp.Text(chromedp.CSS(`[data-testid="lifecycle-funnel"] .card-head p`))); !strings.Contains(text, "whether or not they met the steps before") {
+		t.Errorf("the lifecycle's text says %q", text)
 	}
-	// A step's people become a segment: the editor opens on the condition, counting them (Lin).
-	do(t, bctx, "a segment of the converted",
-		chromedp.Click(chromedp.CSS(`[data-step="converted"] [data-testid="lifecycle-funnel-segment"]`)),
+	if text := read(t, bctx, "no step", chromedp.Text(tid("lifecycle-funnel-anonymous"))); !strings.HasPrefix(text, "At no step yet: 0 (0%)") {
+		t.Errorf("the lifecycle's foot line says %q", text)
+	}
+	// A step's people become a segment: the editor opens on the condition, untouched, counting the connected
+	// (four: by stage, "at least connected", Lin would be a fifth).
+	do(t, bctx, "a segment of the connected",
+		chromedp.Click(chromedp.CSS(`[data-step="connected"] [data-testid="lifecycle-funnel-segment"]`)),
 		chromedp.WaitVisible(tid("segment-rule")),
-		chromedp.Poll[chromedp.Void](`document.querySelector('[data-testid="segment-count-value"]')?.textContent === '1'`),
+		chromedp.Poll[chromedp.Void](`document.querySelector('[data-testid="segment-count-value"]')?.textContent === '4'`),
 	)
-	if typ := read(t, bctx, "the condition", chromedp.Evaluate[string](`document.querySelector('[data-testid="rb-type"]').value`)); typ != "stage" {
-		t.Errorf("the segment from the funnel starts with a %q condition, want stage", typ)
+	condition := read(t, bctx, "the condition", chromedp.Evaluate[[]string](`['rb-type', 'rb-stage-op', 'rb-stage']
+		.map((id) => document.querySelector('[data-testid="' + id + '"]').value)`))
+	if want := []string{"stage", "reached", "connected"}; fmt.Sprint(condition) != fmt.Sprint(want) {
+		t.Errorf("the segment from the lifecycle starts with type, op and step %v, want %v", condition, want)
 	}
+	unsaved := `document.querySelector('[data-testid="segment-savebar"]').classList.contains('dirty')`
+	if read(t, bctx, "unsaved", chromedp.Evaluate[bool](unsaved)) {
+		t.Error("the segment from the lifecycle counts as an unsaved change before any edit")
+	}
+	if text := read(t, bctx, "the condition's sentence", chromedp.Text(tid("rb-sentence"))); !strings.Contains(text, "has reached the Connect step") {
+		t.Errorf("the condition says %q", text)
+	}
+	// Anonymous is no step: choosing "has reached" with it picks the first step, which everyone has reached.
+	pick := func(testid, value string) chromedp.Action[chromedp.Void] {
+		return chromedp.Poll[chromedp.Void](`(() => { const el = document.querySelector('[data-testid="` + testid + `"]');
+			el.value = '` + value + `'; el.dispatchEvent(new Event('change', { bubbles: true })); return el.value === '` + value + `' })()`)
+	}
+	do(t, bctx, "reached, from anonymous",
+		pick("rb-stage-op", "is"),
+		pick("rb-stage", "anonymous"),
+		pick("rb-stage-op", "reached"),
+		chromedp.Poll[chromedp.Void](`document.querySelector('[data-testid="rb-stage"]').value === 'identified' &&
+			![...document.querySelectorAll('[data-testid="rb-stage"] option')].some((o) => o.value === 'anonymous')`),
+		chromedp.Poll[chromedp.Void](`document.querySelector('[data-testid="segment-count-value"]')?.textContent === '5'`),
+		// Back to the step's rule: nothing to save, so the page is left without asking.
+		pick("rb-stage", "connected"),
+		chromedp.Poll[chromedp.Void](`!`+unsaved),
+	)
 	do(t, bctx, "from the lifecycle to the people",
 		chromedp.Navigate(s.base+"/console/"),
 		chromedp.WaitVisible(tid("lifecycle-funnel-step")),
@@ -339,7 +369,8 @@ func TestBrowserPeople(t *testing.T) {
 		t.Errorf("Ada's stage in Chinese is %q, want 已激活", stage)
 	}
 	do(t, bctx, "home, in Chinese", chromedp.Click(tid("nav-home")), chromedp.WaitVisible(tid("lifecycle-funnel-step")))
-	if text := read(t, bctx, "the lifecycle in Chinese", chromedp.Text(tid("lifecycle-funnel"))); !strings.Contains(text, "生命周期") || !strings.Contains(text, "占上一步的 33%") {
+	if text := read(t, bctx, "the lifecycle in Chinese", chromedp.Text(tid("lifecycle-funnel"))); !strings.Contains(text, "生命周期") ||
+		!strings.Contains(text, "不论是否满足前面的步骤") || !strings.Contains(text, "0 人（0%）尚未达到任何一步") {
 		t.Errorf("the home screen's lifecycle in Chinese says %q", text)
 	}
 }

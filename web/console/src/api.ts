@@ -80,9 +80,16 @@ export interface EventPage {
 /** Where a person stands in the lifecycle identify → connect → activate → convert. */
 export type Stage = 'anonymous' | 'identified' | 'connected' | 'activated' | 'converted'
 
-/** The people at each stage: every stage, in order, and everyone. */
+/** A lifecycle step: a stage a person reaches, every one but anonymous. */
+export type LifecycleStep = Exclude<Stage, 'anonymous'>
+
+/**
+ * The people at each stage (their furthest step), every stage in order; the people who meet each step's rule on
+ * its own, every step in order (not nested: someone can buy before they are reachable); and everyone.
+ */
 export interface ProfileStages {
   stages: { stage: Stage; profiles: number }[]
+  steps: { step: LifecycleStep; profiles: number }[]
   total: number
 }
 export const stages: readonly Stage[] = ['anonymous', 'identified', 'connected', 'activated', 'converted']
@@ -184,7 +191,7 @@ export interface Profile {
   name: string
   stage: Stage
   /** Each lifecycle rule the person meets, on its own: a later step does not need an earlier one. */
-  steps: Record<Exclude<Stage, 'anonymous'>, boolean>
+  steps: Record<LifecycleStep, boolean>
   /** When each step was met; null where it is not, or its event is gone. */
   identified_at: string | null
   connected_at: string | null
@@ -619,6 +626,16 @@ export interface TouchedCondition {
   within_last_days?: number
 }
 
+/**
+ * is: the person's stage (their furthest step) is the value; at_least: it is the value or further; reached: the
+ * person meets the value's step on its own, whatever the steps before (never anonymous, which is no step).
+ */
+export type StageOp = 'is' | 'at_least' | 'reached'
+export interface StageCondition {
+  op: StageOp
+  value: Stage
+}
+
 export type ReachChannel = 'email' | 'sms' | 'wechat' | 'any'
 export const reachChannels: readonly ReachChannel[] = ['email', 'sms', 'wechat', 'any']
 
@@ -630,7 +647,7 @@ export type Rule =
   | { trait: TraitCondition }
   | { event: EventCondition }
   | { touched: TouchedCondition }
-  | { stage: { op: 'is' | 'at_least'; value: Stage } }
+  | { stage: StageCondition }
   | { reachable: { channel: ReachChannel } }
   | { segment: { id: string } }
 

@@ -1,12 +1,12 @@
 // People as the console shows them: a person's best label, their stage, their identifiers by type, trait
 // values, and the timeline of events, stage changes and segment changes in one list.
-import type { Profile, ProfileIdentity, ProfileSummary, SegmentChange, Stage, StageChange, TimelineEvent } from './api'
+import type { LifecycleStep, Profile, ProfileIdentity, ProfileSummary, SegmentChange, Stage, StageChange, TimelineEvent } from './api'
 import type { IconName } from './icons'
 import { t } from './i18n'
 import type { MessageKey } from './locales/en'
 
 /** The stages a person reaches, in order, after anonymous: the steps of the lifecycle. */
-export const lifecycleSteps: readonly Stage[] = ['identified', 'connected', 'activated', 'converted']
+export const lifecycleSteps: readonly LifecycleStep[] = ['identified', 'connected', 'activated', 'converted']
 
 /** How far along a stage is: 0 for anonymous, 4 for converted. */
 export const stageRank = (s: Stage): number => Math.max(0, ['anonymous', ...lifecycleSteps].indexOf(s))

@@ -13,7 +13,8 @@ import type {
   ReachChannel,
   Rule,
   Segment,
-  Stage,
+  StageCondition,
+  StageOp,
   Touchpoint,
   TouchedCondition,
 } from './api'
@@ -72,7 +73,7 @@ export interface ConditionDraft {
   trait: CompareDraft
   event: EventDraft
   touched: TouchedDraft
-  stage: { op: 'is' | 'at_least'; value: Stage }
+  stage: StageCondition
   reachable: ReachChannel
   segment: string
 }
@@ -545,6 +546,12 @@ function eventText(e: EventCondition, negate: boolean): Part[] {
   return fill(negate ? 'rule.event.not' : 'rule.event', params)
 }
 
+const stageKeys: Record<StageOp, { plain: MessageKey; negated: MessageKey }> = {
+  is: { plain: 'rule.stage.is', negated: 'rule.stage.is.not' },
+  at_least: { plain: 'rule.stage.at_least', negated: 'rule.stage.at_least.not' },
+  reached: { plain: 'rule.stage.reached', negated: 'rule.stage.reached.not' },
+}
+
 const reachKeys: Record<ReachChannel, MessageKey> = {
   email: 'rule.reach.email',
   sms: 'rule.reach.sms',
@@ -571,15 +578,10 @@ function conditionText(r: Rule, negate: boolean, names: Names): Part[] {
     return fill(negate ? 'rule.touched.touchpoint.not' : 'rule.touched.touchpoint', { name, window })
   }
   if ('stage' in r) {
-    const key: MessageKey =
-      r.stage.op === 'at_least'
-        ? negate
-          ? 'rule.stage.at_least.not'
-          : 'rule.stage.at_least'
-        : negate
-          ? 'rule.stage.is.not'
-          : 'rule.stage.is'
-    return fill(key, { stage: val(stageLabel(r.stage.value)) })
+    const keys = stageKeys[r.stage.op] ?? stageKeys.is
+    // Reached is said of a step by the step's own name, the one the home screen's lifecycle shows.
+    const label = r.stage.op === 'reached' ? t(`lifecycle.${r.stage.value}` as MessageKey) : stageLabel(r.stage.value)
+    return fill(negate ? keys.negated : keys.plain, { stage: val(label) })
   }
   if ('reachable' in r) {
     return fill(negate ? 'rule.reachable.not' : 'rule.reachable', { channel: val(reachLabel(r.reachable.channel)) })
