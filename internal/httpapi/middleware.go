@@ -113,7 +113,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			route := routeOf(r)
 			s.metrics.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
 			s.metrics.duration.WithLabelValues(route).Observe(elapsed.Seconds())
-			s.logger.LogAttrs(r.Context(), accessLogLevel(route, sw.status), "request", logAttrs(r, sw.status, sw.bytes, float64(elapsed.Microseconds())/1000)...)
+			// Asked first: the tracking API's lines are built only when the debug log keeps them.
+			if level := accessLogLevel(route, sw.status); s.logger.Enabled(r.Context(), level) {
+				s.logger.LogAttrs(r.Context(), level, "request", logAttrs(r, sw.status, sw.bytes, float64(elapsed.Microseconds())/1000)...)
+			}
 		}()
 		next.ServeHTTP(sw, r)
 	})
