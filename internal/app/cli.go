@@ -13,6 +13,7 @@ import (
 
 	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/auth"
+	"github.com/hearth-cdp/hearth/internal/store"
 )
 
 const usage = `Hearth: the centre that all of a company's customer touchpoints connect to.
@@ -23,6 +24,7 @@ Usage:
   hearth apikey create --name NAME [--role ROLE] [--data DIR] [--db URL]
                                                                   print a new admin API key on stdout
   hearth config        [serve's flags]                            print the effective configuration
+  hearth backup        --to DIR [--data DIR]                      copy the embedded store while it serves
   hearth bench ingest  --url URL (--write-key KEY | --api-key KEY) [--batch N] [--concurrency N] [--rate N] [--duration D]
                                                                   measure a running server's ingestion
   hearth bench touch   --url URL (--link URL | --api-key KEY) [--concurrency N] [--rate N] [--duration D]
@@ -57,6 +59,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		err = runAPIKey(ctx, rest, getenv, stdout, stderr)
 	case "config":
 		err = runConfig(rest, getenv, stdout, stderr)
+	case "backup":
+		err = runBackup(ctx, rest, getenv, stdout, stderr)
 	case "bench":
 		err = runBench(ctx, rest, stdout, stderr)
 	case "demo":
@@ -171,6 +175,41 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	fmt.Fprintf(stderr, "%s database is up to date (%d migrations applied now)\n", db.Engine(), n)
 	return nil
 }
+
+// runBackup copies the embedded store into a new folder while Hearth may go on serving; the folder is then a
+// data folder of its own (README, Backups).
+func runBackup(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg := DefaultConfig()
+	cfg.applyEnv(getenv)
+	fs, apply := cfg.flagSet("backup", stderr, "data", "db")
+	to := fs.String("to", "", "the folder to write the backup into: new, or empty (required)")
+	if err := parse(fs, args, apply); err != nil {
+		return err
+	}
+	if strings.TrimSpace(*to) == "" {
+		fmt.Fprint(stderr, "hearth backup: --to is required\n")
+		return errUsage
+	}
+	if cfg.DB != "" {
+		return hearth.Errorf(hearth.Invalid, "app.backup", "hearth backup copies the embedded SQLite store; back PostgreSQL up with pg_dump or your provider's snapshots, and keep the master key (HEARTH_MASTER_KEY, or master.key in the data folder) with them")
+	}
+	start := time.Now()
+	err := store.BackupSQLite(ctx, cfg.Data, *to, func(file string, written, size int64, done bool) {
+		if done {
+			fmt.Fprintf(stderr, "hearth backup: %s: %s written\n", file, megabytes(written))
+			return
+		}
+		fmt.Fprintf(stderr, "hearth backup: %s: %s of about %s\n", file, megabytes(written), megabytes(size))
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "hearth backup: %s is a copy of %s (%.1f s); serve it with --data to restore\n", *to, cfg.Data, time.Since(start).Seconds())
+	return nil
+}
+
+// megabytes words a size for a progress line.
+func megabytes(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
 
 func runAPIKey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "create" {

@@ -266,3 +266,52 @@ func TestAPIKeyCreateBesideRunningServer(t *testing.T) {
 		})
 	}
 }
+
+// A backup taken while the server runs serves as the store it copied: the same API key, and a touch link whose
+// token only the copied master key can verify.
+func TestBackupRestores(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Addr, cfg.Data = "127.0.0.1:0", t.TempDir()
+	s := startApp(t, cfg)
+	key, _, err := s.app.auth.CreateAPIKey(context.Background(), "test", hearth.RoleMarketer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tp struct{ ID, Token string }
+	if st := s.call(t, key, "POST", "/api/v1/touchpoints", map[string]any{"name": "Window poster", "channel": "qr_poster",
+		"destination_url": "https://shop.example/spring"}, &tp); st != http.StatusCreated {
+		t.Fatalf("create touchpoint: %d", st)
+	}
+	dest := filepath.Join(t.TempDir(), "backup")
+	code, stdout, stderr := runMain(t, nil, "backup", "--data", cfg.Data, "--to", dest)
+	if code != 0 || !strings.Contains(stdout, dest) || !strings.Contains(stderr, "hearth.db") || !strings.Contains(stderr, "events.db") {
+		t.Fatalf("backup: exit code %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	s.shutdown(t)
+
+	restored := cfg
+	restored.Data = dest
+	r := startApp(t, restored)
+	var got struct{ ID string }
+	if st := r.call(t, key, "GET", "/api/v1/touchpoints/"+tp.ID, nil, &got); st != http.StatusOK || got.ID != tp.ID {
+		t.Fatalf("the touchpoint on the restored store: %d %+v", st, got)
+	}
+	resp, _ := r.visit(t, "GET", r.base+"/t/"+tp.Token, nil)
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, "https://shop.example/spring") {
+		t.Errorf("the touch link on the restored store: %s to %q", resp.Status, loc)
+	}
+
+	for _, tt := range []struct {
+		args       []string
+		code       int
+		wantStderr string
+	}{
+		{[]string{"backup", "--data", cfg.Data}, 2, "--to"},
+		{[]string{"backup", "--data", cfg.Data, "--to", dest}, 1, "new or empty folder"},
+		{[]string{"backup", "--db", "postgres://hearth@127.0.0.1:1/hearth", "--to", t.TempDir()}, 1, "pg_dump"},
+	} {
+		if code, _, stderr := runMain(t, nil, tt.args...); code != tt.code || !strings.Contains(stderr, tt.wantStderr) {
+			t.Errorf("hearth %s: exit code %d, stderr %q; want %d and %q", strings.Join(tt.args, " "), code, stderr, tt.code, tt.wantStderr)
+		}
+	}
+}
