@@ -855,7 +855,7 @@ export const api = {
 
   /** People whose name, email or phone starts with q; without q, the most recently active first. */
   profiles: (q: string, cursor = '', limit = 25) => request<ProfilePage>('GET', '/profiles' + query({ q, cursor, limit })),
-  /** How many people stand at each lifecycle stage, in the stages' order. */
+  /** How many people stand at each lifecycle stage, and meet each step on its own. */
   profileStages: () => request<ProfileStages>('GET', '/profiles/stages'),
   /** A person whole; the id of a profile merged into another answers that one, with absorbed_id. */
   profile: (id: string) => request<Profile>('GET', '/profiles/' + enc(id)),
