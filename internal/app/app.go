@@ -170,8 +170,11 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 			}
 		}})
 	reg.MustRegister(newConsumerLag(a.db, profile.Consumer, segment.Consumer, touchpoint.StatsConsumer, touchpoint.HoursConsumer))
-	if a.db.Engine() == store.SQLite && store.SeparatePageCaches {
-		newPageCacheMetrics(reg)
+	if a.db.Engine() == store.SQLite {
+		reg.MustRegister(newSQLiteFiles(a.cfg.Data))
+		if store.SeparatePageCaches {
+			newPageCacheMetrics(reg)
+		}
 	}
 	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopWriter, a.writerDone = stopWriter, make(chan struct{})

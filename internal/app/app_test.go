@@ -157,6 +157,9 @@ func testOperationalEndpoints(t *testing.T, engine string) {
 	if hits := bytes.Contains(body, []byte("\nhearth_sqlite_page_cache_hits_total ")); hits != (engine == "sqlite" && store.SeparatePageCaches) {
 		t.Errorf("/metrics on %s has the SQLite page cache's hits: %v", engine, hits)
 	}
+	if files := bytes.Contains(body, []byte("\nhearth_sqlite_file_bytes{file=\"events.db\"} ")); files != (engine == "sqlite") {
+		t.Errorf("/metrics on %s has the event log file's size: %v", engine, files)
+	}
 
 	resp, body = s.do(t, "GET", "/", nil)
 	wantStatus(t, resp, body, http.StatusFound)

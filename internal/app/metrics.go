@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -57,6 +59,29 @@ func newPageCacheMetrics(reg prometheus.Registerer) {
 		{"hearth_sqlite_page_cache_evictions_total", "Pages a connection's page cache gave up to stay within its size.", func() int64 { return store.PageCacheStats().Evictions }},
 	} {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: m.name, Help: m.help}, func() float64 { return float64(m.count()) }))
+	}
+}
+
+// sqliteFiles reports, when scraped, the size of each of the embedded store's files in the data folder: what
+// an operator watches the disk for (the event log grows with every event; a WAL grows while a long read, such
+// as a backup, keeps it from starting over).
+type sqliteFiles struct {
+	dir  string
+	desc *prometheus.Desc
+}
+
+func newSQLiteFiles(dir string) sqliteFiles {
+	return sqliteFiles{dir: dir, desc: prometheus.NewDesc("hearth_sqlite_file_bytes",
+		"Size of each file of the embedded store: hearth.db (people, segments, settings), events.db (the event log) and their WALs.", []string{"file"}, nil)}
+}
+
+func (f sqliteFiles) Describe(ch chan<- *prometheus.Desc) { ch <- f.desc }
+
+func (f sqliteFiles) Collect(ch chan<- prometheus.Metric) {
+	for _, name := range store.SQLiteFiles {
+		if st, err := os.Stat(filepath.Join(f.dir, name)); err == nil {
+			ch <- prometheus.MustNewConstMetric(f.desc, prometheus.GaugeValue, float64(st.Size()), name)
+		}
 	}
 }
 

@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -85,5 +87,23 @@ func TestProfilesRest(t *testing.T) {
 		if d := got - tc.want; d < -time.Microsecond || d > time.Microsecond {
 			t.Errorf("load %.1f, far behind %v: rest %v, want %v", tc.load, tc.farBehind, got, tc.want)
 		}
+	}
+}
+
+func TestSQLiteFileSizes(t *testing.T) {
+	dir := t.TempDir()
+	for name, size := range map[string]int{"hearth.db": 4096, "events.db": 8192, "events.db-wal": 100, "master.key": 45} {
+		if err := os.WriteFile(filepath.Join(dir, name), make([]byte, size), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := `# HELP hearth_sqlite_file_bytes Size of each file of the embedded store: hearth.db (people, segments, settings), events.db (the event log) and their WALs.
+# TYPE hearth_sqlite_file_bytes gauge
+hearth_sqlite_file_bytes{file="events.db"} 8192
+hearth_sqlite_file_bytes{file="events.db-wal"} 100
+hearth_sqlite_file_bytes{file="hearth.db"} 4096
+`
+	if err := testutil.CollectAndCompare(newSQLiteFiles(dir), strings.NewReader(want)); err != nil {
+		t.Error(err)
 	}
 }

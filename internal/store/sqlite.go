@@ -27,6 +27,9 @@ const (
 	logFile   = "events.db" // the event log: events, rejected_events, source_stats
 )
 
+// SQLiteFiles are the files of the embedded store in its data folder that grow: each database and its WAL.
+var SQLiteFiles = []string{stateFile, stateFile + "-wal", logFile, logFile + "-wal"}
+
 // Commits sync with fdatasync rather than fsync where the system has it: the same durability (the data and the
 // file's size) without also writing the file's times, one write of the disk's metadata less per commit.
 func init() { _, _ = sqlite.Fdatasync(true) } // unavailable (macOS, Windows): fsync, as before
