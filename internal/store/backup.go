@@ -9,9 +9,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/hearth-cdp/hearth"
+	"github.com/hearth-cdp/hearth/internal/touchpoint"
 )
 
 // BackupProgress is told, every second or so while a file is written and once when it is done, how far a
@@ -41,14 +43,11 @@ func BackupSQLite(ctx context.Context, dir, dest string, progress BackupProgress
 	}
 	// Without the master key the copy's signing keys and WeChat secrets cannot be unsealed. A key given in the
 	// environment is not in the folder: the operator keeps it.
-	if err := copyFile(filepath.Join(dir, masterKeyFile), filepath.Join(dest, masterKeyFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := copyFile(filepath.Join(dir, touchpoint.MasterKeyFile), filepath.Join(dest, touchpoint.MasterKeyFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return &hearth.Error{Kind: hearth.Unavailable, Op: op, Msg: "Cannot copy the master key.", Err: err}
 	}
 	return nil
 }
-
-// masterKeyFile is touchpoint.MasterKeyFile, which this package cannot import.
-const masterKeyFile = "master.key"
 
 // emptyFolder makes dir, or checks that it is empty.
 func emptyFolder(dir string) error {
@@ -77,8 +76,11 @@ func snapshot(ctx context.Context, src, dst string, progress BackupProgress) err
 	}
 	defer db.Close()
 	done := make(chan struct{})
+	var reporting sync.WaitGroup
 	if progress != nil {
+		reporting.Add(1)
 		go func() {
+			defer reporting.Done()
 			t := time.NewTicker(time.Second)
 			defer t.Stop()
 			for {
@@ -95,6 +97,7 @@ func snapshot(ctx context.Context, src, dst string, progress BackupProgress) err
 	}
 	_, err = db.ExecContext(ctx, `VACUUM INTO ?`, dst)
 	close(done)
+	reporting.Wait() // no line of progress after the last
 	if err != nil {
 		os.Remove(dst)
 		return err

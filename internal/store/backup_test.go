@@ -12,6 +12,7 @@ import (
 
 	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/collect"
+	"github.com/hearth-cdp/hearth/internal/touchpoint"
 )
 
 // A backup taken while events are appended and a consumer moves on is a store of its own: every event
@@ -23,7 +24,7 @@ func TestBackupWhileServing(t *testing.T) {
 	db := openMigrated(t, dir, clock)
 	defer db.Close()
 	key := []byte("a master key for the test\n")
-	if err := os.WriteFile(filepath.Join(dir, masterKeyFile), key, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, touchpoint.MasterKeyFile), key, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	w := NewEventWriter(db, EventWriterOptions{})
@@ -93,13 +94,13 @@ func TestBackupWhileServing(t *testing.T) {
 		t.Errorf("progress reported %v done, want the state, then the log", reports)
 	}
 
-	for _, f := range []string{stateFile, logFile, masterKeyFile} {
+	for _, f := range []string{stateFile, logFile, touchpoint.MasterKeyFile} {
 		st, err := os.Stat(filepath.Join(dest, f))
 		if err != nil || st.Mode().Perm() != 0o600 {
 			t.Errorf("%s in the backup: %v, %v; want it, readable by its owner alone", f, st, err)
 		}
 	}
-	if got, _ := os.ReadFile(filepath.Join(dest, masterKeyFile)); !bytes.Equal(got, key) {
+	if got, _ := os.ReadFile(filepath.Join(dest, touchpoint.MasterKeyFile)); !bytes.Equal(got, key) {
 		t.Errorf("the backup's master key is %q", got)
 	}
 	copyDB := openMigrated(t, dest, clock)
