@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -234,10 +235,10 @@ func (db *DB) applyChanges(exec execFunc, c profile.Changes, now time.Time) erro
 				u.LastSeen = p.LastSeen
 			}
 		}
-		rows = append(rows, []any{p.ID, p.FirstSeq, p.FirstSeen.UTC(), u.LastSeen.UTC(), through, string(u.Steps.Stage()), u.Steps.Bits(),
+		rows = append(rows, []any{p.ID, p.FirstSeq, p.FirstSeen.UTC(), u.LastSeen.UTC(), through, u.Steps.Bits(),
 			zeroNull(u.ActivatedAt), zeroNull(u.ConvertedAt), u.Name, profile.NameKey(u.Name), now, now})
 	}
-	if err := db.insertRows(exec, `INSERT INTO profiles (id, first_seq, first_seen, last_seen, seen_through, stage, steps, activated_at, converted_at, name, name_key, created_at, updated_at) VALUES `, rows, ""); err != nil {
+	if err := db.insertRows(exec, `INSERT INTO profiles (id, first_seq, first_seen, last_seen, seen_through, steps, activated_at, converted_at, name, name_key, created_at, updated_at) VALUES `, rows, ""); err != nil {
 		return err
 	}
 	rows = rows[:0]
@@ -337,9 +338,9 @@ func (db *DB) applyChanges(exec execFunc, c profile.Changes, now time.Time) erro
 		u := c.Updates[id]
 		switch {
 		case u.Row:
-			if err := exec(`UPDATE profiles SET `+foldSeen+`, seen_through = $1, stage = $2, steps = $3,
-				activated_at = $4, converted_at = $5, name = $6, name_key = $7, updated_at = $8 WHERE id = $9`,
-				through, string(u.Steps.Stage()), u.Steps.Bits(), zeroNull(u.ActivatedAt), zeroNull(u.ConvertedAt), u.Name, profile.NameKey(u.Name), now, id); err != nil {
+			if err := exec(`UPDATE profiles SET `+foldSeen+`, seen_through = $1, steps = $2,
+				activated_at = $3, converted_at = $4, name = $5, name_key = $6, updated_at = $7 WHERE id = $8`,
+				through, u.Steps.Bits(), zeroNull(u.ActivatedAt), zeroNull(u.ConvertedAt), u.Name, profile.NameKey(u.Name), now, id); err != nil {
 				return err
 			}
 		case u.Seen:
@@ -447,14 +448,26 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
+// stageOf scans a profile's steps into its stage, the furthest step met: the row keeps the steps alone.
+type stageOf struct{ stage *profile.Stage }
+
+func (s stageOf) Scan(src any) error {
+	n, ok := src.(int64)
+	if !ok {
+		return fmt.Errorf("store: a profile's steps are %T, not a number", src)
+	}
+	*s.stage = profile.StepsOfBits(int(n)).Stage()
+	return nil
+}
+
 // profileColumns are read FROM profiles p with seenJoin.
-const profileColumns = `p.id, p.first_seq, p.first_seen, p.last_seen, seen.at, p.created_at, p.updated_at, p.stage, p.name,
+const profileColumns = `p.id, p.first_seq, p.first_seen, p.last_seen, seen.at, p.created_at, p.updated_at, p.steps, p.name,
 	p.activated_at, p.converted_at`
 
 func scanProfile(row interface{ Scan(...any) error }) (profile.Profile, error) {
 	var p profile.Profile
 	var later, activated, converted sql.NullTime
-	err := row.Scan(&p.ID, &p.FirstSeq, &p.FirstSeen, &p.LastSeen, &later, &p.CreatedAt, &p.UpdatedAt, &p.Stage, &p.Name, &activated, &converted)
+	err := row.Scan(&p.ID, &p.FirstSeq, &p.FirstSeen, &p.LastSeen, &later, &p.CreatedAt, &p.UpdatedAt, stageOf{&p.Stage}, &p.Name, &activated, &converted)
 	p.FirstSeen, p.LastSeen, p.CreatedAt, p.UpdatedAt = p.FirstSeen.UTC(), laterSeen(p.LastSeen, later), p.CreatedAt.UTC(), p.UpdatedAt.UTC()
 	p.ActivatedAt, p.ConvertedAt = utcOrZero(activated), utcOrZero(converted)
 	return p, err

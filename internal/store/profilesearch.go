@@ -87,13 +87,13 @@ type profileRow struct {
 }
 
 // summaryColumns are read FROM profiles p with seenJoin.
-const summaryColumns = `p.id, p.name, p.name_key, p.stage, p.first_seen, p.last_seen, seen.at`
+const summaryColumns = `p.id, p.name, p.name_key, p.steps, p.first_seen, p.last_seen, seen.at`
 
 // scanSummary reads summaryColumns, and with found the matched identifier value after them.
 func scanSummary(row interface{ Scan(...any) error }, found bool) (profileRow, error) {
 	var r profileRow
 	var later sql.NullTime
-	dst := []any{&r.ID, &r.Name, &r.nameKey, &r.Stage, &r.FirstSeen, &r.LastSeen, &later}
+	dst := []any{&r.ID, &r.Name, &r.nameKey, stageOf{&r.Stage}, &r.FirstSeen, &r.LastSeen, &later}
 	if found {
 		dst = append(dst, &r.found)
 	}

@@ -972,7 +972,7 @@ type MemberPage struct {
 func (db *DB) SegmentMembers(ctx context.Context, id, cursor string, limit int) (MemberPage, error) {
 	const op = "store.segment_members_page"
 	q := &query{db: db}
-	q.add(`SELECT m.profile_id, p.name, p.stage, m.since FROM segment_members m JOIN profiles p ON p.id = m.profile_id WHERE m.segment_id = `, q.arg(id))
+	q.add(`SELECT m.profile_id, p.name, p.steps, m.since FROM segment_members m JOIN profiles p ON p.id = m.profile_id WHERE m.segment_id = `, q.arg(id))
 	if cursor != "" {
 		nanos, pid, ok := strings.Cut(cursor, "_")
 		n, err := strconv.ParseInt(nanos, 10, 64)
@@ -985,7 +985,7 @@ func (db *DB) SegmentMembers(ctx context.Context, id, cursor string, limit int) 
 	q.add(` ORDER BY m.since DESC, m.profile_id DESC LIMIT `, q.arg(limit+1))
 	members, err := queryAll(ctx, db, op, func(row interface{ Scan(...any) error }) (SegmentMember, error) {
 		var m SegmentMember
-		err := row.Scan(&m.ProfileID, &m.Name, &m.Stage, &m.Since)
+		err := row.Scan(&m.ProfileID, &m.Name, stageOf{&m.Stage}, &m.Since)
 		m.Since = m.Since.UTC()
 		return m, err
 	}, q.text.String(), q.args...)
@@ -1011,7 +1011,7 @@ type MemberExport struct {
 // ExportMembers calls fn for every member of a segment, oldest member first, reading as it goes.
 func (db *DB) ExportMembers(ctx context.Context, id string, fn func(MemberExport) error) error {
 	const op = "store.export_segment_members"
-	rows, err := db.read.QueryContext(ctx, `SELECT m.profile_id, p.name, p.stage, m.since,
+	rows, err := db.read.QueryContext(ctx, `SELECT m.profile_id, p.name, p.steps, m.since,
 		coalesce((SELECT min(value) FROM identities WHERE profile_id = m.profile_id AND type = 'email'), ''),
 		coalesce((SELECT min(value) FROM identities WHERE profile_id = m.profile_id AND type = 'phone'), '')
 		FROM segment_members m JOIN profiles p ON p.id = m.profile_id WHERE m.segment_id = $1 ORDER BY m.since, m.profile_id`, id)
@@ -1021,7 +1021,7 @@ func (db *DB) ExportMembers(ctx context.Context, id string, fn func(MemberExport
 	defer rows.Close()
 	for rows.Next() {
 		var m MemberExport
-		if err := rows.Scan(&m.ProfileID, &m.Name, &m.Stage, &m.Since, &m.Email, &m.Phone); err != nil {
+		if err := rows.Scan(&m.ProfileID, &m.Name, stageOf{&m.Stage}, &m.Since, &m.Email, &m.Phone); err != nil {
 			return db.wrap(op, err)
 		}
 		m.Since = m.Since.UTC()

@@ -750,6 +750,16 @@ func TestMigrateProfileSteps(t *testing.T) {
 			t.Errorf("%s: steps %+v, want %+v", id, got, p.want)
 		}
 	}
+	var stageColumns int
+	if err := db.read.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('profiles') WHERE name = 'stage'`).Scan(&stageColumns); err != nil || stageColumns != 0 {
+		t.Errorf("the profiles keep a stage column (%d, %v): the stage is read from the steps", stageColumns, err)
+	}
+	for id, p := range profiles {
+		got, err := db.Profile(ctx, id)
+		if err != nil || got.Stage != p.want.Stage() {
+			t.Errorf("%s: stage %s (%v), want %s", id, got.Stage, err, p.want.Stage())
+		}
+	}
 	var plan []string
 	if err := scanOn(ctx, db.read, `EXPLAIN QUERY PLAN SELECT steps, count(*) FROM profiles GROUP BY steps`, nil, func(r *sql.Rows) error {
 		var id, parent, unused int

@@ -1,5 +1,5 @@
 -- Which lifecycle steps a profile meets, each on its own, a bit each: identified 1, connected 2, activated 4,
--- converted 8 (profile.Steps.Bits). The stage is the furthest step met; the steps say more, because a step
+-- converted 8 (profile.Steps.Bits), in place of the stage, the furthest step met; the steps say more, because a step
 -- does not need the ones before it: an anonymous visitor who views a product is activated, not identified.
 -- The home screen counts people by step, and segments select them ("stage reached"), from this column.
 ALTER TABLE profiles ADD COLUMN steps INTEGER NOT NULL DEFAULT 0;
@@ -15,6 +15,8 @@ UPDATE profiles SET steps =
 		THEN 2 ELSE 0 END
 	+ CASE WHEN activated_at IS NOT NULL THEN 4 ELSE 0 END
 	+ CASE WHEN converted_at IS NOT NULL THEN 8 ELSE 0 END;
--- Conditions on the stage read the steps too (a stage is a set of combinations of steps): one index serves.
+-- The stage is the furthest step met (profile.Steps.Stage): the row keeps the steps alone, and conditions on the
+-- stage read them too (a stage is a set of combinations of steps), from one index.
 CREATE INDEX profiles_steps ON profiles (steps, id);
 DROP INDEX profiles_stage;
+ALTER TABLE profiles DROP COLUMN stage;
