@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -319,6 +320,12 @@ func TestBrowserPeople(t *testing.T) {
 	if text := read(t, bctx, "the condition's sentence", chromedp.Text(tid("rb-sentence"))); !strings.Contains(text, "has reached the Connect step") {
 		t.Errorf("the condition says %q", text)
 	}
+	// Who the count is: the four people it matches, not Lin, each a link to their page.
+	shown := read(t, bctx, "the people shown", chromedp.Evaluate[[]string](`[...document.querySelectorAll('[data-testid="segment-sample-person"]')]
+		.map((el) => el.dataset.profileId)`))
+	if len(shown) != 4 || slices.Contains(shown, lin.ID) || !slices.Contains(shown, ada.ID) {
+		t.Errorf("the count shows %v, want the four connected people, Ada among them and not Lin (%s)", shown, lin.ID)
+	}
 	// Anonymous is no step: choosing "has reached" with it picks the first step, which everyone has reached.
 	pick := func(testid, value string) chromedp.Action[chromedp.Void] {
 		return chromedp.Poll[chromedp.Void](`(() => { const el = document.querySelector('[data-testid="` + testid + `"]');
@@ -334,6 +341,11 @@ func TestBrowserPeople(t *testing.T) {
 		// Back to the step's rule: nothing to save, so the page is left without asking.
 		pick("rb-stage", "connected"),
 		chromedp.Poll[chromedp.Void](`!`+unsaved),
+	)
+	do(t, bctx, "from the count to a person",
+		chromedp.Click(chromedp.CSS(`[data-testid="segment-sample-person"][data-profile-id="`+ada.ID+`"]`)),
+		chromedp.WaitVisible(tid("person-title")),
+		chromedp.Poll[chromedp.Void](`location.pathname.endsWith('/people/`+ada.ID+`')`),
 	)
 	do(t, bctx, "from the lifecycle to the people",
 		chromedp.Navigate(s.base+"/console/"),

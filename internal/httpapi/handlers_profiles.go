@@ -30,6 +30,8 @@ type ProfileReader interface {
 	// ProfileEvents returns up to limit events of a profile's timeline before a seq (0: the newest), newest first.
 	ProfileEvents(ctx context.Context, id string, before int64, limit int) ([]collect.Event, error)
 	ProfileSummary(ctx context.Context, id string) (store.ProfileSummary, error)
+	// ProfileSummaries returns profiles as a list shows them, in the order of ids, leaving out ids of no profile.
+	ProfileSummaries(ctx context.Context, ids []string) ([]store.ProfileSummary, error)
 	// ProfileMergedInto returns the profile that a profile merged away lives in now.
 	ProfileMergedInto(ctx context.Context, id string) (string, error)
 	SearchProfiles(ctx context.Context, q store.ProfileQuery) (store.ProfilePage, error)

@@ -275,15 +275,22 @@ func (s *Server) countSegment(w http.ResponseWriter, r *http.Request, _ auth.Pri
 		return
 	}
 	start := time.Now()
-	n, err := s.Segments.Count(r.Context(), rule)
+	c, err := s.Segments.Count(r.Context(), rule)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	took := time.Since(start) // the count's own time, without reading the sample's people
+	sample, err := s.Profiles.ProfileSummaries(r.Context(), c.Sample)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, struct {
-		Size   int64 `json:"size"`
-		TookMS int64 `json:"took_ms"`
-	}{n, time.Since(start).Milliseconds()})
+		Size   int64                `json:"size"`
+		TookMS int64                `json:"took_ms"`
+		Sample []profileSummaryJSON `json:"sample"`
+	}{c.Size, took.Milliseconds(), listOf(sample, toProfileSummary).Items})
 }
 
 type listUploadJSON struct {

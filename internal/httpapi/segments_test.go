@@ -371,10 +371,34 @@ func TestSegments(t *testing.T) {
 			var c struct {
 				Size   int64
 				TookMS *int64 `json:"took_ms"`
+				Sample []struct{ ID, Name, Stage string }
 			}
 			r.decode(t, &c)
-			if c.Size != tt.size || c.TookMS == nil || *c.TookMS < 0 {
-				t.Errorf("count %s: %s, want size %d", tt.rule, r.body, tt.size)
+			if c.Size != tt.size || c.TookMS == nil || *c.TookMS < 0 || int64(len(c.Sample)) != min(tt.size, 5) {
+				t.Errorf("count %s: %s, want size %d and as many people shown, up to 5", tt.rule, r.body, tt.size)
+			}
+			// The people shown are the rule's: those of the segment of the same rule are its members.
+			if strings.Contains(tt.rule, sh.ID) {
+				var members struct {
+					Members []struct {
+						ProfileID string `json:"profile_id"`
+					}
+				}
+				mr := a.do("GET", "/api/v1/segments/"+sh.ID+"/members", nil)
+				wantStatus(t, mr, http.StatusOK)
+				mr.decode(t, &members)
+				var want, got []string
+				for _, m := range members.Members {
+					want = append(want, m.ProfileID)
+				}
+				for _, p := range c.Sample {
+					got = append(got, p.ID)
+				}
+				slices.Sort(want)
+				slices.Sort(got)
+				if !slices.Equal(got, want) {
+					t.Errorf("the count of the segment's rule shows %v, its members are %v", got, want)
+				}
 			}
 		}
 

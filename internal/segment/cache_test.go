@@ -98,10 +98,11 @@ func TestCountReadsConditionsSideBySide(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			calls := &readCalls{}
 			svc := NewService(slowStore{trait: tc.trait, calls: calls}, fixedClock(time.Date(2026, 6, 15, 12, 0, 0, 0, time.UTC)), nil, nil)
-			n, err := svc.Count(context.Background(), rule)
+			c, err := svc.Count(context.Background(), rule)
 			if err != nil {
 				t.Fatal(err)
 			}
+			n := c.Size
 			calls.mu.Lock()
 			defer calls.mu.Unlock()
 			if n != tc.want || calls.views != tc.views || calls.traits != 1 || calls.events != tc.events || calls.restricted != tc.restricted {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/identity"
+	"github.com/hearth-cdp/hearth/internal/profile"
 )
 
 // Service keeps the segments that marketers define: it checks them, stores them, and wakes the engine.
@@ -234,27 +235,41 @@ func (s *Service) List(ctx context.Context) ([]Segment, error) {
 	return segs, err
 }
 
-// Count returns how many people a rule matches now, as a marketer edits it: conditions unchanged in the last
+// Count returns how many people a rule matches now, and a few of them, as a marketer edits it: conditions unchanged in the last
 // minute are not queried again.
-func (s *Service) Count(ctx context.Context, rule Rule) (int64, error) {
+func (s *Service) Count(ctx context.Context, rule Rule) (Counted, error) {
 	if err := s.checkReferences(ctx, "", rule); err != nil {
-		return 0, err
+		return Counted{}, err
 	}
 	// A count is of the minute: its windows start on the minute, so that the conditions a marketer did not
 	// change are answered from the cache.
 	now, read := s.clock.Now().Truncate(time.Minute), s.clock.Now()
 	caching := func(r Reader) Reader { return cachingReader{Reader: r, cache: &s.counts, now: read} }
 	prefetch(ctx, s.store, rule, caching, now)
-	var n int64
+	var c Counted
 	err := s.store.View(ctx, func(r Reader) error {
 		m, err := newEvaluation(ctx, caching(r), now).match(rule, nil)
-		if err == nil {
-			n = int64(m.GetCardinality())
+		if err != nil {
+			return err
 		}
-		return err
+		c.Size = int64(m.GetCardinality())
+		for it := m.ReverseIterator(); it.HasNext() && len(c.Sample) < countSample; {
+			c.Sample = append(c.Sample, profile.ProfileID(int64(it.Next())))
+		}
+		return nil
 	})
-	return n, err
+	return c, err
 }
+
+// Counted is a rule's size now, with a few of the people it matches: the newest profiles, whose numbers are
+// the highest (a profile's number is the seq of the event that made it).
+type Counted struct {
+	Size   int64
+	Sample []string // profile ids, newest first
+}
+
+// countSample is how many people a count shows of those it matched.
+const countSample = 5
 
 // Wait returns the segment once its members are evaluated, or as it is when ctx ends first.
 func (s *Service) Wait(ctx context.Context, id string) (Segment, error) {

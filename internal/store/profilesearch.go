@@ -461,6 +461,22 @@ func (db *DB) profileRows(ctx context.Context, ids []string) (map[string]profile
 	return out, nil
 }
 
+// ProfileSummaries returns profiles as a list shows them, in the order of ids; an id of no profile (merged away
+// since) is left out.
+func (db *DB) ProfileSummaries(ctx context.Context, ids []string) ([]ProfileSummary, error) {
+	rows, err := db.profileRows(ctx, ids)
+	if err != nil {
+		return nil, db.wrap("store.profile_summaries", err)
+	}
+	out := make([]ProfileSummary, 0, len(ids))
+	for _, id := range ids {
+		if r, ok := rows[id]; ok {
+			out = append(out, r.ProfileSummary)
+		}
+	}
+	return out, nil
+}
+
 // ProfileSummary returns one profile as a list shows it.
 func (db *DB) ProfileSummary(ctx context.Context, id string) (ProfileSummary, error) {
 	const op = "store.profile_summary"

@@ -942,7 +942,8 @@ export const api = {
   /** 409 while another segment's rule uses it. */
   deleteSegment: (id: string) => request<void>('DELETE', '/segments/' + enc(id)),
   /** How many people a rule holds now, without saving it; 400 invalid_rule names the part that is wrong. */
-  countRule: (rule: Rule) => request<{ size: number; took_ms: number }>('POST', '/segments/count', { rule }),
+  /** A rule's size now, and a few of the people it matches (the newest first). */
+  countRule: (rule: Rule) => request<{ size: number; took_ms: number; sample: ProfileSummary[] }>('POST', '/segments/count', { rule }),
   /** Replaces a list segment's list with a CSV file's. */
   uploadSegmentList: (id: string, file: Blob) =>
     // The file's own type may be anything (Windows calls a .csv application/vnd.ms-excel): the API reads text/csv.

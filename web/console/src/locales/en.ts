@@ -1032,6 +1032,7 @@ const en = {
   'segments.count.partial': 'Conditions still being filled in are not counted yet.',
   'segments.count.took': 'Counted in {ms} ms',
   'segments.count.failed': 'Could not count:',
+  'segments.sample': 'Among them:',
   'segments.create': 'Create segment',
   'segments.createList': 'Create list segment',
   'segments.save': 'Save segment',

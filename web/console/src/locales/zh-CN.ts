@@ -976,6 +976,7 @@ export default {
   'segments.count.partial': '尚未填写完整的条件暂不计入。',
   'segments.count.took': '计数用时 {ms} 毫秒',
   'segments.count.failed': '无法计数：',
+  'segments.sample': '其中包括：',
   'segments.create': '创建分群',
   'segments.createList': '创建名单分群',
   'segments.save': '保存分群',
