@@ -235,8 +235,8 @@ func (s *Service) List(ctx context.Context) ([]Segment, error) {
 	return segs, err
 }
 
-// Count returns how many people a rule matches now, and a few of them, as a marketer edits it: conditions unchanged in the last
-// minute are not queried again.
+// Count returns how many people a rule matches now, and a few of them, as a marketer edits it: conditions
+// unchanged in the last minute are not queried again.
 func (s *Service) Count(ctx context.Context, rule Rule) (Counted, error) {
 	if err := s.checkReferences(ctx, "", rule); err != nil {
 		return Counted{}, err
