@@ -9,6 +9,8 @@ import (
 
 	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/auth"
+	"github.com/hearth-cdp/hearth/internal/profile"
+	"github.com/hearth-cdp/hearth/internal/segment"
 	"github.com/hearth-cdp/hearth/internal/touchpoint"
 )
 
@@ -383,6 +385,59 @@ func (s *Server) serveTouchHours(w http.ResponseWriter, r *http.Request, read fu
 	writeJSON(w, http.StatusOK, struct {
 		Hours []touchHourJSON `json:"hours"`
 	}{out})
+}
+
+// touchpointPeople serves how many people a touchpoint reached (a person who touched it, bots never), how
+// many of them have reached each lifecycle step, and a few of them.
+func (s *Server) touchpointPeople(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+	if _, err := s.Touchpoints.Touchpoint(r.Context(), r.PathValue("id")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.servePeopleReached(w, r, segment.Touched{TouchpointID: r.PathValue("id")})
+}
+
+// campaignPeople serves the same for the touchpoints of a campaign: each person once.
+func (s *Server) campaignPeople(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+	if _, err := s.Touchpoints.Campaign(r.Context(), r.PathValue("id")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.servePeopleReached(w, r, segment.Touched{CampaignID: r.PathValue("id")})
+}
+
+// servePeopleReached counts the people a touched condition holds for, as a segment would: the same numbers
+// as a segment of that rule.
+func (s *Server) servePeopleReached(w http.ResponseWriter, r *http.Request, t segment.Touched) {
+	if !s.segmentsReady(w, r) {
+		return
+	}
+	start := time.Now()
+	f, err := s.Segments.Funnel(r.Context(), segment.Rule{Touched: &t})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	took := time.Since(start)
+	sample, err := s.Profiles.ProfileSummaries(r.Context(), f.Sample)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	type stepJSON struct {
+		Step     profile.Stage `json:"step"`
+		Profiles int64         `json:"profiles"`
+	}
+	steps := make([]stepJSON, 0, len(f.Steps))
+	for i, n := range f.Steps {
+		steps = append(steps, stepJSON{segment.Stages[i+1], n})
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Profiles int64                `json:"profiles"`
+		Steps    []stepJSON           `json:"steps"`
+		Sample   []profileSummaryJSON `json:"sample"`
+		TookMS   int64                `json:"took_ms"`
+	}{f.Size, steps, listOf(sample, toProfileSummary).Items, took.Milliseconds()})
 }
 
 type touchHourJSON struct {

@@ -42,6 +42,7 @@ func (s *Server) routes() {
 	s.api("POST /api/v1/campaigns/{id}/pause", writers, s.pauseCampaign)
 	s.api("POST /api/v1/campaigns/{id}/resume", writers, s.resumeCampaign)
 	s.api("GET /api/v1/campaigns/{id}/touches", readers, s.campaignTouchHours)
+	s.api("GET /api/v1/campaigns/{id}/people", readers, s.campaignPeople)
 
 	s.api("GET /api/v1/touchpoints", readers, s.listTouchpoints)
 	s.api("POST /api/v1/touchpoints", writers, s.createTouchpoint)
@@ -53,6 +54,7 @@ func (s *Server) routes() {
 	s.api("GET /api/v1/touchpoints/{id}/qr.png", readers, s.touchpointQR(touchpoint.QRPNG))
 	s.api("GET /api/v1/touchpoints/{id}/qr.svg", readers, s.touchpointQR(touchpoint.QRSVG))
 	s.api("GET /api/v1/touchpoints/{id}/touches", readers, s.touchHours)
+	s.api("GET /api/v1/touchpoints/{id}/people", readers, s.touchpointPeople)
 	s.api("GET /api/v1/touchpoints/{id}/revocations", readers, s.listRevocations)
 	s.api("POST /api/v1/touchpoints/{id}/revocations", writers, s.revoke)
 	s.api("GET /api/v1/touchpoints/{id}/code-batches", readers, s.listCodeBatches)

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/RoaringBitmap/roaring/v2/roaring64"
 	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/identity"
 	"github.com/hearth-cdp/hearth/internal/profile"
@@ -238,27 +239,66 @@ func (s *Service) List(ctx context.Context) ([]Segment, error) {
 // Count returns how many people a rule matches now, and a few of them, as a marketer edits it: conditions
 // unchanged in the last minute are not queried again.
 func (s *Service) Count(ctx context.Context, rule Rule) (Counted, error) {
+	f, err := s.count(ctx, rule, false)
+	return f.Counted, err
+}
+
+// Funnel counts a rule as Count does, but from the store as it is now, and how many of the people it matches
+// have reached each lifecycle step, all from one snapshot: the people a campaign or a touchpoint reached, and
+// how far they went.
+func (s *Service) Funnel(ctx context.Context, rule Rule) (Funnel, error) {
+	return s.count(ctx, rule, true)
+}
+
+func (s *Service) count(ctx context.Context, rule Rule, steps bool) (Funnel, error) {
 	if err := s.checkReferences(ctx, "", rule); err != nil {
-		return Counted{}, err
+		return Funnel{}, err
 	}
-	// A count is of the minute: its windows start on the minute, so that the conditions a marketer did not
-	// change are answered from the cache.
+	// A live count is of the minute: its windows start on the minute, so that the conditions a marketer did
+	// not change are answered from the cache. A funnel is read when a page opens, and reads the store now.
 	now, read := s.clock.Now().Truncate(time.Minute), s.clock.Now()
-	caching := func(r Reader) Reader { return cachingReader{Reader: r, cache: &s.counts, now: read} }
-	prefetch(ctx, s.store, rule, caching, now)
-	var c Counted
+	reader := func(r Reader) Reader { return cachingReader{Reader: r, cache: &s.counts, now: read} }
+	if steps {
+		now, reader = read, func(r Reader) Reader { return r }
+	} else {
+		prefetch(ctx, s.store, rule, reader, now)
+	}
+	var f Funnel
 	err := s.store.View(ctx, func(r Reader) error {
-		m, err := newEvaluation(ctx, caching(r), now).match(rule, nil)
+		v := newEvaluation(ctx, reader(r), now)
+		m, err := v.match(rule, nil)
 		if err != nil {
 			return err
 		}
-		c.Size = int64(m.GetCardinality())
-		for it := m.ReverseIterator(); it.HasNext() && len(c.Sample) < countSample; {
-			c.Sample = append(c.Sample, profile.ProfileID(int64(it.Next())))
+		f.Size = int64(m.GetCardinality())
+		if !steps {
+			f.Sample = sample(nil, m)
+			return nil
 		}
+		var known *Set
+		for i, step := range Stages[1:] {
+			reached, err := v.match(Rule{Stage: &StageIs{Op: "reached", Value: step}}, m)
+			if err != nil {
+				return err
+			}
+			f.Steps[i] = int64(reached.GetCardinality())
+			if step == profile.Identified {
+				known = reached
+			}
+		}
+		// The people a funnel shows are those with a name or an address first, then anonymous ones.
+		f.Sample = sample(sample(nil, known), roaring64.AndNot(m, known))
 		return nil
 	})
-	return c, err
+	return f, err
+}
+
+// sample adds the newest profiles of s to ids, up to countSample in all.
+func sample(ids []string, s *Set) []string {
+	for it := s.ReverseIterator(); it.HasNext() && len(ids) < countSample; {
+		ids = append(ids, profile.ProfileID(int64(it.Next())))
+	}
+	return ids
 }
 
 // Counted is a rule's size now, with a few of the people it matches: the newest profiles, whose numbers are
@@ -266,6 +306,14 @@ func (s *Service) Count(ctx context.Context, rule Rule) (Counted, error) {
 type Counted struct {
 	Size   int64
 	Sample []string // profile ids, newest first
+}
+
+// Funnel is a count with how many of its people have reached each step: identified, connected, activated
+// and converted, in that order. A step does not need the ones before it, so the figures need not fall. Its
+// sample holds identified people first.
+type Funnel struct {
+	Counted
+	Steps [4]int64
 }
 
 // countSample is how many people a count shows of those it matched.

@@ -1,0 +1,159 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/hearth-cdp/hearth"
+)
+
+// The people a touchpoint and a campaign reached: each person once, bots never, with how far they went, from
+// touch links, offline touches and the person's own events.
+func TestPeopleReached(t *testing.T) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			s := startApp(t, e2eConfig(t, engine))
+			key, _, err := s.app.auth.CreateAPIKey(context.Background(), "marketer", hearth.RoleMarketer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var campaign struct{ ID string }
+			if st := s.call(t, key, "POST", "/api/v1/campaigns", map[string]any{"name": "Spring"}, &campaign); st != http.StatusCreated {
+				t.Fatalf("create campaign: %d", st)
+			}
+			type tp struct{ ID, Token, URL string }
+			var poster, card, other tp
+			for _, c := range []struct {
+				name, channel string
+				campaign      string
+				out           *tp
+			}{{"Poster", "qr_poster", campaign.ID, &poster}, {"Card", "business_card", campaign.ID, &card}, {"Elsewhere", "ad", "", &other}} {
+				body := map[string]any{"name": c.name, "channel": c.channel, "destination_url": "https://shop.example/"}
+				if c.campaign != "" {
+					body["campaign_id"] = c.campaign
+				}
+				if st := s.call(t, key, "POST", "/api/v1/touchpoints", body, c.out); st != http.StatusCreated {
+					t.Fatalf("create touchpoint %s: %d", c.name, st)
+				}
+			}
+
+			// Xu scans the poster and is handed the card; Li scans the poster and later buys; someone scans it
+			// without leaving a name; a crawler follows the link. Another touchpoint, outside the campaign, is
+			// touched by Xu.
+			for _, r := range []map[string]any{
+				{"token": poster.Token, "phone": "13912345678"},
+				{"token": card.Token, "phone": "13912345678"},
+				{"token": poster.Token, "email": "li@example.com"},
+				{"token": other.Token, "phone": "13912345678"},
+			} {
+				if st := s.call(t, key, "POST", "/api/v1/touches", r, nil); st != http.StatusCreated {
+					t.Fatalf("report %v: %d", r, st)
+				}
+			}
+			if resp, _ := s.visit(t, "GET", poster.URL, nil); resp.StatusCode != http.StatusFound {
+				t.Fatalf("visit: %s", resp.Status)
+			}
+			if resp, _ := s.visit(t, "GET", poster.URL, http.Header{"User-Agent": {"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"}}); resp.StatusCode != http.StatusFound {
+				t.Fatalf("crawler: %s", resp.Status)
+			}
+			admin, _, err := s.app.auth.CreateAPIKey(context.Background(), "admin", hearth.RoleAdmin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var src struct {
+				WriteKey string `json:"write_key"`
+			}
+			if st := s.call(t, admin, "POST", "/api/v1/sources", map[string]any{"name": "Shop", "kind": "website"}, &src); st != http.StatusCreated {
+				t.Fatalf("create source: %d", st)
+			}
+			req, _ := http.NewRequest("POST", s.base+"/v1/track", bytes.NewReader([]byte(
+				`{"anonymousId": "a-li", "event": "Order Completed", "context": {"traits": {"email": "LI@example.com"}}}`)))
+			req.SetBasicAuth(src.WriteKey, "")
+			req.Header.Set("User-Agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36") // not a bot
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("track: %s", resp.Status)
+			}
+
+			type reach struct {
+				Profiles int64
+				Steps    []struct {
+					Step     string
+					Profiles int64
+				}
+				Sample []struct {
+					ID, Name, Stage string
+					Email, Phone    *string
+				}
+			}
+			steps := func(identified, connected, activated, converted int64) []struct {
+				Step     string
+				Profiles int64
+			} {
+				return []struct {
+					Step     string
+					Profiles int64
+				}{{"identified", identified}, {"connected", connected}, {"activated", activated}, {"converted", converted}}
+			}
+			read := func(path string) reach {
+				var r reach
+				if st := s.call(t, key, "GET", path, nil, &r); st != http.StatusOK {
+					t.Fatalf("GET %s: %d", path, st)
+				}
+				return r
+			}
+			// The processor and the segments' reads catch up within a few seconds.
+			want := reach{Profiles: 3, Steps: steps(2, 2, 0, 1)}
+			var got reach
+			for deadline := time.Now().Add(15 * time.Second); ; {
+				got = read("/api/v1/campaigns/" + campaign.ID + "/people")
+				sample := got.Sample
+				got.Sample = nil
+				if cmp.Equal(want, got) || time.Now().After(deadline) {
+					got.Sample = sample
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if diff := cmp.Diff(want, got, cmp.FilterPath(func(p cmp.Path) bool { return p.String() == "Sample" }, cmp.Ignore())); diff != "" {
+				t.Fatalf("the campaign's people (-want +got):\n%s", diff)
+			}
+			// The sample is of the people counted, those with a name or an address first, each part newest
+			// first: Li (merged into the profile of her touch), Xu, then the visitor who left no name.
+			if len(got.Sample) != 3 || got.Sample[0].Email == nil || *got.Sample[0].Email != "li@example.com" || got.Sample[0].Stage != "converted" ||
+				got.Sample[1].Phone == nil || *got.Sample[1].Phone != "+8613912345678" || got.Sample[2].Stage != "anonymous" {
+				t.Errorf("the sample: %+v", got.Sample)
+			}
+
+			for _, tt := range []struct {
+				path string
+				want reach
+			}{
+				{"/api/v1/touchpoints/" + poster.ID + "/people", reach{Profiles: 3, Steps: steps(2, 2, 0, 1)}},
+				{"/api/v1/touchpoints/" + card.ID + "/people", reach{Profiles: 1, Steps: steps(1, 1, 0, 0)}},
+				{"/api/v1/touchpoints/" + other.ID + "/people", reach{Profiles: 1, Steps: steps(1, 1, 0, 0)}},
+			} {
+				got := read(tt.path)
+				got.Sample = nil
+				if diff := cmp.Diff(tt.want, got); diff != "" {
+					t.Errorf("%s (-want +got):\n%s", tt.path, diff)
+				}
+			}
+			for _, path := range []string{"/api/v1/touchpoints/nope/people", "/api/v1/campaigns/nope/people"} {
+				if st := s.call(t, key, "GET", path, nil, nil); st != http.StatusNotFound {
+					t.Errorf("GET %s: %d, want 404", path, st)
+				}
+			}
+		})
+	}
+}
