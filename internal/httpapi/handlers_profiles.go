@@ -293,7 +293,7 @@ func (s *Server) answerProfile(w http.ResponseWriter, r *http.Request, p profile
 const maxProfileQuery = 200
 
 // searchProfiles lists the profiles whose name, email or phone starts with q, or without q the most recently
-// active, a page at a time.
+// active, a page at a time; with step, only those who reached that lifecycle step.
 func (s *Server) searchProfiles(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
 	q := r.URL.Query()
 	text := q.Get("q")
@@ -313,6 +313,13 @@ func (s *Server) searchProfiles(w http.ResponseWriter, r *http.Request, _ auth.P
 	}
 	search := profileQuery(text, rules)
 	search.Limit, search.Cursor = int(max(limit, 1)), q.Get("cursor")
+	if step := profile.Stage(q.Get("step")); step != "" {
+		if step == profile.Anonymous || !slices.Contains(profile.Stages, step) {
+			s.fail(w, r, hearth.Errorf(hearth.Invalid, "httpapi.search_profiles", "The parameter step must be identified, connected, activated or converted."))
+			return
+		}
+		search.Step = step
+	}
 	var page store.ProfilePage
 	// Words that can be no name, email or phone (an @ and a space) find no one; an empty query lists everyone.
 	if strings.TrimSpace(text) == "" || search.NameKey != "" || search.Email != "" || len(search.Phones) > 0 {

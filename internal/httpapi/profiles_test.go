@@ -290,6 +290,11 @@ func TestProfiles(t *testing.T) {
 			{"", []string{p1, p5}},
 			{"?q=%2B", []string{}},
 			{"?q=" + url.QueryEscape("ada@ex grace"), []string{}},
+			{"?step=identified", []string{p1, p5}},
+			{"?step=activated", []string{p1}},
+			{"?step=converted", []string{}},
+			{"?q=grace&step=connected", []string{p5}},
+			{"?q=grace&step=activated", []string{}},
 		} {
 			l := search(tt.query)
 			got := []string{}
@@ -313,7 +318,7 @@ func TestProfiles(t *testing.T) {
 		if len(l.Items) != 1 || l.Items[0].ID != p5 || l.Next != nil {
 			t.Errorf("second page of one: %+v", l)
 		}
-		for _, q := range []string{"?cursor=nonsense", "?limit=-1", "?limit=x", "?q=" + strings.Repeat("x", 201)} {
+		for _, q := range []string{"?cursor=nonsense", "?limit=-1", "?limit=x", "?q=" + strings.Repeat("x", 201), "?step=anonymous", "?step=loyal"} {
 			if r := c.do("GET", "/api/v1/profiles"+q, nil); r.status != http.StatusBadRequest {
 				t.Errorf("search %.40s: %d %s, want 400", q, r.status, r.body)
 			}

@@ -31,16 +31,20 @@ type ProfileSummary struct {
 // ProfileQuery is a search of profiles by prefixes, already folded and normalised as the columns they are
 // compared with: NameKey as profiles.name_key, Email and Phones as identifier values. The matches of each are
 // listed in turn (names, then emails, then phones), each in the order of its index, every profile once.
-// Without any prefix, the most recently active profiles are listed, by their latest event in the log.
+// Without any prefix, the most recently active profiles are listed, by their latest event in the log. With a
+// Step, only the profiles that have reached that lifecycle step are listed.
 type ProfileQuery struct {
 	NameKey string
 	Email   string
-	Phones  []string // E.164 prefixes, such as +86138
+	Phones  []string      // E.164 prefixes, such as +86138
+	Step    profile.Stage // identified, connected, activated or converted; "" for anyone
 	Limit   int
 	Cursor  string // a page's Next, to read the page after it
 }
 
-// ProfilePage is a page of profiles and the cursor of the next one ("" on the last).
+// ProfilePage is a page of profiles and the cursor of the next one ("" on the last). A page of recent
+// activity for a step may hold fewer than its limit, even none, and a Next: the search looks so far back in
+// the log for one page (maxRecentScan), and goes on from there with the next.
 type ProfilePage struct {
 	Items []ProfileSummary
 	Next  string
@@ -82,6 +86,7 @@ const maxSearchLimit = 200
 type profileRow struct {
 	ProfileSummary
 	nameKey string
+	steps   int                   // the lifecycle steps met (profile.Steps.Bits)
 	found   string                // the identifier value that matched
 	ids     []identity.Identifier // the profile's emails and phones, by first seq
 }
@@ -93,11 +98,12 @@ const summaryColumns = `p.id, p.name, p.name_key, p.steps, p.first_seen, p.last_
 func scanSummary(row interface{ Scan(...any) error }, found bool) (profileRow, error) {
 	var r profileRow
 	var later sql.NullTime
-	dst := []any{&r.ID, &r.Name, &r.nameKey, stageOf{&r.Stage}, &r.FirstSeen, &r.LastSeen, &later}
+	dst := []any{&r.ID, &r.Name, &r.nameKey, &r.steps, &r.FirstSeen, &r.LastSeen, &later}
 	if found {
 		dst = append(dst, &r.found)
 	}
 	err := row.Scan(dst...)
+	r.Stage = profile.StepsOfBits(r.steps).Stage()
 	r.FirstSeen, r.LastSeen = r.FirstSeen.UTC(), laterSeen(r.LastSeen, later)
 	return r, err
 }
@@ -160,6 +166,8 @@ func (db *DB) SearchProfiles(ctx context.Context, q ProfileQuery) (ProfilePage, 
 	if len(out) > limit {
 		out = out[:limit]
 		page.Next = ends[limit-1].encode()
+	} else if s.stopped != nil {
+		page.Next = s.stopped.encode()
 	}
 	for _, r := range out {
 		page.Items = append(page.Items, r.ProfileSummary)
@@ -175,6 +183,13 @@ type search struct {
 	// and a few for rows of profiles that are skipped, being listed in an earlier phase or at an earlier
 	// identifier in this one.
 	chunk int
+	// stopped is where a scan of recent activity for a step stopped, having looked as far back as one page may.
+	stopped *searchCursor
+}
+
+// wanted reports whether a profile has reached the step the query asks for, if it asks.
+func (s *search) wanted(r profileRow) bool {
+	return s.q.Step == "" || r.steps&profile.StepBit(s.q.Step) != 0
 }
 
 // scan reads the phase of at from its position on and calls take with each profile to list, in order, until
@@ -214,7 +229,7 @@ func (s *search) scanNames(ctx context.Context, at searchCursor, take func(profi
 		}
 		for _, r := range rows {
 			at = searchCursor{phase: phaseName, key: r.nameKey, id: r.ID}
-			if strings.HasPrefix(r.nameKey, prefix) && !take(r, at) {
+			if strings.HasPrefix(r.nameKey, prefix) && s.wanted(r) && !take(r, at) {
 				return nil
 			}
 		}
@@ -262,7 +277,7 @@ func (s *search) scanIdentifiers(ctx context.Context, at searchCursor, t identit
 			}
 			for _, r := range rows {
 				at = searchCursor{phase: phase, key: r.found}
-				if !strings.HasPrefix(r.found, rg.prefix) || s.listedBefore(r, t) {
+				if !strings.HasPrefix(r.found, rg.prefix) || s.listedBefore(r, t) || !s.wanted(r) {
 					continue
 				}
 				if t == identity.Email {
@@ -306,11 +321,25 @@ func (s *search) listedBefore(r profileRow, t identity.Type) bool {
 	return false
 }
 
-// recentSQL reads the latest events of the log that are each their profile's latest, newest first: the
-// primary key of event_profiles backwards, with a look into event_profiles_profile for each.
-const recentSQL = `SELECT ep.seq, ep.profile_id FROM event_profiles ep
-	WHERE ep.seq < $1 AND NOT EXISTS (SELECT 1 FROM event_profiles x WHERE x.profile_id = ep.profile_id AND x.seq > ep.seq)
+// recentSQL reads the latest events of the log that are each their profile's latest, newest first, down to a
+// floor: the primary key of event_profiles backwards, with a look into event_profiles_profile for each, and
+// with a step, a look at the profile's row.
+func recentSQL(step bool) string {
+	q := `SELECT ep.seq, ep.profile_id FROM event_profiles ep WHERE ep.seq < $1 AND ep.seq >= $3`
+	if step {
+		q += ` AND EXISTS (SELECT 1 FROM profiles p WHERE p.id = ep.profile_id AND (p.steps & $4) <> 0)`
+	}
+	return q + ` AND NOT EXISTS (SELECT 1 FROM event_profiles x WHERE x.profile_id = ep.profile_id AND x.seq > ep.seq)
 	ORDER BY ep.seq DESC LIMIT $2`
+}
+
+// A page of recent activity for a step looks back at most maxRecentScan events of the log, in windows of
+// recentWindow: a step few people reached answers in a bounded time, a page that may be short (even empty)
+// with where to go on from.
+const (
+	maxRecentScan = 200_000
+	recentWindow  = 20_000
+)
 
 // scanRecent lists profiles by their latest event in the log, the most recent first.
 func (s *search) scanRecent(ctx context.Context, at searchCursor, take func(profileRow, searchCursor) bool) error {
@@ -322,13 +351,33 @@ func (s *search) scanRecent(ctx context.Context, at searchCursor, take func(prof
 		}
 		before = n
 	}
+	step := s.q.Step != ""
+	args := func(floor int64) []any {
+		a := []any{before, s.chunk, floor}
+		if step {
+			a = append(a, profile.StepBit(s.q.Step))
+		}
+		return a
+	}
+	// The window read is the seqs from floor up to top; low is the log's first with a profile.
+	var scanned, top, floor, low int64
+	if step {
+		var high int64
+		// Each its own subquery, so that each reads one end of the primary key rather than the table.
+		if err := s.db.read.QueryRowContext(ctx, `SELECT COALESCE((SELECT MIN(seq) FROM event_profiles), 0),
+			COALESCE((SELECT MAX(seq) FROM event_profiles), 0)`).Scan(&low, &high); err != nil {
+			return err
+		}
+		before = min(before, high+1)
+		top, floor = before, max(before-recentWindow, low)
+	}
 	for {
 		type latest struct {
 			seq     int64
 			profile string
 		}
 		var seqs []latest
-		err := s.db.scanRows(ctx, recentSQL, []any{before, s.chunk}, func(row *sql.Rows) error {
+		err := s.db.scanRows(ctx, recentSQL(step), args(floor), func(row *sql.Rows) error {
 			var l latest
 			err := row.Scan(&l.seq, &l.profile)
 			seqs = append(seqs, l)
@@ -348,16 +397,28 @@ func (s *search) scanRecent(ctx context.Context, at searchCursor, take func(prof
 		for _, l := range seqs {
 			before = l.seq
 			r, ok := rows[l.profile]
-			if !ok {
-				continue // merged into another since
+			if !ok || !s.wanted(r) {
+				continue // merged into another since, or no longer at the step
 			}
 			if !take(r, searchCursor{phase: phaseRecent, key: strconv.FormatInt(l.seq, 10)}) {
 				return nil
 			}
 		}
-		if len(seqs) < s.chunk {
+		if len(seqs) == s.chunk {
+			continue // more in this window
+		}
+		// The window is read: the next one down, unless this was the log's start or the page has looked
+		// as far back as it may.
+		if floor <= low {
 			return nil
 		}
+		scanned += top - floor
+		before = floor
+		if scanned >= maxRecentScan {
+			s.stopped = &searchCursor{phase: phaseRecent, key: strconv.FormatInt(before, 10)}
+			return nil
+		}
+		top, floor = before, max(before-recentWindow, low)
 	}
 }
 

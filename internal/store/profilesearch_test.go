@@ -26,6 +26,7 @@ type person struct {
 	id, name string
 	ids      []identity.Identifier
 	events   []int64
+	steps    *profile.Steps // nil: identified when named
 }
 
 func (w *searchWorld) add(t *testing.T, people ...person) {
@@ -41,7 +42,9 @@ func (w *searchWorld) add(t *testing.T, people ...person) {
 			c.Identities = append(c.Identities, profile.Identity{Identifier: id, Profile: p.id, FirstSeq: first})
 		}
 		u := profile.Update{Name: p.name, Row: true}
-		if p.name != "" {
+		if p.steps != nil {
+			u.Steps = *p.steps
+		} else if p.name != "" {
 			u.Steps.Identified = true
 		}
 		for _, seq := range p.events {
@@ -225,6 +228,60 @@ func TestProfileSearch(t *testing.T) {
 			for _, id := range []string{"pa", "nope"} {
 				_, err := db.ProfileMergedInto(ctx, id)
 				wantKind(t, err, hearth.NotFound)
+			}
+		})
+	}
+}
+
+// A search can list only the people who reached a lifecycle step. Recent activity is read back in windows of
+// the log, a bounded stretch of it a page: a page may end short, with where the next goes on from.
+func TestProfileSearchByStep(t *testing.T) {
+	for _, eng := range storetest.Engines() {
+		t.Run(eng.Name, func(t *testing.T) {
+			t.Parallel()
+			clock := storetest.NewClock(time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC))
+			db := eng.Open(t, clock)
+			w := &searchWorld{db: db, at: clock.Now()}
+			// The seqs are far apart, as in a long log: Eve's latest event is 400,000, Ada's 300,000 (more than
+			// one page's look back apart from Cy's, 50).
+			w.add(t,
+				person{id: "pa", name: "Ada", ids: []identity.Identifier{email("ada@example.com")}, events: []int64{10, 300_000},
+					steps: &profile.Steps{Identified: true, Connected: true, Converted: true}},
+				person{id: "pb", events: []int64{20, 250_000}, steps: &profile.Steps{Activated: true}},
+				person{id: "pc", name: "Cy", events: []int64{30, 50}},
+				person{id: "pd", events: []int64{260_000, 310_000}},
+				person{id: "pe", name: "Eve", ids: []identity.Identifier{email("eve@example.com")}, events: []int64{400_000},
+					steps: &profile.Steps{Identified: true, Connected: true}})
+			for _, tt := range []struct {
+				name  string
+				q     store.ProfileQuery
+				pages [][]string
+			}{
+				{"everyone", store.ProfileQuery{Limit: 20}, [][]string{{"pe", "pd", "pa", "pb", "pc"}}},
+				{"identified", store.ProfileQuery{Step: profile.Identified, Limit: 20}, [][]string{{"pe", "pa"}, {"pc"}}},
+				{"identified, one a page", store.ProfileQuery{Step: profile.Identified, Limit: 1}, [][]string{{"pe"}, {"pa"}, {"pc"}}},
+				{"connected", store.ProfileQuery{Step: profile.Connected, Limit: 20}, [][]string{{"pe", "pa"}, {}}},
+				{"activated", store.ProfileQuery{Step: profile.Activated, Limit: 20}, [][]string{{"pb"}, {}}},
+				{"converted by email", store.ProfileQuery{Email: "a", Step: profile.Converted, Limit: 20}, [][]string{{"pa"}}},
+				{"connected by name", store.ProfileQuery{NameKey: "eve", Step: profile.Connected, Limit: 20}, [][]string{{"pe"}}},
+				{"activated by name", store.ProfileQuery{NameKey: "cy", Step: profile.Activated, Limit: 20}, [][]string{{}}},
+			} {
+				var got [][]string
+				q := tt.q
+				for range 10 {
+					page, err := db.SearchProfiles(context.Background(), q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got = append(got, ids(page.Items))
+					if page.Next == "" {
+						break
+					}
+					q.Cursor = page.Next
+				}
+				if diff := cmp.Diff(tt.pages, got); diff != "" {
+					t.Errorf("%s: pages (-want +got):\n%s", tt.name, diff)
+				}
 			}
 		})
 	}
