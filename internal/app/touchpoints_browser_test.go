@@ -31,10 +31,11 @@ func count(t *testing.T, ctx context.Context, selector string) int {
 	return read(t, ctx, selector, chromedp.Evaluate[int](`document.querySelectorAll(`+"`"+selector+"`"+`).length`))
 }
 
-// A marketer's way through issuing a code: create a campaign, open it, create a touchpoint in it through the
-// dialog, and on its page find the touch link and a QR code that redraws with other options; pause the
-// touchpoint; rotate the signing key; read it all in Chinese. An analyst sees the same screens without any of
-// the buttons that change something.
+// A marketer's way through issuing a code: create a campaign, open its page, create a touchpoint in it from
+// there through the dialog, and on its page find the touch link, nobody reached yet, and a QR code that redraws
+// with other options; the campaign link leads back to the campaign, which lists it; pause the touchpoint;
+// rotate the signing key; read it all in Chinese. An analyst sees the same screens without any of the buttons
+// that change something.
 func TestBrowserTouchpoints(t *testing.T) {
 	cfg := browserConfig(t, "sqlite")
 	cfg.Admin = AdminConfig{Email: "admin@example.com", Password: "a long admin password"}
@@ -61,10 +62,19 @@ func TestBrowserTouchpoints(t *testing.T) {
 		t.Errorf("a new campaign without dates is %q, want Active", status)
 	}
 
-	do(t, ctx, "open the campaign's touchpoints and create one there",
+	do(t, ctx, "open the campaign: no touchpoints yet, and a way to make one",
 		chromedp.Click(tid("campaign-link")),
-		chromedp.WaitVisible(tid("touchpoints-empty")),
-		chromedp.Click(tid("create-touchpoint")),
+		chromedp.WaitVisible(tid("campaign-title")),
+		chromedp.WaitVisible(tid("campaign-touchpoints-empty")),
+	)
+	if title := read(t, ctx, "campaign title", chromedp.Text(tid("campaign-title"))); title != "Spring launch" {
+		t.Errorf("the campaign page is titled %q", title)
+	}
+	if url := read(t, ctx, "location", chromedp.Location()); !strings.HasSuffix(url, "/console/campaigns/"+campaignID) {
+		t.Errorf("the campaign's name opened %s, want its page", url)
+	}
+	do(t, ctx, "create a touchpoint from the campaign's page",
+		chromedp.Click(tid("campaign-new-touchpoint")),
 		chromedp.WaitVisible(tid("touchpoint-name")),
 	)
 	if picked := read(t, ctx, "campaign in the dialog", chromedp.Value(tid("touchpoint-campaign"))); picked != campaignID {
@@ -84,6 +94,23 @@ func TestBrowserTouchpoints(t *testing.T) {
 	}
 	if campaign := read(t, ctx, "campaign link", chromedp.Text(tid("touchpoint-campaign-link"))); campaign != "Spring launch" {
 		t.Errorf("touchpoint page names campaign %q, want Spring launch", campaign)
+	}
+	do(t, ctx, "nobody reached yet", chromedp.WaitVisible(tid("people-reached-empty")))
+	touchpointURL := read(t, ctx, "location", chromedp.Location())
+	do(t, ctx, "the campaign link opens the campaign, which lists the touchpoint",
+		chromedp.Click(tid("touchpoint-campaign-link")),
+		chromedp.WaitVisible(tid("campaign-title")),
+		chromedp.WaitVisible(tid("campaign-touchpoint-link")),
+	)
+	if listed := read(t, ctx, "campaign's touchpoints", chromedp.Text(tid("campaign-touchpoints"))); !strings.Contains(listed, "Jing'an window poster") {
+		t.Errorf("the campaign's touchpoints card says %q", listed)
+	}
+	do(t, ctx, "back to the touchpoint from the campaign",
+		chromedp.Click(tid("campaign-touchpoint-link")),
+		chromedp.WaitVisible(tid("touch-link")),
+	)
+	if url := read(t, ctx, "location", chromedp.Location()); url != touchpointURL {
+		t.Errorf("the campaign's touchpoint link opened %s, want %s", url, touchpointURL)
 	}
 
 	link := read(t, ctx, "touch link", chromedp.Value(tid("touch-link")))
@@ -161,7 +188,8 @@ func TestBrowserTouchpoints(t *testing.T) {
 		chromedp.WaitVisible(tid("qr-preview")),
 		chromedp.WaitVisible(tid("touch-link")),
 	)
-	for _, id := range []string{"touchpoint-edit", "touchpoint-pause", "touchpoint-resume", "expiring-link", "revoke-open", "nav-signing-keys"} {
+	do(t, ctx, "an analyst sees who it reached", chromedp.WaitVisible(tid("people-reached-empty")))
+	for _, id := range []string{"touchpoint-edit", "touchpoint-pause", "touchpoint-resume", "expiring-link", "revoke-open", "nav-signing-keys", "people-reached-segment"} {
 		if n := count(t, ctx, `[data-testid="`+id+`"]`); n != 0 {
 			t.Errorf("an analyst sees %s on the touchpoint page", id)
 		}
@@ -173,6 +201,17 @@ func TestBrowserTouchpoints(t *testing.T) {
 	for _, id := range []string{"create-campaign", "campaign-edit", "campaign-pause"} {
 		if n := count(t, ctx, `[data-testid="`+id+`"]`); n != 0 {
 			t.Errorf("an analyst sees %s on the campaigns page", id)
+		}
+	}
+	do(t, ctx, "an analyst opens the campaign",
+		chromedp.Click(tid("campaign-link")),
+		chromedp.WaitVisible(tid("campaign-title")),
+		chromedp.WaitVisible(tid("campaign-touchpoint-link")),
+		chromedp.WaitVisible(tid("people-reached-empty")),
+	)
+	for _, id := range []string{"campaign-edit", "campaign-pause", "campaign-resume", "people-reached-segment"} {
+		if n := count(t, ctx, `[data-testid="`+id+`"]`); n != 0 {
+			t.Errorf("an analyst sees %s on the campaign's page", id)
 		}
 	}
 	do(t, ctx, "an analyst opens the touchpoints", chromedp.Click(tid("nav-touchpoints")), chromedp.WaitVisible(tid("touchpoints-table")))

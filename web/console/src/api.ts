@@ -105,6 +105,18 @@ export interface ProfileSummary {
   phone: string | null
 }
 
+/**
+ * The people who touched a touchpoint, or any touchpoint of a campaign: each person once, bots never; how many of
+ * them meet each lifecycle step (each on its own, so the figures need not fall); and up to five of them, identified
+ * people first, the newest first.
+ */
+export interface PeopleReached {
+  profiles: number
+  steps: { step: LifecycleStep; profiles: number }[]
+  sample: ProfileSummary[]
+  took_ms: number
+}
+
 /** A page of people; next asks for the page after it, null on the last. */
 export interface ProfilePage {
   items: ProfileSummary[] | null
@@ -803,6 +815,9 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
   throw err
 }
 
+// As for lists: no sample may come as null.
+const withSample = (r: PeopleReached): PeopleReached => ({ ...r, sample: r.sample ?? [] })
+
 const enc = encodeURIComponent
 
 function query(params: Record<string, string | number | undefined>): string {
@@ -897,6 +912,10 @@ export const api = {
   /** The same, summed over the touchpoints in a campaign. */
   campaignTouchHours: (id: string, days = 30) =>
     request<{ hours: TouchHour[] | null }>('GET', `/campaigns/${enc(id)}/touches` + query({ days })).then((l) => l.hours ?? []),
+  /** The people who touched it, and how far they went. */
+  touchpointPeople: (id: string) => request<PeopleReached>('GET', `/touchpoints/${enc(id)}/people`).then(withSample),
+  /** The same over the touchpoints in a campaign: a person who touched several counts once. */
+  campaignPeople: (id: string) => request<PeopleReached>('GET', `/campaigns/${enc(id)}/people`).then(withSample),
   revocations: (id: string) => request<List<Revocation>>('GET', `/touchpoints/${enc(id)}/revocations`).then(items),
   revoke: (id: string, r: RevocationInput) => request<Revocation>('POST', `/touchpoints/${enc(id)}/revocations`, r),
 

@@ -68,6 +68,12 @@ export const router = createRouter({
       meta: { title: 'nav.campaigns' },
     },
     {
+      path: '/campaigns/:id',
+      name: 'campaign',
+      component: () => import('./views/CampaignView.vue'),
+      meta: { title: 'nav.campaigns' },
+    },
+    {
       path: '/touchpoints',
       name: 'touchpoints',
       component: () => import('./views/TouchpointsView.vue'),
@@ -197,6 +203,13 @@ router.beforeEach(async (to) => {
   return true
 })
 
+/** What the page shows, when it is one thing (a campaign, a touchpoint): named first in the window's title. */
+export const pageSubject = ref('')
+router.afterEach((to, from) => {
+  if (to.path !== from.path) pageSubject.value = ''
+})
+
 export function pageTitle(route: RouteLocationNormalized): string {
-  return `${t(route.meta.title)} · Hearth`
+  const title = `${t(route.meta.title)} · Hearth`
+  return pageSubject.value ? `${pageSubject.value} · ${title}` : title
 }

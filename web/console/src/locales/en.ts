@@ -253,6 +253,7 @@ const en = {
   'people.anonymous': 'Anonymous visitor',
   'people.yes': 'Yes',
   'people.no': 'No',
+  'people.sample': 'Among them:',
 
   'stage.anonymous': 'Anonymous',
   'stage.identified': 'Identified',
@@ -450,6 +451,31 @@ const en = {
   'campaigns.empty': 'No campaigns yet',
   'campaigns.empty.text':
     'A campaign is one marketing push, such as a product launch or a holiday sale. It groups the posters, cards, links and other touchpoints you make for it, so that you see what each one brings in.',
+
+  'campaign.back': 'Back to campaigns',
+  'campaign.notFound': 'Campaign not found',
+  'campaign.notFound.text': 'It may have been removed, or the link is wrong.',
+  'campaign.pausedBanner': 'This campaign is paused: the links and QR codes of its touchpoints lead to the fallback page until you resume it.',
+  'campaign.scheduledBanner': 'This campaign starts on {date}: until then its links and QR codes lead to the fallback page.',
+  'campaign.endedBanner': 'This campaign has ended: its links and QR codes lead to the fallback page.',
+  'campaign.touchpoints.text': 'In this campaign',
+  'campaign.touches.text': 'Scans, clicks and recorded visits, at all its touchpoints',
+  'campaign.people.text': 'Each person counted once',
+  'campaign.touchpoints.list': 'The most touched first, with their touches by people.',
+  'campaign.touchpoints.all': 'All touchpoints of this campaign',
+  'campaign.touchpoints.empty.text':
+    'Add the posters, cards, links and other touchpoints of this campaign. Each gets its own link and QR code, and the people it reaches count here.',
+  'campaign.fallback.none': 'Hearth’s page saying the code is no longer in use',
+
+  'reach.title': 'People reached',
+  'reach.text': 'Each person counted once, however often they came back; bots never count.',
+  'reach.person': 'person',
+  'reach.people': 'people',
+  'reach.steps': 'How far the people reached went',
+  'reach.segment': 'Make a segment',
+  'reach.segment.hint': 'A new segment of these people, kept current as more are reached',
+  'reach.empty': 'Nobody reached yet',
+  'reach.empty.text': 'People show up here within seconds of scanning a code, clicking a link or being recorded by staff.',
 
   'touchpoints.subtitle': 'Every place customers meet your brand, each with its own link and QR code.',
   'touchpoints.new': 'New touchpoint',
@@ -1032,7 +1058,6 @@ const en = {
   'segments.count.partial': 'Conditions still being filled in are not counted yet.',
   'segments.count.took': 'Counted in {ms} ms',
   'segments.count.failed': 'Could not count:',
-  'segments.sample': 'Among them:',
   'segments.create': 'Create segment',
   'segments.createList': 'Create list segment',
   'segments.save': 'Save segment',

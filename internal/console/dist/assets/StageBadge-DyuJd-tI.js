@@ -1,1 +1,0 @@
-import{Dt as e,Et as t,Z as n,ft as r,kt as i,tt as a}from"./PageHeader-DhPbYjQ1.js";import{c as o,l as s}from"./index-BnGK3h-K.js";var c=[`data-stage`,`data-testid`],l=a({__name:`StageBadge`,props:{stage:{},testid:{}},setup(a){return(l,u)=>(r(),n(`span`,{class:e([`badge`,t(o)[a.stage]]),"data-stage":a.stage,"data-testid":a.testid},i(t(s)(a.stage)),11,c))}});export{l as t};
