@@ -251,7 +251,7 @@ func TestBrowserCampaign(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`html[lang="zh-CN"]`)), // once its messages are loaded
 	)
 	cardText := read(t, ctx, "the card in Chinese", chromedp.Text(tid("people-reached-card")))
-	for _, want := range []string{"触达的人", "只计一次", "建立分群", "其中包括：", "识别", "转化"} {
+	for _, want := range []string{"覆盖的客户", "只计一次", "建分群", "其中包括：", "识别", "转化"} {
 		if !strings.Contains(cardText, want) {
 			t.Errorf("the people reached card in Chinese lacks %q: %q", want, cardText)
 		}
