@@ -353,6 +353,26 @@ func TestBrowserPeople(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`[data-testid="lifecycle-funnel"] .card-head a`)),
 		chromedp.WaitVisible(tid("people-table")),
 	)
+	// A step's people are listed too: Lin alone converted; the connected are everyone but her; a search
+	// narrows the step's people.
+	rows := func(n int) chromedp.Action[chromedp.Void] {
+		return chromedp.Poll[chromedp.Void](fmt.Sprintf(`document.querySelectorAll('[data-testid="person-row"]').length === %d`, n))
+	}
+	do(t, bctx, "the converted people",
+		chromedp.Navigate(s.base+"/console/"),
+		chromedp.WaitVisible(tid("lifecycle-funnel-step")),
+		chromedp.Click(chromedp.CSS(`[data-step="converted"] [data-testid="lifecycle-funnel-people"]`)),
+		onlyRow(lin.ID),
+		chromedp.Poll[chromedp.Void](`document.querySelector('[data-testid="people-step"]').value === 'converted' && location.search === '?step=converted'`),
+	)
+	do(t, bctx, "the connected people", pick("people-step", "connected"), rows(4),
+		chromedp.Poll[chromedp.Void](`![...document.querySelectorAll('[data-testid="person-row"]')].some((el) => el.dataset.profileId === '`+lin.ID+`')`))
+	do(t, bctx, "connected, by name", chromedp.SendKeys(tid("people-search"), "lin"), chromedp.WaitVisible(tid("people-none")))
+	if text := read(t, bctx, "no one", chromedp.Text(tid("people-none"))); !strings.Contains(text, "Clear search") {
+		t.Errorf("a search of a step that finds no one says %q", text)
+	}
+	do(t, bctx, "everyone again", chromedp.Click(chromedp.CSS(`[data-testid="people-none"] button`)), rows(5),
+		chromedp.Poll[chromedp.Void](`document.querySelector('[data-testid="people-step"]').value === '' && location.search === ''`))
 
 	do(t, bctx, "back to Ada", chromedp.Navigate(s.base+"/console/people/"+ada.ID), chromedp.WaitVisible(tid("timeline-more")))
 

@@ -869,7 +869,9 @@ export const api = {
     request<List<RejectedEvent>>('GET', `/sources/${enc(id)}/rejections?after=${after}&limit=${limit}`).then(items),
 
   /** People whose name, email or phone starts with q; without q, the most recently active first. */
-  profiles: (q: string, cursor = '', limit = 25) => request<ProfilePage>('GET', '/profiles' + query({ q, cursor, limit })),
+  /** People by name, email or phone prefix, else the most recently active; with step, only those who reached it. */
+  profiles: (q: string, cursor = '', step = '', limit = 25) =>
+    request<ProfilePage>('GET', '/profiles' + query({ q, step, cursor, limit })),
   /** How many people stand at each lifecycle stage, and meet each step on its own. */
   profileStages: () => request<ProfileStages>('GET', '/profiles/stages'),
   /** A person whole; the id of a profile merged into another answers that one, with absorbed_id. */
