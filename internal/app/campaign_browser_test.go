@@ -114,8 +114,13 @@ func TestBrowserCampaign(t *testing.T) {
 	if picked := read(t, ctx, "campaign filter", chromedp.Value(tid("filter-campaign"))); picked != campaign.ID {
 		t.Errorf("the touchpoints list is filtered by campaign %q, want %q", picked, campaign.ID)
 	}
+	do(t, ctx, "a touchpoint's campaign opens the campaign's page",
+		chromedp.Click(tid("touchpoint-row-campaign")),
+		chromedp.WaitVisible(tid("campaign-title")),
+		chromedp.Poll[chromedp.Void](`location.pathname.endsWith('/campaigns/`+campaign.ID+`')`),
+	)
 	do(t, ctx, "the row opens the campaign's page",
-		chromedp.NavigateBack(),
+		chromedp.Navigate(s.base+"/console/campaigns"),
 		chromedp.WaitVisible(row),
 		chromedp.Click(chromedp.CSS(string(row)+` td:nth-child(3)`)),
 		chromedp.WaitVisible(tid("campaign-title")),
@@ -200,6 +205,12 @@ func TestBrowserCampaign(t *testing.T) {
 	if name := text("person-title"); name != "Li Lei" {
 		t.Errorf("Li's chip opened %q", name)
 	}
+	// Her touches name the campaign, a link back to it.
+	do(t, ctx, "from the person's touches to the campaign",
+		chromedp.Click(tid("touch-row-campaign")),
+		chromedp.WaitVisible(tid("campaign-title")),
+		chromedp.Poll[chromedp.Void](`location.pathname.endsWith('/campaigns/`+campaign.ID+`')`),
+	)
 
 	// The poster's own people: the same two, its segment by the touchpoint.
 	do(t, ctx, "the poster's page",
