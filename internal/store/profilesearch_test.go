@@ -29,7 +29,7 @@ type person struct {
 	steps    *profile.Steps // nil: identified when named
 }
 
-func (w *searchWorld) add(t *testing.T, people ...person) {
+func (w *searchWorld) add(t testing.TB, people ...person) {
 	t.Helper()
 	ctx := context.Background()
 	c := profile.Changes{From: w.off, Updates: map[string]profile.Update{}}
@@ -376,4 +376,45 @@ func TestProfileSearchUnderLanguageCollation(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A cursor comes back from the client as it likes: any text is a page after some row or Invalid, never a
+// panic or another error, for every kind of search.
+func FuzzProfileSearchCursor(f *testing.F) {
+	clock := storetest.NewClock(time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC))
+	db := storetest.SQLite(f, clock)
+	w := &searchWorld{db: db, at: clock.Now()}
+	w.add(f,
+		person{id: "pa", name: "Ada Lovelace", ids: []identity.Identifier{email("ada@example.com"), phone("+8613912345678")}, events: []int64{1, 40}},
+		person{id: "pb", name: "Adam", ids: []identity.Identifier{email("adam@example.org")}, events: []int64{2, 30_000},
+			steps: &profile.Steps{Identified: true, Converted: true}},
+		person{id: "pc", ids: []identity.Identifier{phone("+8613912300000")}, events: []int64{3}})
+	queries := []store.ProfileQuery{{NameKey: "ada", Email: "ada"}, {Phones: []string{"+86139"}}, {}}
+	steps := []profile.Stage{"", profile.Identified, profile.Converted}
+	for _, q := range queries {
+		for _, st := range steps {
+			q.Step, q.Limit = st, 1
+			page, err := db.SearchProfiles(context.Background(), q)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(page.Next, uint8(0), uint8(0))
+		}
+	}
+	f.Add("cjEyMwAx", uint8(2), uint8(1))
+	f.Add("", uint8(1), uint8(2))
+	f.Fuzz(func(t *testing.T, cursor string, qi, si uint8) {
+		q := queries[int(qi)%len(queries)]
+		q.Step, q.Limit, q.Cursor = steps[int(si)%len(steps)], 2, cursor
+		page, err := db.SearchProfiles(context.Background(), q)
+		if err != nil {
+			if hearth.KindOf(err) != hearth.Invalid {
+				t.Fatalf("cursor %q: %v, want Invalid", cursor, err)
+			}
+			return
+		}
+		if len(page.Items) > 2 {
+			t.Fatalf("cursor %q: a page of %d", cursor, len(page.Items))
+		}
+	})
 }
