@@ -286,7 +286,7 @@ func (s *Service) count(ctx context.Context, rule Rule, steps bool) (Funnel, err
 				known = reached
 			}
 		}
-		// The people a funnel shows are those with a name or an address first, then anonymous ones.
+		// The people a funnel shows are identified ones first, someone a marketer can recognise, then anonymous ones.
 		f.Sample = sample(sample(nil, known), roaring64.AndNot(m, known))
 		return nil
 	})
