@@ -188,6 +188,10 @@ func TestBrowserCampaign(t *testing.T) {
 	if sentence := text("rb-sentence"); !strings.Contains(sentence, "touched a touchpoint of campaign Singles' Day") {
 		t.Errorf("the condition says %q", sentence)
 	}
+	do(t, ctx, "the segment's name", chromedp.Poll[chromedp.Void](`document.querySelector('[data-testid="segment-name"]').value !== ''`))
+	if name := read(t, ctx, "the name", chromedp.Value(tid("segment-name"))); name != "Reached by Singles' Day" {
+		t.Errorf("the segment from the campaign is named %q", name)
+	}
 	if read(t, ctx, "unsaved", chromedp.Evaluate[bool](`document.querySelector('[data-testid="segment-savebar"]').classList.contains('dirty')`)) {
 		t.Error("the segment from the campaign counts as an unsaved change before any edit")
 	}

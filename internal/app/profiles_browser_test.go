@@ -320,6 +320,7 @@ func TestBrowserPeople(t *testing.T) {
 	if text := read(t, bctx, "the condition's sentence", chromedp.Text(tid("rb-sentence"))); !strings.Contains(text, "has reached the Connect step") {
 		t.Errorf("the condition says %q", text)
 	}
+	do(t, bctx, "the segment's name", chromedp.Poll[chromedp.Void](`document.querySelector('[data-testid="segment-name"]').value === 'Connected people'`))
 	// Who the count is: the four people it matches, not Lin, each a link to their page.
 	shown := read(t, bctx, "the people shown", chromedp.Evaluate[[]string](`[...document.querySelectorAll('[data-testid="segment-sample-person"]')]
 		.map((el) => el.dataset.profileId)`))

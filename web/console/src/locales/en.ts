@@ -1049,6 +1049,8 @@ const en = {
   'segments.sparkline.flat': '{n} people, unchanged over 30 days',
 
   'segments.new.title': 'New segment',
+  'segments.startName.step': '{step} people',
+  'segments.startName.touched': 'Reached by {name}',
   'segments.new.text': 'Describe who belongs in it; Hearth counts them as you go.',
   'segments.newList.title': 'New list segment',
   'segments.newList.text':

@@ -993,6 +993,8 @@ export default {
   'segments.sparkline.flat': '{n} 人，近 30 天无变化',
 
   'segments.new.title': '新建分群',
+  'segments.startName.step': '{step}客户',
+  'segments.startName.touched': '{name} 覆盖的客户',
   'segments.new.text': '描述哪些人属于这个分群，Hearth 会边编辑边计数。',
   'segments.newList.title': '新建名单分群',
   'segments.newList.text': '名单分群包含你上传的名单中邮箱或手机号对应的人。先创建分群，再在分群页面上传 CSV 文件。',
