@@ -346,18 +346,14 @@ func (s *Server) profileStages(w http.ResponseWriter, r *http.Request, _ auth.Pr
 		Stage    profile.Stage `json:"stage"`
 		Profiles int64         `json:"profiles"`
 	}
-	type stepJSON struct {
-		Step     profile.Stage `json:"step"`
-		Profiles int64         `json:"profiles"`
-	}
 	out := struct {
-		Stages []stageJSON `json:"stages"`
-		Steps  []stepJSON  `json:"steps"`
-		Total  int64       `json:"total"`
+		Stages []stageJSON     `json:"stages"`
+		Steps  []stepCountJSON `json:"steps"`
+		Total  int64           `json:"total"`
 	}{}
 	for _, st := range profile.Stages {
 		stage := stageJSON{Stage: st}
-		step := stepJSON{Step: st}
+		step := stepCountJSON{Step: st}
 		for steps, n := range counts {
 			if steps.Stage() == st {
 				stage.Profiles += n
@@ -373,6 +369,12 @@ func (s *Server) profileStages(w http.ResponseWriter, r *http.Request, _ auth.Pr
 		out.Total += stage.Profiles
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// stepCountJSON is how many profiles have reached a lifecycle step.
+type stepCountJSON struct {
+	Step     profile.Stage `json:"step"`
+	Profiles int64         `json:"profiles"`
 }
 
 // profileEvents serves a profile's timeline, newest first, a page before a seq at a time.

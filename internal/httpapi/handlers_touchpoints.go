@@ -9,7 +9,6 @@ import (
 
 	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/auth"
-	"github.com/hearth-cdp/hearth/internal/profile"
 	"github.com/hearth-cdp/hearth/internal/segment"
 	"github.com/hearth-cdp/hearth/internal/touchpoint"
 )
@@ -424,17 +423,13 @@ func (s *Server) servePeopleReached(w http.ResponseWriter, r *http.Request, t se
 		s.fail(w, r, err)
 		return
 	}
-	type stepJSON struct {
-		Step     profile.Stage `json:"step"`
-		Profiles int64         `json:"profiles"`
-	}
-	steps := make([]stepJSON, 0, len(f.Steps))
+	steps := make([]stepCountJSON, 0, len(f.Steps))
 	for i, n := range f.Steps {
-		steps = append(steps, stepJSON{segment.Stages[i+1], n})
+		steps = append(steps, stepCountJSON{segment.Stages[i+1], n})
 	}
 	writeJSON(w, http.StatusOK, struct {
 		Profiles int64                `json:"profiles"`
-		Steps    []stepJSON           `json:"steps"`
+		Steps    []stepCountJSON      `json:"steps"`
 		Sample   []profileSummaryJSON `json:"sample"`
 		TookMS   int64                `json:"took_ms"`
 	}{f.Size, steps, listOf(sample, toProfileSummary).Items, took.Milliseconds()})
