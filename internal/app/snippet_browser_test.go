@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/google/uuid"
 	"github.com/hearth-cdp/hearth/internal/collect"
 )
 
@@ -203,8 +204,8 @@ hearth.track('Added to Cart', {sku: 'A1'});
 	page, identify, track := find(evs, "page", "/landing")[0], find(evs, "identify", "")[0], find(evs, "track", "Added to Cart")[0]
 
 	aid := cookieValue(t, ctx, "hearth_aid")
-	if len(aid) != 36 {
-		t.Fatalf("hearth_aid cookie = %q, want a UUID", aid)
+	if id, err := uuid.Parse(aid); err != nil || id.Version() != 7 || time.Since(time.Unix(id.Time().UnixTime())) > time.Minute {
+		t.Fatalf("hearth_aid cookie = %q, want a version 7 UUID of now (%v)", aid, err)
 	}
 	for _, e := range []snippetEvent{page, identify, track} {
 		if e.AnonymousID != aid {

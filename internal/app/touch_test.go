@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/collect"
 	"github.com/hearth-cdp/hearth/internal/profile"
@@ -131,6 +132,10 @@ func TestTouchRedirect(t *testing.T) {
 			evs := touchEvents(t, s.app)
 			if anon == "" || len(evs) != 1 || evs[0].AnonymousID != anon || evs[0].Bot || evs[0].Name != "Touch" {
 				t.Fatalf("cookie %q, touch events %+v", anon, evs)
+			}
+			// A new visitor's id is a version 7 UUID of now: new visitors' ids follow one another.
+			if id, err := uuid.Parse(anon); err != nil || id.Version() != 7 || time.Since(time.Unix(id.Time().UnixTime())) > time.Minute {
+				t.Errorf("the cookie's anonymous id %q is not a version 7 UUID of now (%v)", anon, err)
 			}
 			var payload struct {
 				Properties map[string]any

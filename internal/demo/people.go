@@ -80,7 +80,7 @@ func (g *Generator) Person() (Truth, []collect.Event, error) {
 	}
 	// One household in 40 shares a tablet between two registered people.
 	if g.opts.People-g.i >= 2 && g.rng.IntN(40) == 0 {
-		tab := g.newDevice(tablet)
+		tab := g.newDevice(tablet, g.opts.Now.Add(-time.Duration(g.opts.Days)*24*time.Hour)) // the household's, from the start
 		a := g.story(g.i, &tab)
 		b := g.story(g.i+1, &tab)
 		g.pending = append(g.pending, b)
@@ -106,9 +106,18 @@ func (g *Generator) uuid() string {
 	return h[:8] + "-" + h[8:12] + "-4" + h[13:16] + "-a" + h[17:20] + "-" + h[20:]
 }
 
-func (g *Generator) newDevice(k deviceKind) device {
+// deviceID is a device's anonymous id, made as Hearth's snippet and touch links make them: a version 7 UUID,
+// the time it was first seen and random bits, so that new visitors' ids follow one another in the identity
+// index. It draws as many random digits as uuid does, so that the rest of the world stays as it was.
+func (g *Generator) deviceID(at time.Time) string {
+	h := []byte(g.hex(32))
+	copy(h, fmt.Sprintf("%012x", at.UnixMilli()))
+	return string(h[:8]) + "-" + string(h[8:12]) + "-7" + string(h[13:16]) + "-a" + string(h[17:20]) + "-" + string(h[20:])
+}
+
+func (g *Generator) newDevice(k deviceKind, at time.Time) device {
 	uas := userAgents[k]
-	return device{kind: k, anon: g.uuid(), ua: uas[g.rng.IntN(len(uas))],
+	return device{kind: k, anon: g.deviceID(at), ua: uas[g.rng.IntN(len(uas))],
 		ip: fmt.Sprintf("%d.%d.%d.%d", []int{101, 112, 116, 183, 223}[g.rng.IntN(5)], g.rng.IntN(256), g.rng.IntN(256), 1+g.rng.IntN(254))}
 }
 
@@ -151,12 +160,12 @@ func (g *Generator) story(i int, shared *device) personOut {
 	s.end = now.Add(-time.Minute)
 
 	// Devices: a phone, often a desktop, sometimes the app; a family member's tablet.
-	s.devices = []device{g.newDevice(phoneBrowser)}
+	s.devices = []device{g.newDevice(phoneBrowser, s.t)}
 	if g.rng.IntN(2) == 0 {
-		s.devices = append(s.devices, g.newDevice(desktopBrowser))
+		s.devices = append(s.devices, g.newDevice(desktopBrowser, s.t))
 	}
 	if g.rng.IntN(4) == 0 {
-		s.devices = append(s.devices, g.newDevice(appDevice))
+		s.devices = append(s.devices, g.newDevice(appDevice, s.t))
 	}
 	if shared != nil {
 		s.devices = append(s.devices, *shared)
