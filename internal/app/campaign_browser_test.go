@@ -106,6 +106,13 @@ func TestBrowserCampaign(t *testing.T) {
 	row := chromedp.CSS(`[data-testid="campaign-row"][data-campaign-id="` + campaign.ID + `"]`)
 	signIn(t, ctx, s.base, "/campaigns", "admin@example.com", "a long admin password", row)
 
+	// The list says how many people each campaign reached, and how many of them have converted: Li of two.
+	do(t, ctx, "the campaign's people in the list",
+		chromedp.WaitVisible(chromedp.CSS(string(row)+` [data-testid="reach-cell"][data-loaded="true"]`)))
+	if got := read(t, ctx, "people reached", chromedp.Text(chromedp.CSS(string(row)+` [data-testid="campaign-people"]`))); !strings.Contains(got, "2") ||
+		!strings.Contains(got, "50% converted") {
+		t.Errorf("the campaign's row says %q, want 2 people, 50%% converted", got)
+	}
 	do(t, ctx, "the touchpoints count opens the campaign's touchpoints",
 		chromedp.Click(chromedp.CSS(string(row)+` [data-testid="campaign-touchpoints-link"]`)),
 		chromedp.WaitVisible(tid("touchpoints-table")),

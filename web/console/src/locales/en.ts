@@ -485,6 +485,7 @@ const en = {
   'reach.segment.hint': 'A new segment of these people, kept current as more are reached',
   'reach.empty': 'Nobody reached yet',
   'reach.empty.text': 'People show up here within seconds of scanning a code, clicking a link or being recorded by staff.',
+  'reach.convertedShare': '{pct} converted',
 
   'touchpoints.subtitle': 'Every place customers meet your brand, each with its own link and QR code.',
   'touchpoints.new': 'New touchpoint',

@@ -478,6 +478,7 @@ export default {
   'reach.segment.hint': '用这些客户新建分群，之后新覆盖的客户会自动加入',
   'reach.empty': '还没有覆盖任何客户',
   'reach.empty.text': '有人扫码、点击链接或由店员登记后，几秒内就会出现在这里。',
+  'reach.convertedShare': '已转化 {pct}',
 
   'touchpoints.subtitle': '客户接触品牌的每一个地方，都有自己的链接和二维码。',
   'touchpoints.new': '新建触点',
