@@ -121,6 +121,12 @@ func TestBrowserCampaign(t *testing.T) {
 	if picked := read(t, ctx, "campaign filter", chromedp.Value(tid("filter-campaign"))); picked != campaign.ID {
 		t.Errorf("the touchpoints list is filtered by campaign %q, want %q", picked, campaign.ID)
 	}
+	// Each touchpoint's people too: the poster reached Mei and Li.
+	posterPeople := chromedp.CSS(`[data-testid="touchpoint-row"][data-touchpoint-id="` + poster.ID + `"] [data-testid="reach-cell"][data-loaded="true"]`)
+	do(t, ctx, "the poster's people in the list", chromedp.WaitVisible(posterPeople))
+	if got := read(t, ctx, "the poster's people", chromedp.Attributes(posterPeople))["data-total"]; got != "2" {
+		t.Errorf("the poster's row counts %q people, want 2", got)
+	}
 	do(t, ctx, "a touchpoint's campaign opens the campaign's page",
 		chromedp.Click(tid("touchpoint-row-campaign")),
 		chromedp.WaitVisible(tid("campaign-title")),
