@@ -486,6 +486,7 @@ const en = {
   'reach.empty': 'Nobody reached yet',
   'reach.empty.text': 'People show up here within seconds of scanning a code, clicking a link or being recorded by staff.',
   'reach.convertedShare': '{pct} converted',
+  'reach.convertedShare.hint': 'Of the people reached, the share who have converted at any time, before or after their touch',
 
   'touchpoints.subtitle': 'Every place customers meet your brand, each with its own link and QR code.',
   'touchpoints.new': 'New touchpoint',

@@ -479,6 +479,7 @@ export default {
   'reach.empty': '还没有覆盖任何客户',
   'reach.empty.text': '有人扫码、点击链接或由店员登记后，几秒内就会出现在这里。',
   'reach.convertedShare': '已转化 {pct}',
+  'reach.convertedShare.hint': '覆盖的客户中已转化的比例，转化可能在触达之前或之后',
 
   'touchpoints.subtitle': '客户接触品牌的每一个地方，都有自己的链接和二维码。',
   'touchpoints.new': '新建触点',
