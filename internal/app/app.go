@@ -195,6 +195,7 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 	})
 	segments := segment.NewEngine(a.db, a.clock, segment.Options{Logger: a.logger.With("component", "segments")})
 	configs := profile.NewConfigs(a.db)
+	processing := newProcessing(a.db, a.clock)
 	offline := collect.NewOfflineTouches(touchResolver{a.touch}, touchIssuer{a.touch}, a.events, a.clock, collect.OfflineOptions{})
 	srv := httpapi.New(httpapi.Options{
 		Auth: a.auth, Sources: a.sources, Events: a.db, Pinger: a.db, Touchpoints: a.touch, WeChat: a.wechat, Offline: offline,
@@ -207,6 +208,7 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 		Console:       console.Handler(),
 		SecureCookies: strings.HasPrefix(a.cfg.PublicURL, "https://"),
 		System:        httpapi.System{Version: hearth.Version, Engine: string(a.db.Engine()), StartedAt: a.clock.Now()},
+		Processing:    processing,
 	})
 	srv.Handle("GET /hearth.js", collect.SnippetHandler())
 	srv.Handle("GET /t/{token}", collect.NewTouchHandler(touchResolver{a.touch}, a.events, bots, a.clock, collect.TouchOptions{
@@ -236,6 +238,7 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 	a.stopWorkers = cancel
 	a.work(workerCtx, 10*time.Minute, "sweep", a.auth.Sweep)
 	a.work(workerCtx, time.Hour, "retention", a.applyRetention)
+	a.work(workerCtx, processingEvery, "processing", processing.sample)
 	a.work(workerCtx, time.Second, "touch_stats", func(ctx context.Context) error {
 		_, err := a.touch.CountTouches(ctx, a.db, a.db)
 		return err

@@ -111,3 +111,12 @@ func (s *Server) completeSetup(w http.ResponseWriter, r *http.Request, _ auth.Pr
 func (s *Server) system(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
 	writeJSON(w, http.StatusOK, s.System)
 }
+
+func (s *Server) processing(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+	p, err := s.Processing.Processing(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}

@@ -53,6 +53,10 @@ type Options struct {
 	// SecureCookies marks the session cookie Secure even on plain HTTP, for servers behind a TLS proxy.
 	SecureCookies bool
 	System        System
+	// Processing tells how far the work that follows the event log is behind it.
+	Processing interface {
+		Processing(ctx context.Context) (Processing, error)
+	}
 }
 
 // System is what GET /api/v1/system tells.
@@ -61,6 +65,35 @@ type System struct {
 	Engine    string    `json:"engine"`
 	StartedAt time.Time `json:"started_at"`
 }
+
+// Processing is what GET /api/v1/system/processing tells: how far each part of the work that follows the
+// event log is behind it, so that the console can say when what it shows is not complete yet.
+type Processing struct {
+	Head       int64            `json:"head"` // the log's last seq
+	MeasuredAt time.Time        `json:"measured_at"`
+	Parts      []ProcessingPart `json:"parts"`
+}
+
+// ProcessingPart is one part: people (the profile processor), segments (memberships) or touch_counts.
+type ProcessingPart struct {
+	Name     string  `json:"name"`
+	State    string  `json:"state"`    // UpToDate, CatchingUp or Stalled
+	Behind   int64   `json:"behind"`   // events appended that it has yet to read
+	Rate     float64 `json:"rate"`     // events it read a second, over the last half minute
+	Incoming float64 `json:"incoming"` // events appended a second, over the same time
+	// Progress is the share of the events it was behind, since it began catching up, that it has read; null
+	// while up to date.
+	Progress *float64 `json:"progress"`
+	// ETASeconds is how long it will take at these rates; null while up to date, or if it is not gaining.
+	ETASeconds *int64 `json:"eta_seconds"`
+}
+
+// The states of a ProcessingPart.
+const (
+	UpToDate   = "up_to_date"  // a little behind at most, as live traffic keeps it
+	CatchingUp = "catching_up" // what is shown from it is not complete yet
+	Stalled    = "stalled"     // behind, and has read nothing for half a minute
+)
 
 // Server is the HTTP handler of everything but the public ingestion surface.
 type Server struct {

@@ -79,8 +79,9 @@ func forEachEngine(t *testing.T, fn func(t *testing.T, e *env)) {
 				Auth: authSvc, Sources: collect.NewSources(db, clock), Events: db, Pinger: db, Touchpoints: tps, Offline: offlineTouches(t, db, tps, clock), Profiles: db, Unmerges: db,
 				ProfileConfigs: profile.NewConfigs(db),
 				Logger:         logger, Metrics: httpapi.NewMetrics(reg), Gatherer: reg,
-				Console: http.NotFoundHandler(),
-				System:  httpapi.System{Version: "test", Engine: string(db.Engine())},
+				Console:    http.NotFoundHandler(),
+				System:     httpapi.System{Version: "test", Engine: string(db.Engine())},
+				Processing: steadyProcessing{},
 			})
 			ts := httptest.NewServer(srv)
 			t.Cleanup(ts.Close)
@@ -188,4 +189,11 @@ func (c *client) login(email, password string) response {
 		c.header.Set("X-CSRF-Token", s.CSRFToken)
 	}
 	return r
+}
+
+// steadyProcessing answers that everything follows the log closely.
+type steadyProcessing struct{}
+
+func (steadyProcessing) Processing(context.Context) (httpapi.Processing, error) {
+	return httpapi.Processing{Head: 42, Parts: []httpapi.ProcessingPart{{Name: "people", State: httpapi.UpToDate, Behind: 2}}}, nil
 }

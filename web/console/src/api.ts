@@ -29,6 +29,30 @@ export interface SystemInfo {
   started_at: string
 }
 
+/** up_to_date: a little behind at most, as live traffic keeps it; catching_up: what it shows is not complete
+ * yet; stalled: behind, and it has read nothing for half a minute. */
+export type ProcessingState = 'up_to_date' | 'catching_up' | 'stalled'
+export type ProcessingPartName = 'people' | 'segments' | 'touch_counts'
+
+/** How far one part of the work that follows the event log is behind it. */
+export interface ProcessingPart {
+  name: ProcessingPartName
+  state: ProcessingState
+  behind: number
+  /** Events read, and events arriving, a second over the last half minute. */
+  rate: number
+  incoming: number
+  /** Of the events it was behind since it began catching up, the share read; null while up to date. */
+  progress: number | null
+  eta_seconds: number | null
+}
+
+export interface Processing {
+  head: number
+  measured_at: string
+  parts: ProcessingPart[]
+}
+
 export interface Source {
   id: string
   name: string
@@ -853,6 +877,7 @@ export const api = {
     request<SessionAnswer>('POST', '/auth/setup', { token, email, name, password }),
 
   system: () => request<SystemInfo>('GET', '/system'),
+  processing: () => request<Processing>('GET', '/system/processing'),
 
   sources: () => request<List<Source>>('GET', '/sources').then(items),
   source: (id: string) => request<Source>('GET', '/sources/' + enc(id)),
