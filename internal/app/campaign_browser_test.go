@@ -23,7 +23,7 @@ import (
 // first, the most touched), and the people it reached, Mei and Li, each once, with how far they went. Make a
 // segment opens the editor on "touched the campaign", counting the same two people; a person's chip opens their
 // page; the poster's page counts its own people. The campaign pauses and resumes, and its goal is edited, from its
-// page. It reads the same in Chinese and fits a phone.
+// page. The home screen charts the touches of every touchpoint. It reads the same in Chinese and fits a phone.
 func TestBrowserCampaign(t *testing.T) {
 	cfg := browserConfig(t, "sqlite")
 	cfg.Admin = AdminConfig{Email: "admin@example.com", Password: "a long admin password"}
@@ -272,6 +272,16 @@ func TestBrowserCampaign(t *testing.T) {
 		chromedp.Poll[chromedp.Void](`document.querySelector('[data-testid="campaign-page-goal"]').textContent.trim() === '800 new members'`),
 	)
 
+	// The home screen charts the whole brand's touches: the campaign's three and the one elsewhere.
+	do(t, ctx, "the brand's touches on the home screen",
+		chromedp.Click(tid("nav-home")),
+		chromedp.WaitVisible(tid("touch-chart-card")),
+		chromedp.Poll[chromedp.Void](`document.querySelector('[data-testid="touch-chart-total"]').textContent.includes('Last 30 days: 4 (and 0 by bots)')`),
+	)
+	do(t, ctx, "back to the campaign",
+		chromedp.Navigate(s.base+"/console/campaigns/"+campaign.ID),
+		chromedp.WaitVisible(tid("people-reached-card")),
+	)
 	do(t, ctx, "in Chinese",
 		chromedp.Click(tid("user-menu")),
 		chromedp.WaitVisible(tid("lang-zh-CN")),

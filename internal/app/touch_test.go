@@ -203,6 +203,21 @@ func TestTouchRedirect(t *testing.T) {
 			if people != 2 || bots != 2 {
 				t.Errorf("the campaign's touches by the hour %+v, want 2 people and 2 bots", hours.Hours)
 			}
+			// And for the whole brand, summed over every touchpoint (this one is the only one touched).
+			hours.Hours = nil
+			if st := s.call(t, key, "GET", "/api/v1/touches?days=1", nil, &hours); st != http.StatusOK || len(hours.Hours) == 0 {
+				t.Fatalf("every touchpoint's touches by the hour: %d, %+v", st, hours.Hours)
+			}
+			people, bots = 0, 0
+			for _, h := range hours.Hours {
+				people, bots = people+h.Touches, bots+h.BotTouches
+			}
+			if people != 2 || bots != 2 {
+				t.Errorf("every touchpoint's touches by the hour %+v, want 2 people and 2 bots", hours.Hours)
+			}
+			if st := s.call(t, key, "GET", "/api/v1/touches?days=-1", nil, nil); st != http.StatusBadRequest {
+				t.Errorf("days=-1: %d, want 400", st)
+			}
 			if st := s.call(t, key, "GET", "/api/v1/touchpoints/"+tp.ID+"/touches?days=soon", nil, nil); st != http.StatusBadRequest {
 				t.Errorf("days=soon: %d, want 400", st)
 			}

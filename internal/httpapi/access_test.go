@@ -32,6 +32,7 @@ func TestAccessControl(t *testing.T) {
 		}{
 			{"GET", "/api/v1/system", nil, "read"},
 			{"GET", "/api/v1/system/processing", nil, "read"},
+			{"GET", "/api/v1/touches", nil, "read"},
 			{"GET", "/api/v1/sources", nil, "read"},
 			{"GET", "/api/v1/sources/" + src.ID, nil, "read"},
 			{"POST", "/api/v1/sources", map[string]string{"name": "x", "kind": "app"}, "write"},

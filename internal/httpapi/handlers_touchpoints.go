@@ -364,6 +364,13 @@ func (s *Server) campaignTouchHours(w http.ResponseWriter, r *http.Request, _ au
 	s.serveTouchHours(w, r, s.Touchpoints.CampaignTouchHours)
 }
 
+// allTouchHours serves the same, summed over every touchpoint.
+func (s *Server) allTouchHours(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+	s.serveTouchHours(w, r, func(ctx context.Context, _ string, from, to time.Time) ([]touchpoint.TouchHour, error) {
+		return s.Touchpoints.AllTouchHours(ctx, from, to)
+	})
+}
+
 func (s *Server) serveTouchHours(w http.ResponseWriter, r *http.Request, read func(ctx context.Context, id string, from, to time.Time) ([]touchpoint.TouchHour, error)) {
 	days, err := queryInt(r, "days", 30, 400)
 	if err != nil {

@@ -91,6 +91,7 @@ func (s *Server) routes() {
 	s.api("GET /api/v1/segments/{id}/members.csv", readers, s.exportSegmentMembers)
 	s.api("GET /api/v1/segments/{id}/sizes", readers, s.segmentSizes)
 
+	s.api("GET /api/v1/touches", readers, s.allTouchHours)
 	s.api("POST /api/v1/touches", writers, s.recordTouch)
 	s.api("POST /api/v1/touches/import", writers, s.importTouches)
 

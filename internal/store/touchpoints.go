@@ -320,6 +320,18 @@ func (db *DB) CampaignTouchHours(ctx context.Context, campaignID string, from, t
 		campaignID, from.UTC(), to.UTC())
 }
 
+// AllTouchHours returns the touches per hour in [from, to) of every touchpoint, summed (TouchpointID empty),
+// the hours that have any, in order.
+func (db *DB) AllTouchHours(ctx context.Context, from, to time.Time) ([]touchpoint.TouchHour, error) {
+	return queryAll(ctx, db, "store.all_touch_hours", func(row interface{ Scan(...any) error }) (touchpoint.TouchHour, error) {
+		var h touchpoint.TouchHour
+		err := row.Scan(&h.Hour, &h.Touches, &h.BotTouches)
+		h.Hour = h.Hour.UTC()
+		return h, err
+	}, `SELECT hour, sum(touches), sum(bot_touches) FROM touch_hours WHERE hour >= $1 AND hour < $2 GROUP BY hour ORDER BY hour`,
+		from.UTC(), to.UTC())
+}
+
 // TouchHours returns a touchpoint's touches per hour in [from, to), the hours that have any, in order.
 func (db *DB) TouchHours(ctx context.Context, touchpointID string, from, to time.Time) ([]touchpoint.TouchHour, error) {
 	return queryAll(ctx, db, "store.touch_hours", func(row interface{ Scan(...any) error }) (touchpoint.TouchHour, error) {

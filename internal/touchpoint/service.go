@@ -269,6 +269,14 @@ func (s *Service) CampaignTouchHours(ctx context.Context, id string, from, to ti
 	return s.store.CampaignTouchHours(ctx, id, from.UTC(), to.UTC())
 }
 
+// AllTouchHours is TouchHours summed over every touchpoint: the touches of the whole brand.
+func (s *Service) AllTouchHours(ctx context.Context, from, to time.Time) ([]TouchHour, error) {
+	if err := checkHoursRange("touchpoint.all_touch_hours", from, to); err != nil {
+		return nil, err
+	}
+	return s.store.AllTouchHours(ctx, from.UTC(), to.UTC())
+}
+
 func checkHoursRange(op string, from, to time.Time) error {
 	if !from.Before(to) {
 		return hearth.Errorf(hearth.Invalid, op, "from must be before to")

@@ -164,6 +164,8 @@ type Store interface {
 	TouchHours(ctx context.Context, touchpointID string, from, to time.Time) ([]TouchHour, error)
 	// CampaignTouchHours is TouchHours summed over the touchpoints in a campaign now.
 	CampaignTouchHours(ctx context.Context, campaignID string, from, to time.Time) ([]TouchHour, error)
+	// AllTouchHours is TouchHours summed over every touchpoint.
+	AllTouchHours(ctx context.Context, from, to time.Time) ([]TouchHour, error)
 
 	CreateRevocation(ctx context.Context, r Revocation) error
 	Revocations(ctx context.Context, touchpointID string) ([]Revocation, error)

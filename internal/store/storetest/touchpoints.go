@@ -204,7 +204,7 @@ func testTouchCounts(t *testing.T, db *store.DB, clock *Clock) {
 	}
 }
 
-// A campaign's touches by the hour are those of the touchpoints in it, summed.
+// A campaign's touches by the hour are those of the touchpoints in it, summed; the brand's, those of all.
 func testCampaignTouchHours(t *testing.T, db *store.DB, clock *Clock) {
 	now := clock.Now()
 	c := touchpoint.Campaign{ID: hearth.NewID(), Name: "Spring", Status: touchpoint.StatusActive, CreatedAt: now, UpdatedAt: now}
@@ -227,6 +227,11 @@ func testCampaignTouchHours(t *testing.T, db *store.DB, clock *Clock) {
 	want := []touchpoint.TouchHour{{Hour: h, Touches: 5, BotTouches: 1}, {Hour: h.Add(time.Hour), Touches: 1}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("the campaign's hours (-want +got):\n%s", diff)
+	}
+	all, err := db.AllTouchHours(ctx, h, h.Add(time.Hour)) // the window ends before the card's second hour
+	must(t, err)
+	if diff := cmp.Diff([]touchpoint.TouchHour{{Hour: h, Touches: 55, BotTouches: 1}}, all); diff != "" {
+		t.Errorf("every touchpoint's hours (-want +got):\n%s", diff)
 	}
 }
 

@@ -939,6 +939,9 @@ export const api = {
   /** The same, summed over the touchpoints in a campaign. */
   campaignTouchHours: (id: string, days = 30) =>
     request<{ hours: TouchHour[] | null }>('GET', `/campaigns/${enc(id)}/touches` + query({ days })).then((l) => l.hours ?? []),
+  /** The same, summed over every touchpoint. */
+  allTouchHours: (days = 30) =>
+    request<{ hours: TouchHour[] | null }>('GET', '/touches' + query({ days })).then((l) => l.hours ?? []),
   /** The people who touched it, and how far they went. */
   touchpointPeople: (id: string) => request<PeopleReached>('GET', `/touchpoints/${enc(id)}/people`).then(withSample),
   /** The same over the touchpoints in a campaign: a person who touched several counts once. */

@@ -144,6 +144,7 @@ const en = {
   'home.system.started': 'Running since',
   'home.system.signedIn': 'Signed in as',
   'home.system.processing': 'Processing',
+  'home.touches.name': 'all touchpoints',
   'processing.part.people': 'people',
   'processing.part.segments': 'segments',
   'processing.part.touch_counts': 'touch counts',

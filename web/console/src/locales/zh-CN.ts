@@ -145,6 +145,7 @@ export default {
   'home.system.started': '启动时间',
   'home.system.signedIn': '当前登录',
   'home.system.processing': '数据处理',
+  'home.touches.name': '所有触点',
   'processing.part.people': '客户',
   'processing.part.segments': '分群',
   'processing.part.touch_counts': '触点计数',

@@ -1,1 +1,0 @@
-function e(){return window.matchMedia(`(prefers-reduced-motion: reduce)`).matches}function t(t,n=`nearest`){t?.scrollIntoView({behavior:e()?`auto`:`smooth`,block:n})}export{t as n,e as t};
