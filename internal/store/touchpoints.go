@@ -310,12 +310,7 @@ func (db *DB) AddTouchCounts(ctx context.Context, c touchpoint.TouchCounts) erro
 // CampaignTouchHours returns the touches per hour in [from, to) of the touchpoints in a campaign now, summed
 // (TouchpointID empty), the hours that have any, in order.
 func (db *DB) CampaignTouchHours(ctx context.Context, campaignID string, from, to time.Time) ([]touchpoint.TouchHour, error) {
-	return queryAll(ctx, db, "store.campaign_touch_hours", func(row interface{ Scan(...any) error }) (touchpoint.TouchHour, error) {
-		var h touchpoint.TouchHour
-		err := row.Scan(&h.Hour, &h.Touches, &h.BotTouches)
-		h.Hour = h.Hour.UTC()
-		return h, err
-	}, `SELECT h.hour, sum(h.touches), sum(h.bot_touches) FROM touch_hours h JOIN touchpoints t ON t.id = h.touchpoint_id
+	return queryAll(ctx, db, "store.campaign_touch_hours", scanSummedHour, `SELECT h.hour, sum(h.touches), sum(h.bot_touches) FROM touch_hours h JOIN touchpoints t ON t.id = h.touchpoint_id
 		WHERE t.campaign_id = $1 AND h.hour >= $2 AND h.hour < $3 GROUP BY h.hour ORDER BY h.hour`,
 		campaignID, from.UTC(), to.UTC())
 }
@@ -323,13 +318,16 @@ func (db *DB) CampaignTouchHours(ctx context.Context, campaignID string, from, t
 // AllTouchHours returns the touches per hour in [from, to) of every touchpoint, summed (TouchpointID empty),
 // the hours that have any, in order.
 func (db *DB) AllTouchHours(ctx context.Context, from, to time.Time) ([]touchpoint.TouchHour, error) {
-	return queryAll(ctx, db, "store.all_touch_hours", func(row interface{ Scan(...any) error }) (touchpoint.TouchHour, error) {
-		var h touchpoint.TouchHour
-		err := row.Scan(&h.Hour, &h.Touches, &h.BotTouches)
-		h.Hour = h.Hour.UTC()
-		return h, err
-	}, `SELECT hour, sum(touches), sum(bot_touches) FROM touch_hours WHERE hour >= $1 AND hour < $2 GROUP BY hour ORDER BY hour`,
+	return queryAll(ctx, db, "store.all_touch_hours", scanSummedHour, `SELECT hour, sum(touches), sum(bot_touches) FROM touch_hours WHERE hour >= $1 AND hour < $2 GROUP BY hour ORDER BY hour`,
 		from.UTC(), to.UTC())
+}
+
+// scanSummedHour reads an hour and its touches summed over several touchpoints.
+func scanSummedHour(row interface{ Scan(...any) error }) (touchpoint.TouchHour, error) {
+	var h touchpoint.TouchHour
+	err := row.Scan(&h.Hour, &h.Touches, &h.BotTouches)
+	h.Hour = h.Hour.UTC()
+	return h, err
 }
 
 // TouchHours returns a touchpoint's touches per hour in [from, to), the hours that have any, in order.
