@@ -8,9 +8,11 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -603,13 +605,17 @@ func (d *decoder) batchFieldsOf(req Request) batchFields {
 }
 
 // appendUnquoted appends the text of a valid JSON string, read as encoding/json reads it: invalid UTF-8
-// and lone surrogates become U+FFFD.
+// and lone surrogates become U+FFFD, and so does NUL, which PostgreSQL's text refuses (see storableJSON).
 func appendUnquoted(dst, quoted []byte) []byte {
 	s := quoted[1 : len(quoted)-1]
-	if bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) {
+	if bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) { // a raw NUL is not valid JSON: only \u0000 makes one
 		return append(dst, s...)
 	}
+	n := len(dst)
 	dst, _ = jsontext.AppendUnquote(dst, quoted) // the error says U+FFFD replaced something
+	if bytes.IndexByte(dst[n:], 0) >= 0 {
+		dst = append(dst[:n], bytes.ReplaceAll(dst[n:], []byte{0}, []byte(string(utf8.RuneError)))...)
+	}
 	return dst
 }
 
@@ -948,16 +954,23 @@ func timeError(t time.Time, pointer bool) error {
 	return reject("the event cannot be encoded: " + err.Error())
 }
 
-// appendString appends s as a JSON string.
+// appendString appends s as a JSON string, with U+FFFD for invalid UTF-8 and NUL (see storableJSON).
 func appendString(dst []byte, s string) []byte {
+	if strings.IndexByte(s, 0) >= 0 {
+		s = strings.ReplaceAll(s, "\x00", string(utf8.RuneError))
+	}
 	dst, _ = jsontext.AppendQuote(dst, s) // the error says invalid UTF-8 became U+FFFD
 	return dst
 }
 
 var compactOptions = []jsontext.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true), jsontext.PreserveRawStrings(true)}
 
-// appendCompact appends a valid JSON value without whitespace between its tokens.
+// appendCompact appends a valid JSON value without whitespace between its tokens, and with text that both
+// engines can store (appendStorableJSON).
 func appendCompact(dst, v []byte) []byte {
+	if !StorableJSON(v) {
+		v = appendStorableJSON(nil, v)
+	}
 	if isCompact(v) {
 		return append(dst, v...)
 	}
@@ -983,6 +996,103 @@ func isCompact(v []byte) bool {
 		}
 	}
 	return true
+}
+
+// Text that PostgreSQL cannot store: its text and jsonb refuse NUL (\u0000 in JSON) and bytes that are not
+// UTF-8, and jsonb refuses the \u escape of a lone UTF-16 surrogate. SDKs do send them (a form field pasted
+// from a binary file, a string cut between the two halves of an emoji), and Segment keeps such events; so
+// does Hearth, with U+FFFD in their place, on both engines alike.
+
+// StorableJSON reports whether the strings of a valid JSON value hold only text that both engines store.
+func StorableJSON(v []byte) bool {
+	if !utf8.Valid(v) {
+		return false
+	}
+	for i := 0; ; {
+		j := bytes.IndexByte(v[i:], '\\') // only in strings, and always the start of an escape
+		if j < 0 {
+			return true
+		}
+		i += j
+		if i+1 < len(v) && v[i+1] != 'u' {
+			i += 2
+			continue
+		}
+		n, ok := unicodeEscape(v, i)
+		if !ok {
+			return false
+		}
+		i += n
+	}
+}
+
+// appendStorableJSON appends a valid JSON value with U+FFFD for what StorableJSON refuses.
+func appendStorableJSON(dst, v []byte) []byte {
+	for i := 0; i < len(v); {
+		switch c := v[i]; {
+		case c == '\\' && (i+1 == len(v) || v[i+1] == 'u'):
+			n, ok := unicodeEscape(v, i)
+			if ok {
+				dst = append(dst, v[i:i+n]...)
+			} else {
+				dst = append(dst, `\ufffd`...)
+			}
+			i += n
+		case c == '\\':
+			dst = append(dst, v[i:i+2]...)
+			i += 2
+		case c < utf8.RuneSelf:
+			dst = append(dst, c)
+			i++
+		default:
+			r, n := utf8.DecodeRune(v[i:])
+			if r == utf8.RuneError && n == 1 {
+				dst = utf8.AppendRune(dst, utf8.RuneError)
+			} else {
+				dst = append(dst, v[i:i+n]...)
+			}
+			i += n
+		}
+	}
+	return dst
+}
+
+// unicodeEscape reads the \u escape at v[i] of a valid JSON value: its length (12 for a surrogate pair), and
+// whether PostgreSQL stores it. What is cut short is not valid, and not stored.
+func unicodeEscape(v []byte, i int) (int, bool) {
+	if i+6 > len(v) {
+		return len(v) - i, false
+	}
+	r := hex4(v[i+2 : i+6])
+	switch {
+	case r == 0:
+		return 6, false
+	case utf16.IsSurrogate(rune(r)):
+		if r < 0xdc00 && i+12 <= len(v) && v[i+6] == '\\' && v[i+7] == 'u' {
+			if low := hex4(v[i+8 : i+12]); 0xdc00 <= low && low < 0xe000 {
+				return 12, true
+			}
+		}
+		return 6, false
+	}
+	return 6, true
+}
+
+// hex4 reads the four hexadecimal digits of a valid \u escape.
+func hex4(h []byte) uint16 {
+	var r uint16
+	for _, c := range h {
+		switch {
+		case c <= '9':
+			c -= '0'
+		case c >= 'a':
+			c -= 'a' - 10
+		default:
+			c -= 'A' - 10
+		}
+		r = r<<4 | uint16(c)
+	}
+	return r
 }
 
 func truncate(s string, n int) string {

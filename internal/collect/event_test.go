@@ -1,10 +1,12 @@
 package collect
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hearth-cdp/hearth"
 )
@@ -195,6 +197,92 @@ func FuzzNormalize(f *testing.F) {
 		}
 		if ev.MessageID == "" || (ev.UserID == "" && ev.AnonymousID == "") || !eventTypes[ev.Type] {
 			t.Fatalf("normalised event lacks what it must have: %+v", ev)
+		}
+		if !StorableJSON(ev.Payload) {
+			t.Fatalf("payload %q holds text PostgreSQL refuses", ev.Payload)
+		}
+		for _, s := range []string{ev.MessageID, ev.UserID, ev.AnonymousID, ev.Name} {
+			if !storableText(s) {
+				t.Fatalf("field %q holds text PostgreSQL refuses", s)
+			}
+		}
+	})
+}
+
+func storableText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
+
+// What PostgreSQL cannot store (NUL, a lone surrogate's escape, bytes that are not UTF-8) is kept as U+FFFD,
+// on both engines alike; the rest of the event, an emoji's surrogate pair and an escaped backslash included,
+// is kept as sent.
+func TestNormalizeUnstorableText(t *testing.T) {
+	in := "{\"userId\":\"u\\u0000 1\",\"anonymousId\":\"a\xff\",\"event\":\"Bought \\ud800\",\"messageId\":\"m\\u0000\"," +
+		"\"properties\":{\"nul\":\"x\\u0000y\",\"k\\u0000\":\"v\",\"high\":\"\\uD83D!\",\"low\":\"\\udc00\",\"emoji\":\"\\ud83d\\ude00\"," +
+		"\"path\":\"C:\\\\u0000\",\"bytes\":\"\xe4\xb8\",\"ok\":\"\u4e2d\"}}"
+	ev, err := Normalize([]byte(in), "track", testReq(), fixedID, noBots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.UserID != "u\uFFFD 1" || ev.AnonymousID != "a\uFFFD" || ev.Name != "Bought \uFFFD" || ev.MessageID != "m\uFFFD" {
+		t.Errorf("ids %q %q %q %q, want U+FFFD for what cannot be stored", ev.UserID, ev.AnonymousID, ev.Name, ev.MessageID)
+	}
+	if !StorableJSON(ev.Payload) {
+		t.Fatalf("payload %s is not storable", ev.Payload)
+	}
+	var p struct{ Properties map[string]string }
+	if err := json.Unmarshal(ev.Payload, &p); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"nul": "x\uFFFDy", "k\uFFFD": "v", "high": "\uFFFD!", "low": "\uFFFD", "emoji": "😀",
+		"path": `C:\u0000`, "bytes": "\uFFFD\uFFFD", "ok": "中"}
+	for k, v := range want {
+		if got, ok := p.Properties[k]; !ok || got != v {
+			t.Errorf("properties[%q] = %q, want %q", k, got, v)
+		}
+	}
+}
+
+func TestStorableJSON(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{`{"a":"b"}`, `{"a":"b"}`},
+		{`"\u0000"`, `"\ufffd"`},
+		{`"\\u0000"`, `"\\u0000"`},           // an escaped backslash, then text
+		{`"\\\u0000"`, `"\\\ufffd"`},         // an escaped backslash, then NUL
+		{`"\ud83d\ude00"`, `"\ud83d\ude00"`}, // a pair
+		{`"\uD83D\uDE00"`, `"\uD83D\uDE00"`},
+		{`"\ud83d"`, `"\ufffd"`},
+		{`"\ud83d\u0041"`, `"\ufffd\u0041"`},
+		{`"\ude00\ud83d"`, `"\ufffd\ufffd"`},
+		{`"\ud83d\ud83d\ude00"`, `"\ufffd\ud83d\ude00"`},
+		{"\"\xff\xe4\xb8\xad\"", "\"\uFFFD中\""},
+		{`["\n\"\/","\u00e9"]`, `["\n\"\/","\u00e9"]`},
+	} {
+		got := string(appendStorableJSON(nil, []byte(tt.in)))
+		if got != tt.want {
+			t.Errorf("appendStorableJSON(%s) = %s, want %s", tt.in, got, tt.want)
+		}
+		if StorableJSON([]byte(tt.in)) != (got == tt.in) {
+			t.Errorf("StorableJSON(%s) = %v, but it becomes %s", tt.in, !(got == tt.in), got)
+		}
+	}
+}
+
+// Whatever valid JSON arrives, what appendStorableJSON makes of it is valid JSON that StorableJSON accepts,
+// and unchanged when StorableJSON accepted it already; StorableJSON never panics on anything.
+func FuzzStorableJSON(f *testing.F) {
+	for _, seed := range []string{`{"a":"\u0000"}`, `"\ud800"`, `"\\\ud83d\ude00"`, "\"\xff\"", `[1,"\\"]`, `"\`, `"\u12`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, v []byte) {
+		ok := StorableJSON(v)
+		if !json.Valid(v) {
+			return
+		}
+		got := appendStorableJSON(nil, v)
+		if !json.Valid(got) || !StorableJSON(got) {
+			t.Fatalf("%q became %q", v, got)
+		}
+		if ok != bytes.Equal(got, v) {
+			t.Fatalf("StorableJSON(%q) = %v, but it became %q", v, ok, got)
 		}
 	})
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hearth-cdp/hearth"
 	"golang.org/x/time/rate"
@@ -414,11 +415,20 @@ func peekMessageID(raw json.RawMessage) string {
 	return truncate(fmt.Sprint(m.MessageID), 100)
 }
 
+// clip cuts b to n bytes at most, between characters, as text that both engines store: the debugger shows it.
 func clip(b []byte, n int) []byte {
-	if len(b) <= n {
-		return append([]byte(nil), b...)
+	cut := len(b) > n
+	if cut {
+		for n > 0 && !utf8.RuneStart(b[n]) {
+			n--
+		}
+		b = b[:n]
 	}
-	return append(append([]byte(nil), b[:n]...), "…"...)
+	b = bytes.ToValidUTF8(b, []byte(string(utf8.RuneError)))
+	if cut {
+		b = append(b, "…"...)
+	}
+	return b
 }
 
 func capitalize(s string) string {

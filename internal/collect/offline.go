@@ -240,7 +240,13 @@ func (o *OfflineTouches) prepare(ctx context.Context, op string, rep *OfflineRep
 		if len(p) > MaxOfflineProperties {
 			return Touch{}, nil, invalid("properties are larger than %d KiB.", MaxOfflineProperties>>10)
 		}
-		if p[0] != '{' || json.Unmarshal(p, &props) != nil {
+		if p[0] != '{' || !json.Valid(p) {
+			return Touch{}, nil, invalid("properties must be a JSON object.")
+		}
+		if !StorableJSON(p) {
+			p = appendStorableJSON(nil, p)
+		}
+		if err := json.Unmarshal(p, &props); err != nil {
 			return Touch{}, nil, invalid("properties must be a JSON object.")
 		}
 		for k := range props {

@@ -87,6 +87,8 @@ type cachedKey struct {
 const (
 	keyCacheTTL  = time.Second
 	keyCacheSize = 10000
+	// maxWriteKeyLen bounds what is looked up: Hearth's keys have 32 characters.
+	maxWriteKeyLen = 256
 )
 
 // NewSources returns the source service.
@@ -199,6 +201,10 @@ func (s *Sources) update(ctx context.Context, op, id string, change func(*Source
 // within a second.
 func (s *Sources) Authenticate(ctx context.Context, writeKey string) (Source, error) {
 	const op = "collect.authenticate"
+	if len(writeKey) > maxWriteKeyLen || !utf8.ValidString(writeKey) || strings.IndexByte(writeKey, 0) >= 0 {
+		// Not one that Hearth makes; and the store need not be asked (PostgreSQL refuses such text).
+		return Source{}, hearth.Errorf(hearth.Unauthenticated, op, "The write key is missing, wrong or disabled.")
+	}
 	now := s.clock.Now()
 	s.mu.Lock()
 	c, ok := s.keys[writeKey]

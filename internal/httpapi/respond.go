@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/auth"
+	"github.com/hearth-cdp/hearth/internal/collect"
 )
 
 // maxBody is the size limit of an admin API request body.
@@ -64,27 +66,34 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // decode reads a JSON request body of at most maxBody bytes into v. Unknown fields are refused, so that a
-// misspelt field is an error rather than silently ignored.
+// misspelt field is an error rather than silently ignored; so is text that the store cannot hold.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	const op = "httpapi.decode"
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	dec := json.NewDecoder(r.Body)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return hearth.Errorf(hearth.TooLarge, op, "The request body is larger than %d bytes.", tooLarge.Limit)
+	}
+	if err != nil {
+		return hearth.Errorf(hearth.Invalid, op, "The request body could not be read.")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	err = dec.Decode(v)
 	if err == nil {
 		if _, extra := dec.Token(); extra != io.EOF {
 			return hearth.Errorf(hearth.Invalid, op, "The request body must hold one JSON object.")
 		}
+		if !collect.StorableJSON(body) {
+			return hearth.Errorf(hearth.Invalid, op, "The request body holds text that cannot be stored: a NUL character (\\u0000), half of a UTF-16 surrogate pair, or bytes that are not UTF-8.")
+		}
 		return nil
 	}
 	var (
-		tooLarge  *http.MaxBytesError
 		syntax    *json.SyntaxError
 		typeError *json.UnmarshalTypeError
 	)
 	switch {
-	case errors.As(err, &tooLarge):
-		return hearth.Errorf(hearth.TooLarge, op, "The request body is larger than %d bytes.", tooLarge.Limit)
 	case errors.Is(err, io.EOF):
 		return hearth.Errorf(hearth.Invalid, op, "The request body is empty; a JSON object is expected.")
 	case errors.As(err, &syntax):

@@ -7,8 +7,10 @@ import (
 	"crypto/subtle"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/auth"
@@ -152,6 +154,10 @@ type apiHandler func(w http.ResponseWriter, r *http.Request, p auth.Principal)
 // api mounts an admin API route: cross-origin protection, then authentication and the role check.
 func (s *Server) api(pattern string, need access, h apiHandler) {
 	s.mux.Handle(pattern, s.crossOrigin.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !storableAddress(r.URL) {
+			s.fail(w, r, hearth.Errorf(hearth.Invalid, "httpapi.address", "The address holds a NUL character (%%00) or bytes that are not UTF-8."))
+			return
+		}
 		if need == public {
 			h(w, r, auth.Principal{})
 			return
@@ -167,6 +173,29 @@ func (s *Server) api(pattern string, need access, h apiHandler) {
 		}
 		h(w, r, p)
 	})))
+}
+
+// storableAddress reports whether a request's path and query hold only text that the store can compare:
+// PostgreSQL refuses NUL and bytes that are not UTF-8 in a query's parameters.
+func storableAddress(u *url.URL) bool {
+	text := func(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }
+	if !text(u.Path) {
+		return false
+	}
+	if u.RawQuery == "" {
+		return true
+	}
+	for k, vs := range u.Query() {
+		if !text(k) {
+			return false
+		}
+		for _, v := range vs {
+			if !text(v) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 const (

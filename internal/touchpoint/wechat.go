@@ -450,6 +450,9 @@ func (w *WeChatAccounts) UpdateAccount(ctx context.Context, id string, in WeChat
 // Endpoint returns what the callback of the account with this slug needs; NotFound when there is none.
 // It is read again at most every CacheFor.
 func (w *WeChatAccounts) Endpoint(ctx context.Context, slug string) (WeChatEndpoint, error) {
+	if !validSlug(slug) { // no account has it, and the store need not be asked (PostgreSQL refuses a NUL)
+		return WeChatEndpoint{}, hearth.Errorf(hearth.NotFound, "touchpoint.wechat_endpoint", "No WeChat account has this callback URL.")
+	}
 	now := w.touch.clock.Now()
 	w.mu.Lock()
 	e, ok := w.endpoints[slug]
