@@ -51,11 +51,13 @@ func TestUnstorableText(t *testing.T) {
 			admin := "Bearer " + key
 
 			// One batch: the hostile events, one without an identity and a long Chinese text (its stored copy
-			// is cut at 4 KiB, between two characters), and an ordinary one.
+			// is cut at 4 KiB, between two characters), one with a number PostgreSQL's numeric refuses (refused
+			// alone, with its reason), and an ordinary one.
 			batch := `{"batch":[` +
 				`{"type":"identify","userId":"u\u0000x","traits":{"name":"Li\u0000 Lei","note":"\ud800","emoji":"\ud83d\ude00"}},` +
 				"{\"type\":\"track\",\"userId\":\"u\\u0000x\",\"event\":\"Bought\xff\",\"properties\":{\"sku\":\"\xfe1\",\"k\\u0000\":\"\\udc00\"}}," +
 				`{"type":"track","event":"x","properties":{"text":"` + strings.Repeat("中", 2000) + `"}},` +
+				`{"type":"identify","userId":"u3","traits":{"score":1e1000000}},` +
 				`{"type":"track","userId":"u2","event":"Ordinary"}]}`
 			if code, body := send("POST", "/v1/batch", writer, batch); code != http.StatusOK || !strings.Contains(body, `"accepted":3`) {
 				t.Fatalf("POST /v1/batch: %d %s, want 200 with 3 accepted", code, body)
@@ -74,8 +76,18 @@ func TestUnstorableText(t *testing.T) {
 			}
 			var rejected struct{ Items []struct{ Reason, Payload string } }
 			s.call(t, key, "GET", "/api/v1/sources/"+src.ID+"/rejections", nil, &rejected)
-			if len(rejected.Items) != 1 || !utf8.ValidString(rejected.Items[0].Payload) || !strings.HasSuffix(rejected.Items[0].Payload, "中…") {
-				t.Errorf("rejections %+v, want the event without an identity, cut between characters", rejected.Items)
+			if len(rejected.Items) != 2 {
+				t.Fatalf("rejections %+v, want 2", rejected.Items)
+			}
+			for _, r := range rejected.Items {
+				switch {
+				case strings.Contains(r.Reason, "userId or anonymousId"):
+					if !utf8.ValidString(r.Payload) || !strings.HasSuffix(r.Payload, "中…") {
+						t.Errorf("rejected %+v, want it cut between characters", r)
+					}
+				case !strings.Contains(r.Reason, "traits holds the number 1e1000000, out of range"):
+					t.Errorf("rejected %+v, want the number out of range", r)
+				}
 			}
 
 			// The processor reads them like any others: the person has the trait, with U+FFFD.

@@ -605,7 +605,7 @@ func (d *decoder) batchFieldsOf(req Request) batchFields {
 }
 
 // appendUnquoted appends the text of a valid JSON string, read as encoding/json reads it: invalid UTF-8
-// and lone surrogates become U+FFFD, and so does NUL, which PostgreSQL's text refuses (see storableJSON).
+// and lone surrogates become U+FFFD, and so does NUL, which PostgreSQL's text refuses (see StorableJSON).
 func appendUnquoted(dst, quoted []byte) []byte {
 	s := quoted[1 : len(quoted)-1]
 	if bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) { // a raw NUL is not valid JSON: only \u0000 makes one
@@ -700,6 +700,15 @@ func normalize(in *rawEvent, data []byte, typ string, req Request, batch *batchF
 	integrations, integrationsInvalid := field(fIntegrations), false
 	if isNull(integrations) {
 		integrations, integrationsInvalid = batch.integrations, batch.integrationsInvalid
+	}
+	for _, o := range []struct {
+		name string
+		raw  []byte
+	}{{"properties", field(fProperties)}, {"traits", field(fTraits)}, {"context", ctx.raw}, {"integrations", integrations}} {
+		if n := numberOutOfRange(o.raw); n != nil {
+			return Event{}, reject(fmt.Sprintf("%s holds the number %s, out of range: at most %d digits before the decimal point and %d after",
+				o.name, truncate(string(n), 40), maxIntegerDigits, maxDecimals))
+		}
 	}
 
 	// Clock skew: the client's clock may be wrong, but the time between its timestamp and its sentAt is not.
@@ -1078,6 +1087,77 @@ func unicodeEscape(v []byte, i int) (int, bool) {
 	return 6, true
 }
 
+// The numbers an event may hold: a double's range and more. PostgreSQL's numeric refuses more than 131,072
+// digits before the decimal point or 16,383 after, and renders 1e131071 as its 131,072 digits: an event of a
+// few KiB of such numbers would be read back as gigabytes.
+const (
+	maxIntegerDigits = 309 // 1.8e308, the largest double, has 309
+	maxDecimals      = 340 // the smallest double, 4.9e-324, needs 324
+)
+
+// numberOutOfRange returns the first number of a JSON value with more digits than that before or after the
+// decimal point, once its exponent is applied; nil when there is none.
+func numberOutOfRange(v []byte) []byte {
+	for i := 0; i < len(v); {
+		switch c := v[i]; {
+		case c == '"':
+			i = stringEnd(v, i)
+		case c == '-' || '0' <= c && c <= '9':
+			j := i + 1
+			for j < len(v) && (v[j] >= '0' && v[j] <= '9' || v[j] == '.' || v[j] == 'e' || v[j] == 'E' || v[j] == '+' || v[j] == '-') {
+				j++
+			}
+			if !numberInRange(v[i:j]) {
+				return v[i:j]
+			}
+			i = j
+		default:
+			i++
+		}
+	}
+	return nil
+}
+
+// stringEnd returns the index after the string that starts at v[i].
+func stringEnd(v []byte, i int) int {
+	for i++; ; {
+		j := bytes.IndexByte(v[i:], '"')
+		if j < 0 {
+			return len(v)
+		}
+		i += j + 1
+		backslashes := 0
+		for k := i - 2; k >= 0 && v[k] == '\\'; k-- {
+			backslashes++
+		}
+		if backslashes%2 == 0 {
+			return i
+		}
+	}
+}
+
+// numberInRange checks a JSON number's digits before and after the decimal point, its exponent applied.
+func numberInRange(n []byte) bool {
+	if len(n) <= 20 && bytes.IndexAny(n, "eE") < 0 {
+		return true // the common case
+	}
+	n = bytes.TrimPrefix(n, []byte("-"))
+	mantissa, exp, hasExp := bytes.Cut(n, []byte("e"))
+	if !hasExp {
+		mantissa, exp, _ = bytes.Cut(n, []byte("E"))
+	}
+	integer, fraction, _ := bytes.Cut(mantissa, []byte("."))
+	integer = bytes.TrimLeft(integer, "0")
+	e := 0
+	if len(exp) > 0 {
+		var err error
+		if e, err = strconv.Atoi(string(bytes.TrimPrefix(exp, []byte("+")))); err != nil || e > 1e6 || e < -1e6 {
+			return false
+		}
+	}
+	return len(integer)+e <= maxIntegerDigits && len(fraction)-e <= maxDecimals
+}
+
 // hex4 reads the four hexadecimal digits of a valid \u escape.
 func hex4(h []byte) uint16 {
 	var r uint16
@@ -1107,6 +1187,8 @@ func describeJSONError(err error) string {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
+	case errors.As(err, &syntax) && strings.Contains(syntax.Error(), "max depth"):
+		return fmt.Sprintf("nested more than 10,000 deep (at byte %d)", syntax.Offset)
 	case errors.As(err, &syntax):
 		return fmt.Sprintf("not valid JSON (at byte %d)", syntax.Offset)
 	case errors.As(err, &typ):

@@ -148,6 +148,11 @@ func TestNormalizeRejects(t *testing.T) {
 		{"not JSON", "track", `{"userId":`, "not valid JSON"},
 		{"not an object", "track", `[1]`, "must be a JSON object"},
 		{"bad context ip", "track", `{"userId":"u","event":"x","context":{"ip":5}}`, "context.ip"},
+		{"huge number", "track", `{"userId":"u","event":"x","properties":{"a":"1e999","n":[1,-1E+1000000]}}`, "properties holds the number -1E+1000000, out of range"},
+		{"many decimals", "identify", `{"userId":"u","traits":{"a\"1e999":0.5e-340}}`, "traits holds the number 0.5e-340, out of range"},
+		{"zero's decimals", "track", `{"userId":"u","event":"x","context":{"n":0e-99999}}`, "context holds the number 0e-99999"},
+		{"long exponent", "track", `{"userId":"u","event":"x","integrations":{"n":1e99999999999999999999}}`, "integrations holds the number"},
+		{"too deep", "track", `{"userId":"u","event":"x","properties":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}`, "nested more than 10,000 deep"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -201,6 +206,9 @@ func FuzzNormalize(f *testing.F) {
 		if !StorableJSON(ev.Payload) {
 			t.Fatalf("payload %q holds text PostgreSQL refuses", ev.Payload)
 		}
+		if n := numberOutOfRange(ev.Payload); n != nil {
+			t.Fatalf("payload %q holds the number %s, out of range", ev.Payload, n)
+		}
 		for _, s := range []string{ev.MessageID, ev.UserID, ev.AnonymousID, ev.Name} {
 			if !storableText(s) {
 				t.Fatalf("field %q holds text PostgreSQL refuses", s)
@@ -238,6 +246,26 @@ func TestNormalizeUnstorableText(t *testing.T) {
 		if got, ok := p.Properties[k]; !ok || got != v {
 			t.Errorf("properties[%q] = %q, want %q", k, got, v)
 		}
+	}
+}
+
+// Numbers within a double's range and beyond are kept as sent; only those PostgreSQL refuses, or would
+// render as thousands of digits, are refused.
+func TestNumbersInRange(t *testing.T) {
+	for _, n := range []string{"0", "-0", "12.5", "1e308", "-1.7976931348623157E+308", "4.9e-324", "123456789012345678901234567890",
+		"0.000001", "1e-300", "9" + strings.Repeat("9", 308), "0." + strings.Repeat("0", 339) + "1", "1" + strings.Repeat("0", 300) + "e8"} {
+		if !numberInRange([]byte(n)) {
+			t.Errorf("%.40s… is refused", n)
+		}
+	}
+	for _, n := range []string{"1e310", "1e1000000", "0e-99999", "1e-341", "0.5e-340", "1" + strings.Repeat("0", 309), "0." + strings.Repeat("0", 340) + "1",
+		"1e+99999999999999999999"} {
+		if numberInRange([]byte(n)) {
+			t.Errorf("%.40s… is kept", n)
+		}
+	}
+	if got := numberOutOfRange([]byte(`{"a\\":"1e999","b\"":[true,false,null,1e999]}`)); string(got) != "1e999" {
+		t.Errorf("numberOutOfRange = %s, want the one number outside the strings", got)
 	}
 }
 

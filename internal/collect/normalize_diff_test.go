@@ -166,6 +166,10 @@ func TestDiffCases(t *testing.T) {
 		`{"type":"alias","userId":"u","previousId":"p"}`,
 		`{"type":"group","userId":"u","groupId":"g","traits":{"name":"<Acme & Co>\u2028"}}`,
 		`null`, ` {"type":"page","anonymousId":"a"} `, `{"type":"page","anonymousId":"a"}{}`,
+		`{"type":"track","userId":"u\u0000","event":"x\ud800","properties":{"a":"\u0000","b":1e308,"c":"\udc00\ud83d\ude00"}}`,
+		"{\"type\":\"track\",\"userId\":\"u\xff\",\"event\":\"x\",\"properties\":{\"a\\\"\":\"\xe4\xb8\"}}",
+		`{"type":"track","userId":"u","event":"x","properties":{"a":"1e999"},"traits":{"b":[1,0.5e-340]},"context":{"n":1e999}}`,
+		`{"type":"track","userId":"u","event":"x","integrations":{"n":-1E+310}}`,
 		strings.Repeat("[", 10001) + strings.Repeat("]", 10001),
 		`{"type":"page","anonymousId":"a","properties":` + strings.Repeat("[", 9998) + strings.Repeat("]", 9998) + `}`,
 	}

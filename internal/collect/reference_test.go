@@ -140,6 +140,14 @@ func refNormalize(raw []byte, typ string, req Request, newID func() string, isBo
 		in.Integrations = req.Integrations
 	}
 	out.Properties, out.Traits, out.Integrations = refNonNull(in.Properties), refNonNull(in.Traits), refNonNull(in.Integrations)
+	for _, o := range []struct {
+		name string
+		raw  json.RawMessage
+	}{{"properties", in.Properties}, {"traits", in.Traits}, {"context", in.Context}, {"integrations", in.Integrations}} {
+		if err := refNumbersInRange(o.name, o.raw); err != nil {
+			return Event{}, err
+		}
+	}
 
 	// Clock skew: the client's clock may be wrong, but the time between its timestamp and its sentAt is not.
 	original, err := refTimeField("timestamp", in.Timestamp)
@@ -183,6 +191,7 @@ func refNormalize(raw []byte, typ string, req Request, newID func() string, isBo
 	if err != nil {
 		return Event{}, reject("the event cannot be encoded: " + err.Error())
 	}
+	payload = appendStorableJSON(nil, payload)
 	ev := Event{
 		MessageID: out.MessageID, Type: typ, UserID: out.UserID, AnonymousID: out.AnonymousID,
 		Timestamp: out.Timestamp, ReceivedAt: req.ReceivedAt, Bot: out.Bot, Payload: payload,
@@ -215,7 +224,7 @@ func refIdString(name string, raw json.RawMessage) (string, error) {
 	default:
 		return "", reject(name + " must be a string")
 	}
-	s = strings.TrimSpace(s)
+	s = strings.TrimSpace(strings.ReplaceAll(s, "\x00", "\uFFFD")) // PostgreSQL's text refuses NUL
 	if utf8.RuneCountInString(s) > 255 {
 		return "", reject(name + " is longer than 255 characters")
 	}
@@ -331,11 +340,32 @@ func refTruncate(s string, n int) string {
 	return string([]rune(s)[:n]) + "…"
 }
 
+// refNumbersInRange refuses an object whose numbers, in the order written, include one out of range.
+func refNumbersInRange(name string, raw json.RawMessage) error {
+	if refIsNull(raw) {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // the end, or JSON refused elsewhere
+		}
+		if n, ok := tok.(json.Number); ok && !numberInRange([]byte(n)) {
+			return reject(fmt.Sprintf("%s holds the number %s, out of range: at most %d digits before the decimal point and %d after",
+				name, refTruncate(string(n), 40), maxIntegerDigits, maxDecimals))
+		}
+	}
+}
+
 // refDescribeJSONError words a JSON decoding error for an integrator.
 func refDescribeJSONError(err error) string {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
+	case errors.As(err, &syntax) && strings.Contains(syntax.Error(), "max depth"):
+		return fmt.Sprintf("nested more than 10,000 deep (at byte %d)", syntax.Offset)
 	case errors.As(err, &syntax):
 		return fmt.Sprintf("not valid JSON (at byte %d)", syntax.Offset)
 	case errors.As(err, &typ):
