@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hearth-cdp/hearth/internal/collect"
 	"github.com/hearth-cdp/hearth/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -85,25 +86,29 @@ func (f sqliteFiles) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// offsetReader reads the event log's head and its consumers' offsets.
+// offsetReader reads the event log's head, its consumers' offsets and the events they set aside.
 type offsetReader interface {
 	LogHead(ctx context.Context) (int64, error)
 	ConsumerOffset(ctx context.Context, name string) (int64, error)
+	SetAsideEvents(ctx context.Context, consumer string, limit int) (int64, []collect.SetAsideEvent, error)
 }
 
-// consumerLag reports, when scraped, how many events each consumer of the event log has yet to read.
+// consumerLag reports, when scraped, how many events each consumer of the event log has yet to read, and
+// how many it set aside.
 type consumerLag struct {
-	log   offsetReader
-	names []string
-	desc  *prometheus.Desc
+	log         offsetReader
+	names       []string
+	desc, aside *prometheus.Desc
 }
 
 func newConsumerLag(log offsetReader, names ...string) consumerLag {
 	return consumerLag{log: log, names: names, desc: prometheus.NewDesc("hearth_event_log_consumer_lag_events",
-		"Events appended to the log that a consumer (profiles: the profile processor; segments: the segment engine; touch-stats and touch-hours: the touch counter) has yet to read.", []string{"consumer"}, nil)}
+		"Events appended to the log that a consumer (profiles: the profile processor; segments: the segment engine; touch-stats and touch-hours: the touch counter) has yet to read.", []string{"consumer"}, nil),
+		aside: prometheus.NewDesc("hearth_event_log_set_aside_events",
+			"Events that a consumer failed on alone, again and again, and set aside so as to read on (see the server log for why).", []string{"consumer"}, nil)}
 }
 
-func (c consumerLag) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c consumerLag) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc; ch <- c.aside }
 
 func (c consumerLag) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -120,6 +125,12 @@ func (c consumerLag) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(max(0, head-off)), name)
+		n, _, err := c.log.SetAsideEvents(ctx, name, 0)
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(c.aside, err)
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(c.aside, prometheus.GaugeValue, float64(n), name)
 	}
 }
 

@@ -9,26 +9,35 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearth-cdp/hearth/internal/collect"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 type offsets struct {
-	head int64
-	at   map[string]int64
-	err  error
+	head  int64
+	at    map[string]int64
+	aside map[string]int64
+	err   error
 }
 
 func (o offsets) LogHead(context.Context) (int64, error) { return o.head, o.err }
 func (o offsets) ConsumerOffset(_ context.Context, name string) (int64, error) {
 	return o.at[name], nil
 }
+func (o offsets) SetAsideEvents(_ context.Context, name string, _ int) (int64, []collect.SetAsideEvent, error) {
+	return o.aside[name], nil, nil
+}
 
 func TestConsumerLag(t *testing.T) {
-	lag := newConsumerLag(offsets{head: 120, at: map[string]int64{"profiles": 100}}, "profiles", "new")
+	lag := newConsumerLag(offsets{head: 120, at: map[string]int64{"profiles": 100}, aside: map[string]int64{"profiles": 2}}, "profiles", "new")
 	want := `# HELP hearth_event_log_consumer_lag_events Events appended to the log that a consumer (profiles: the profile processor; segments: the segment engine; touch-stats and touch-hours: the touch counter) has yet to read.
 # TYPE hearth_event_log_consumer_lag_events gauge
 hearth_event_log_consumer_lag_events{consumer="new"} 120
 hearth_event_log_consumer_lag_events{consumer="profiles"} 20
+# HELP hearth_event_log_set_aside_events Events that a consumer failed on alone, again and again, and set aside so as to read on (see the server log for why).
+# TYPE hearth_event_log_set_aside_events gauge
+hearth_event_log_set_aside_events{consumer="new"} 0
+hearth_event_log_set_aside_events{consumer="profiles"} 2
 `
 	if err := testutil.CollectAndCompare(lag, strings.NewReader(want)); err != nil {
 		t.Error(err)

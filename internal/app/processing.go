@@ -91,6 +91,16 @@ func (p *processing) Processing(ctx context.Context) (httpapi.Processing, error)
 	if err := p.sample(ctx); err != nil { // a few reads of small tables: the console asks every few seconds at most
 		return httpapi.Processing{}, err
 	}
+	aside := make([]int64, len(processingParts))
+	for i, part := range processingParts {
+		for _, c := range part.consumers {
+			n, _, err := p.log.SetAsideEvents(ctx, c, 0)
+			if err != nil {
+				return httpapi.Processing{}, err
+			}
+			aside[i] += n
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	first, last := p.samples[0], p.samples[len(p.samples)-1]
@@ -126,6 +136,29 @@ func (p *processing) Processing(ctx context.Context) (httpapi.Processing, error)
 			}
 		}
 		out.Parts = append(out.Parts, r)
+	}
+	for i := range out.Parts {
+		out.Parts[i].SetAside = aside[i]
+	}
+	return out, nil
+}
+
+// setAsideShown is how many of each consumer's set-aside events the admin API lists, the latest first.
+const setAsideShown = 100
+
+// SetAside lists the latest events each part set aside.
+func (p *processing) SetAside(ctx context.Context) ([]httpapi.SetAsideEvent, error) {
+	var out []httpapi.SetAsideEvent
+	for _, part := range processingParts {
+		for _, c := range part.consumers {
+			_, events, err := p.log.SetAsideEvents(ctx, c, setAsideShown)
+			if err != nil {
+				return nil, err
+			}
+			for _, e := range events {
+				out = append(out, httpapi.SetAsideEvent{Part: part.name, Consumer: c, Seq: e.Seq, Reason: e.Reason, SetAsideAt: e.At})
+			}
+		}
 	}
 	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/hearth-cdp/hearth/internal/collect"
+	"github.com/hearth-cdp/hearth/internal/profile"
 )
 
 // A marketer is told when what the console shows is not complete yet. The home screen says the data is up to
@@ -71,4 +72,23 @@ func TestBrowserProcessing(t *testing.T) {
 		chromedp.Click(tid("nav-home")),
 		chromedp.Poll[chromedp.Void](`document.querySelector('[data-testid="system-processing"]').textContent.includes('已是最新')`),
 	)
+
+	// An event the processor set aside (as it does with one it fails on again and again) is told on the home
+	// screen, with the reason where to look.
+	head, err := s.app.db.LogHead(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.app.db.SetEventAside(context.Background(), profile.Consumer, head, head+1, "profile: store events 1 to 1: a fault"); err != nil {
+		t.Fatal(err)
+	}
+	do(t, ctx, "the home screen tells of the event set aside",
+		chromedp.Click(tid("nav-people")),
+		chromedp.WaitVisible(tid("people-table")),
+		chromedp.Click(tid("nav-home")),
+		chromedp.Poll[chromedp.Void](`document.querySelector('[data-testid="system-set-aside"]')?.textContent.includes('已搁置事件：1')`),
+	)
+	if hint := read(t, ctx, "its hint", chromedp.Attributes(tid("system-set-aside")))["title"]; !strings.Contains(hint, "/api/v1/system/set-aside") {
+		t.Errorf("the set-aside badge's hint %q does not say where to look", hint)
+	}
 }

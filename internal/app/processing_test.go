@@ -37,6 +37,10 @@ func (f *fakeOffsets) ConsumerOffset(_ context.Context, name string) (int64, err
 	return f.offsets[name], nil
 }
 
+func (f *fakeOffsets) SetAsideEvents(context.Context, string, int) (int64, []collect.SetAsideEvent, error) {
+	return 0, nil, nil
+}
+
 // set moves the head and the consumers: people to profiles, the rest to others.
 func (f *fakeOffsets) set(head, profiles, others int64) {
 	f.mu.Lock()
@@ -272,6 +276,53 @@ func TestProcessingBacklog(t *testing.T) {
 				if part.State != httpapi.UpToDate || part.Progress != nil || part.ETASeconds != nil {
 					t.Errorf("%s, having read everything: %+v, want up to date, without progress or time left", part.Name, part)
 				}
+			}
+		})
+	}
+}
+
+// The events a part set aside are counted in its status, for every role, and listed with their reasons for
+// admins only.
+func TestSetAsideShown(t *testing.T) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			s := startApp(t, e2eConfig(t, engine))
+			bg := context.Background()
+			admin, _, err := s.app.auth.CreateAPIKey(bg, "ops", hearth.RoleAdmin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			analyst, _, err := s.app.auth.CreateAPIKey(bg, "dashboards", hearth.RoleAnalyst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			head, err := s.app.db.LogHead(bg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.app.db.SetEventAside(bg, profile.Consumer, head, head+1, "profile: store events 7 to 7: a fault"); err != nil {
+				t.Fatal(err)
+			}
+			var p httpapi.Processing
+			if code := s.call(t, analyst, "GET", "/api/v1/system/processing", nil, &p); code != http.StatusOK {
+				t.Fatalf("GET /api/v1/system/processing: %d", code)
+			}
+			if people, segments := partNamed(t, p, "people"), partNamed(t, p, "segments"); people.SetAside != 1 || segments.SetAside != 0 {
+				t.Errorf("set aside: people %d, segments %d; want 1 and 0", people.SetAside, segments.SetAside)
+			}
+			if code := s.call(t, analyst, "GET", "/api/v1/system/set-aside", nil, nil); code != http.StatusForbidden {
+				t.Errorf("an analyst listing what was set aside: %d, want 403", code)
+			}
+			var list struct{ Items []httpapi.SetAsideEvent }
+			if code := s.call(t, admin, "GET", "/api/v1/system/set-aside", nil, &list); code != http.StatusOK {
+				t.Fatalf("GET /api/v1/system/set-aside: %d", code)
+			}
+			if len(list.Items) != 1 {
+				t.Fatalf("set aside: %+v", list.Items)
+			}
+			if e := list.Items[0]; e.Part != "people" || e.Consumer != profile.Consumer || e.Seq != head+1 || e.Reason != "profile: store events 7 to 7: a fault" || e.SetAsideAt.IsZero() {
+				t.Errorf("set aside: %+v", e)
 			}
 		})
 	}

@@ -74,7 +74,9 @@ func TestUnstorableText(t *testing.T) {
 					}
 				}
 			}
-			var rejected struct{ Items []struct{ Reason, Payload string } }
+			var rejected struct {
+				Items []struct{ Reason, Payload string }
+			}
 			s.call(t, key, "GET", "/api/v1/sources/"+src.ID+"/rejections", nil, &rejected)
 			if len(rejected.Items) != 2 {
 				t.Fatalf("rejections %+v, want 2", rejected.Items)

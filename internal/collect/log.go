@@ -32,6 +32,15 @@ type Log interface {
 	Append(ctx context.Context, b *Batch) (AppendResult, error)
 }
 
+// SetAsideEvent is an event that a consumer of the log failed on alone, again and again, and set aside so as
+// to read on. It stays in the log.
+type SetAsideEvent struct {
+	Consumer string
+	Seq      int64
+	Reason   string // the error, which holds no personal data
+	At       time.Time
+}
+
 // RejectedEvent is an event refused at the door, as the debugger shows it.
 type RejectedEvent struct {
 	ID         int64

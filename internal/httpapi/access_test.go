@@ -32,6 +32,7 @@ func TestAccessControl(t *testing.T) {
 		}{
 			{"GET", "/api/v1/system", nil, "read"},
 			{"GET", "/api/v1/system/processing", nil, "read"},
+			{"GET", "/api/v1/system/set-aside", nil, "admin"},
 			{"GET", "/api/v1/touches", nil, "read"},
 			{"GET", "/api/v1/sources", nil, "read"},
 			{"GET", "/api/v1/sources/" + src.ID, nil, "read"},

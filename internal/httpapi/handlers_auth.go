@@ -120,3 +120,12 @@ func (s *Server) processing(w http.ResponseWriter, r *http.Request, _ auth.Princ
 	}
 	writeJSON(w, http.StatusOK, p)
 }
+
+func (s *Server) setAside(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+	events, err := s.Processing.SetAside(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, listOf(events, func(e SetAsideEvent) SetAsideEvent { return e }))
+}

@@ -25,6 +25,7 @@ func (s *Server) routes() {
 
 	s.api("GET /api/v1/system", readers, s.system)
 	s.api("GET /api/v1/system/processing", readers, s.processing)
+	s.api("GET /api/v1/system/set-aside", admins, s.setAside)
 
 	s.api("GET /api/v1/sources", readers, s.listSources)
 	s.api("POST /api/v1/sources", writers, s.createSource)

@@ -58,6 +58,7 @@ type Options struct {
 	// Processing tells how far the work that follows the event log is behind it.
 	Processing interface {
 		Processing(ctx context.Context) (Processing, error)
+		SetAside(ctx context.Context) ([]SetAsideEvent, error)
 	}
 }
 
@@ -88,6 +89,18 @@ type ProcessingPart struct {
 	Progress *float64 `json:"progress"`
 	// ETASeconds is how long it will take at these rates; null while up to date, or if it is not gaining.
 	ETASeconds *int64 `json:"eta_seconds"`
+	// SetAside is how many events it failed on alone, again and again, and set aside so as to read on.
+	SetAside int64 `json:"set_aside"`
+}
+
+// SetAsideEvent is an event that a part failed on alone, again and again, and set aside so as to read on; it
+// stays in the log. Reason is the error, which holds no personal data.
+type SetAsideEvent struct {
+	Part       string    `json:"part"`
+	Consumer   string    `json:"consumer"`
+	Seq        int64     `json:"seq"`
+	Reason     string    `json:"reason"`
+	SetAsideAt time.Time `json:"set_aside_at"`
 }
 
 // The states of a ProcessingPart.

@@ -197,3 +197,5 @@ type steadyProcessing struct{}
 func (steadyProcessing) Processing(context.Context) (httpapi.Processing, error) {
 	return httpapi.Processing{Head: 42, Parts: []httpapi.ProcessingPart{{Name: "people", State: httpapi.UpToDate, Behind: 2}}}, nil
 }
+
+func (steadyProcessing) SetAside(context.Context) ([]httpapi.SetAsideEvent, error) { return nil, nil }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -121,6 +122,9 @@ type Store interface {
 	KnownIdentitiesAhead(ctx context.Context, ids []identity.Identifier) (Known, error)
 	// ApplyProfiles writes a batch's changes and the consumer's offset in one transaction.
 	ApplyProfiles(ctx context.Context, consumer string, upto int64, c Changes) error
+	// SetEventAside moves the consumer's offset from after past the event at seq, recording why; a Conflict
+	// when the offset is no longer at after.
+	SetEventAside(ctx context.Context, consumer string, after, seq int64, reason string) error
 	// Setting returns a stored setting's JSON, or nil when it was never set.
 	Setting(ctx context.Context, name string) ([]byte, error)
 	UnmergeStore
@@ -164,6 +168,7 @@ type Processor struct {
 	raw   []byte     // the stored Config that rules and cfg come from; nil: the options
 	read  time.Time  // when the stored Config was last read
 	ahead *aheadRead // the next batch, being read beside the transaction of the last one; nil: none
+	iso   isolation
 }
 
 // NewProcessor makes a processor reading and writing through store.
@@ -253,44 +258,110 @@ func (p *Processor) Process(ctx context.Context) (int, error) {
 
 // ProcessUpTo is Process with a batch of at most limit events: smaller batches hold the store's writer for
 // less time each. A batch that comes back full has the next one read beside its transaction (readAhead).
+// Batches that fail at the same place again and again are read one event at a time, and an event that then
+// fails alone again and again is set aside (see isolation).
 func (p *Processor) ProcessUpTo(ctx context.Context, limit int) (int, error) {
 	limit = max(1, limit)
+	if p.iso.through > 0 {
+		limit = 1
+	}
+	n, after, upto, err := p.processBatch(ctx, limit)
+	if err == nil {
+		p.iso.fails = 0
+		if upto >= p.iso.through || n == 0 {
+			p.iso.through = 0
+		}
+		return n, nil
+	}
+	if upto == 0 || ctx.Err() != nil || hearth.KindOf(err) == hearth.Unavailable {
+		return 0, err // not a batch's own failure
+	}
+	if after != p.iso.after {
+		p.iso.after, p.iso.fails = after, 0
+	}
+	if p.iso.fails++; p.iso.fails < isolateAfter {
+		return 0, err
+	}
+	p.iso.fails = 0
+	if limit > 1 { // it may hold more events than the one at fault (seqs may skip: not upto - after)
+		p.iso.through = upto
+		p.opts.Logger.Warn("a batch of the log failed again and again: reading it one event at a time", "from", after+1, "to", upto, "err", err)
+		return 0, err
+	}
+	if err := p.store.SetEventAside(ctx, Consumer, after, upto, err.Error()); err != nil {
+		if hearth.KindOf(err) == hearth.Conflict { // another node moved on
+			return 0, nil
+		}
+		return 0, err
+	}
+	p.dropAhead()
+	if upto >= p.iso.through {
+		p.iso.through = 0
+	}
+	p.opts.Logger.Error("the processor failed on an event again and again and set it aside; it reads on from the next", "seq", upto, "err", err)
+	return 1, nil
+}
+
+// isolation is what ProcessUpTo knows of failing batches. Without it, one event that trips a fault (a bug,
+// text the store refuses) would stop every person's profile from then on. Only a batch's own failures
+// count: not the store being unavailable, nor another node's batch.
+type isolation struct {
+	after   int64 // the offset that the latest failures were read after
+	fails   int   // how many times running
+	through int64 // while the offset is before it, events are read one at a time; 0: not isolating
+}
+
+// isolateAfter is how many failures running isolate a batch, then set an event aside.
+const isolateAfter = 3
+
+// processBatch resolves and stores one batch of at most limit events. after and upto are the offset it read
+// after and the seq of its last event; upto is 0 when it read none. A panic is returned as an error, so that
+// isolation finds the event that causes it rather than the server stopping at it on every start.
+func (p *Processor) processBatch(ctx context.Context, limit int) (n int, after, upto int64, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.dropAhead()
+			p.opts.Logger.Error("the processor panicked", "panic", r, "stack", string(debug.Stack()))
+			n, err = 0, fmt.Errorf("profile: the processor panicked on events %d to %d: %v", after+1, upto, r)
+		}
+	}()
 	if err := p.refresh(ctx); err != nil {
 		p.dropAhead()
-		return 0, err
+		return 0, 0, 0, err
 	}
 	unmerged, err := p.runUnmerges(ctx)
 	if err != nil {
 		p.dropAhead()
-		return 0, err
+		return 0, 0, 0, err
 	}
-	after, err := p.store.ConsumerOffset(ctx, Consumer)
+	after, err = p.store.ConsumerOffset(ctx, Consumer)
 	if err != nil {
 		p.dropAhead()
-		return 0, fmt.Errorf("profile: read offset: %w", err)
+		return 0, 0, 0, fmt.Errorf("profile: read offset: %w", err)
 	}
 	finished, err := p.store.FinishedUnmerges(ctx)
 	if err != nil {
 		p.dropAhead()
-		return 0, fmt.Errorf("profile: read unmerges: %w", err)
+		return 0, after, 0, fmt.Errorf("profile: read unmerges: %w", err)
 	}
 	b, err := p.takeAhead(ctx, after, limit, unmerged > 0)
 	if err != nil {
-		return 0, err
+		return 0, after, 0, err
 	}
 	if b == nil {
 		b = p.readBatch(ctx, p.store.KnownIdentities, p.rules, p.cfg, after, limit)
 		if b.err != nil {
-			return 0, b.err
+			return 0, after, 0, b.err
 		}
 	}
 	events := b.events
 	if len(events) == 0 {
-		return 0, nil
+		return 0, after, 0, nil
 	}
+	upto = events[len(events)-1].Seq
 	seps, err := p.loadSeparations(ctx, true)
 	if err != nil {
-		return 0, fmt.Errorf("profile: read separations: %w", err)
+		return 0, after, 0, fmt.Errorf("profile: read separations: %w", err)
 	}
 	g := newOverlay(b.known, p.cfg)
 	g.seps = seps
@@ -303,7 +374,6 @@ func (p *Processor) ProcessUpTo(ctx context.Context, limit int) (int, error) {
 		g.apply(&c, e, d)
 	}
 	g.finish(&c, p.opts.SeenRefresh)
-	upto := events[len(events)-1].Seq
 	c.From, c.Unmerges = after, finished
 	if len(events) == limit && (p.opts.ReadAhead == nil || p.opts.ReadAhead()) { // more are likely waiting: read them while this batch is stored
 		p.readAhead(ctx, b, g, upto, limit)
@@ -311,11 +381,11 @@ func (p *Processor) ProcessUpTo(ctx context.Context, limit int) (int, error) {
 	if err := p.store.ApplyProfiles(ctx, Consumer, upto, c); err != nil {
 		p.dropAhead()
 		if hearth.KindOf(err) == hearth.Conflict { // another node stored this batch first: read on from there
-			return 0, nil
+			return 0, after, upto, nil
 		}
-		return 0, fmt.Errorf("profile: store events %d to %d: %w", events[0].Seq, upto, err)
+		return 0, after, upto, fmt.Errorf("profile: store events %d to %d: %w", events[0].Seq, upto, err)
 	}
-	return len(events), nil
+	return len(events), after, upto, nil
 }
 
 // batch is a batch of the log's events with the identifiers of each and the graph around them.

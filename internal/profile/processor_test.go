@@ -3,9 +3,11 @@ package profile_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -604,6 +606,94 @@ func TestProcessorStoresSteps(t *testing.T) {
 			must(t, err)
 			if p.Stage != profile.Activated || len(p.Stages) != 1 || p.Steps() != (profile.Steps{Identified: true, Activated: true}) {
 				t.Errorf("stage %s, changes %+v, steps %+v: want activated once, identified and activated", p.Stage, p.Stages, p.Steps())
+			}
+		})
+	}
+}
+
+// faultyStore fails, or panics, whenever a batch holds one of its events.
+type faultyStore struct {
+	*store.DB
+	fail        map[int64]error // the event's seq: the error storing it returns
+	panicOn     int64
+	unavailable bool // fail every batch as a store that does not answer does
+}
+
+func (s *faultyStore) ApplyProfiles(ctx context.Context, consumer string, upto int64, c profile.Changes) error {
+	if s.unavailable {
+		return &hearth.Error{Kind: hearth.Unavailable, Msg: "The database does not answer."}
+	}
+	for _, a := range c.Events {
+		if err := s.fail[a.Seq]; err != nil {
+			return err
+		}
+		if a.Seq == s.panicOn {
+			panic(fmt.Sprintf("a bug on event %d", a.Seq))
+		}
+	}
+	return s.DB.ApplyProfiles(ctx, consumer, upto, c)
+}
+
+// An event that the processor fails on again and again, or panics on, is found and set aside, with the
+// reason, and everyone else's events are processed; a store that does not answer sets nothing aside.
+func TestProcessorSetsAside(t *testing.T) {
+	for _, engine := range storetest.Engines() {
+		t.Run(engine.Name, func(t *testing.T) {
+			t.Parallel()
+			clock := storetest.NewClock(start.Add(time.Hour))
+			db := engine.Open(t, clock)
+			var steps []step
+			for i := 1; i <= 8; i++ {
+				steps = append(steps, step{"identify", map[string]any{"userId": fmt.Sprintf("u%d", i)}, "", false})
+			}
+			appendSteps(t, db, clock, 1, steps)
+			s := &faultyStore{DB: db, fail: map[int64]error{3: errors.New("boom")}, panicOn: 6, unavailable: true}
+			p := profile.NewProcessor(s, profile.Options{})
+			run := func(times int) (failures int) {
+				for range times {
+					n, err := p.Process(ctx)
+					if err != nil {
+						failures++
+					} else if n == 0 {
+						break
+					}
+				}
+				return failures
+			}
+
+			// Unavailable, however long: nothing is set aside, nothing read past.
+			run(20)
+			if off, _ := db.ConsumerOffset(ctx, profile.Consumer); off != 0 {
+				t.Fatalf("offset %d while the store did not answer", off)
+			}
+			s.unavailable = false
+
+			// The batch of 8 fails 3 times, then events are read one at a time: 1 and 2 stored, 3 failing 3
+			// times, set aside; 4 and 5 stored, 6 panicking 3 times, set aside; 7 and 8 stored.
+			if failures := run(40); failures != 3+2+2 {
+				t.Errorf("%d failed batches, want 7", failures)
+			}
+			if off, _ := db.ConsumerOffset(ctx, profile.Consumer); off != 8 {
+				t.Fatalf("offset %d, want 8", off)
+			}
+			for i := 1; i <= 8; i++ {
+				_, err := db.ProfileByIdentifier(ctx, identity.UserID, fmt.Sprintf("u%d", i))
+				if aside := i == 3 || i == 6; aside != (hearth.KindOf(err) == hearth.NotFound) {
+					t.Errorf("u%d: %v; set aside: %v", i, err, aside)
+				}
+			}
+			n, aside, err := db.SetAsideEvents(ctx, profile.Consumer, 10)
+			must(t, err)
+			if n != 2 || len(aside) != 2 || aside[0].Seq != 6 || aside[1].Seq != 3 ||
+				!strings.Contains(aside[0].Reason, "panicked on events 6 to 6: a bug on event 6") || !strings.Contains(aside[1].Reason, "store events 3 to 3: boom") {
+				t.Errorf("set aside: %d, %+v", n, aside)
+			}
+
+			// Batches go back to their size: a new fault on a later batch fails it whole at first.
+			s.fail[10] = errors.New("boom again")
+			appendSteps(t, db, clock, 9, steps[:4])
+			if n, err := p.Process(ctx); n != 0 || err == nil || !strings.Contains(err.Error(), "events 9 to 12") {
+				t.Errorf("Process = %d, %v; want the batch of 9 to 12 to fail whole", n, err)
 			}
 		})
 	}

@@ -146,16 +146,23 @@ func (db *DB) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) er
 	return db.runTx(op, func() (*sql.Tx, error) { return db.write.BeginTx(ctx, nil) }, fn)
 }
 
-// runTx begins a transaction with begin and runs fn in it, committing when fn returns nil.
+// runTx begins a transaction with begin and runs fn in it, committing when fn returns nil. It rolls back when
+// fn fails or panics: a transaction left open would hold SQLite's one writer for good.
 func (db *DB) runTx(op string, begin func() (*sql.Tx, error), fn func(tx *sql.Tx) error) error {
 	tx, err := begin()
 	if err != nil {
 		return db.wrap(op, err)
 	}
+	committing := false
+	defer func() {
+		if !committing {
+			_ = tx.Rollback()
+		}
+	}()
 	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
 		return err
 	}
+	committing = true
 	return db.wrap(op, tx.Commit())
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/collect"
 )
 
@@ -369,6 +370,49 @@ func (db *DB) SetConsumerOffset(ctx context.Context, name string, pos int64) err
 	_, err := db.write.ExecContext(ctx, `INSERT INTO consumer_offsets (name, position, updated_at) VALUES ($1, $2, $3)
 		ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`, name, pos, db.clock.Now())
 	return db.wrap("store.set_consumer_offset", err)
+}
+
+// SetEventAside moves a consumer's offset from after to seq, past the event at seq that it failed on, and
+// records why; a Conflict, changing nothing, when the offset is no longer at after.
+func (db *DB) SetEventAside(ctx context.Context, consumer string, after, seq int64, reason string) error {
+	const op = "store.set_event_aside"
+	now := db.clock.Now()
+	return db.inTx(ctx, op, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO consumer_offsets (name, position, updated_at) VALUES ($1, 0, $2) ON CONFLICT (name) DO NOTHING`, consumer, now); err != nil {
+			return db.wrap(op, err)
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE consumer_offsets SET position = $1, updated_at = $2 WHERE name = $3 AND position = $4`, seq, now, consumer, after)
+		if err != nil {
+			return db.wrap(op, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return &hearth.Error{Kind: hearth.Conflict, Op: op, Msg: "The consumer has moved on.", Err: err}
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO set_aside_events (consumer, seq, reason, set_aside_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (consumer, seq) DO UPDATE SET reason = excluded.reason, set_aside_at = excluded.set_aside_at`, consumer, seq, reason, now)
+		return db.wrap(op, err)
+	})
+}
+
+// SetAsideEvents returns how many events a consumer has set aside, and the latest limit of them, newest first.
+func (db *DB) SetAsideEvents(ctx context.Context, consumer string, limit int) (int64, []collect.SetAsideEvent, error) {
+	const op = "store.set_aside_events"
+	var n int64
+	if err := db.read.QueryRowContext(ctx, `SELECT count(*) FROM set_aside_events WHERE consumer = $1`, consumer).Scan(&n); err != nil || n == 0 {
+		return 0, nil, db.wrap(op, err)
+	}
+	var out []collect.SetAsideEvent
+	err := scanOn(ctx, db.read, `SELECT seq, reason, set_aside_at FROM set_aside_events WHERE consumer = $1 ORDER BY seq DESC LIMIT $2`,
+		[]any{consumer, limit}, func(row *sql.Rows) error {
+			e := collect.SetAsideEvent{Consumer: consumer}
+			if err := row.Scan(&e.Seq, &e.Reason, &e.At); err != nil {
+				return err
+			}
+			e.At = e.At.UTC()
+			out = append(out, e)
+			return nil
+		})
+	return n, out, db.wrap(op, err)
 }
 
 // debuggerScan bounds how many log entries one debugger read looks through, so that watching a quiet source

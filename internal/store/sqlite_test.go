@@ -145,6 +145,52 @@ func openAppending(t *testing.T) (*DB, *fixedClock) {
 
 // A page of people reads its emails and phones through the index of identities by profile: SQLite has no
 // statistics here, and for the ORDER BY it would otherwise read every email and phone by the primary key.
+// A transaction whose work panics is rolled back, as one that fails is: left open, it would hold SQLite's one
+// writer, and every write after it would wait for good. The profile processor turns a panic into an error.
+func TestTxRollsBackOnPanic(t *testing.T) {
+	ctx := context.Background()
+	db, err := openSQLite(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.clock = hearth.SystemClock{}
+	if _, err := db.write.ExecContext(ctx, `CREATE TABLE t (v INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, tx := range []func(context.Context, string, func(*sql.Tx) error) error{db.inTx, db.derivedTx} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Error("the panic did not reach the caller")
+				}
+			}()
+			tx(ctx, "test", func(tx *sql.Tx) error {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO t VALUES (1)`); err != nil {
+					return err
+				}
+				panic("a bug")
+			})
+		}()
+		waitCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := db.inTx(waitCtx, "test", func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(waitCtx, `INSERT INTO t VALUES (2)`)
+			return err
+		})
+		cancel()
+		if err != nil {
+			t.Fatalf("a write after the panic: %v", err)
+		}
+	}
+	var ones, twos int
+	if err := db.read.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE v = 1), count(*) FILTER (WHERE v = 2) FROM t`).Scan(&ones, &twos); err != nil {
+		t.Fatal(err)
+	}
+	if ones != 0 || twos != 2 {
+		t.Errorf("rows: %d of the panicking transactions, %d after; want 0 and 2", ones, twos)
+	}
+}
+
 func TestContactIdentitiesUseProfileIndex(t *testing.T) {
 	db, _ := openAppending(t)
 	var plan []string

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/collect"
 	"github.com/hearth-cdp/hearth/internal/store"
 )
@@ -92,10 +94,31 @@ func testEventLog(t *testing.T, db *store.DB, clock *Clock) {
 		t.Errorf("new consumer at %d", pos)
 	}
 	must(t, db.SetConsumerOffset(ctx, "profiles", evs[2].Seq))
+	must(t, db.SetEventAside(ctx, "fresh", 0, evs[0].Seq, "a consumer's first event")) // no offset stored yet
+	if pos, _ = db.ConsumerOffset(ctx, "fresh"); pos != evs[0].Seq {
+		t.Errorf("a new consumer at %d after setting its first event aside", pos)
+	}
 	must(t, db.SetConsumerOffset(ctx, "profiles", evs[3].Seq))
 	if pos, _ = db.ConsumerOffset(ctx, "profiles"); pos != evs[3].Seq {
 		t.Errorf("consumer at %d, want %d", pos, evs[3].Seq)
 	}
+	// An event set aside: the offset moves past it, from where the consumer was only, and the reason is kept.
+	next := evs[3].Seq + 1
+	wantKind(t, db.SetEventAside(ctx, "profiles", evs[2].Seq, next, "stale"), hearth.Conflict)
+	must(t, db.SetEventAside(ctx, "profiles", evs[3].Seq, next, "profile: store events 9 to 9: boom"))
+	if pos, _ = db.ConsumerOffset(ctx, "profiles"); pos != next {
+		t.Errorf("consumer at %d after setting %d aside", pos, next)
+	}
+	asideCount, aside, err := db.SetAsideEvents(ctx, "profiles", 10)
+	must(t, err)
+	want := []collect.SetAsideEvent{{Consumer: "profiles", Seq: next, Reason: "profile: store events 9 to 9: boom", At: clock.Now()}}
+	if asideCount != 1 || !cmp.Equal(aside, want) {
+		t.Errorf("set aside: %d, %+v; want 1, %+v", asideCount, aside, want)
+	}
+	if asideCount, aside, err = db.SetAsideEvents(ctx, "segments", 10); err != nil || asideCount != 0 || aside != nil {
+		t.Errorf("another consumer's set aside: %d, %+v, %v", asideCount, aside, err)
+	}
+	must(t, db.SetConsumerOffset(ctx, "profiles", evs[3].Seq))
 
 	// The debugger's view of one source.
 	latest, cursor, err := db.SourceEvents(ctx, "src1", 0, 10)

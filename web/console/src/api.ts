@@ -45,6 +45,8 @@ export interface ProcessingPart {
   /** Of the events it was behind since it began catching up, the share read; null while up to date. */
   progress: number | null
   eta_seconds: number | null
+  /** Events it failed on alone, again and again, and set aside so as to read on. */
+  set_aside: number
 }
 
 export interface Processing {

@@ -17,6 +17,9 @@ export const leadPart = computed<ProcessingPart | undefined>(() =>
   [...partsBehind.value].sort((a, b) => Number(b.state === 'stalled') - Number(a.state === 'stalled') || b.behind - a.behind)[0],
 )
 
+/** Events set aside by any part: each is missing from what the console shows. */
+export const setAside = computed(() => (processing.value?.parts ?? []).reduce((n, p) => n + p.set_aside, 0))
+
 let timer: ReturnType<typeof setTimeout> | undefined
 let following = false
 

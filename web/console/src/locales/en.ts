@@ -156,6 +156,8 @@ const en = {
   'processing.done': 'Everything is up to date.',
   'processing.refresh': 'Show the latest',
   'processing.label': 'Progress of the update',
+  'processing.setAside': 'Events set aside: {n}',
+  'processing.setAsideHint': 'Hearth failed on these events again and again and set them aside so as to go on; they are missing from people and counts. An admin finds which and why in the server’s log, or at GET /api/v1/system/set-aside.',
   'processing.state.up_to_date': 'Up to date',
   'processing.state.catching_up': 'Catching up · {percent}%',
   'processing.state.stalled': 'Not moving: {n} events waiting',

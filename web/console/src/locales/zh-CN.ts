@@ -157,6 +157,8 @@ export default {
   'processing.done': '所有数据都已是最新。',
   'processing.refresh': '查看最新数据',
   'processing.label': '更新进度',
+  'processing.setAside': '已搁置事件：{n}',
+  'processing.setAsideHint': 'Hearth 处理这些事件时反复失败，为了继续处理其他事件而将其搁置；客户档案和计数中缺少它们。管理员可在服务器日志或 GET /api/v1/system/set-aside 中查看是哪些事件及原因。',
   'processing.state.up_to_date': '已是最新',
   'processing.state.catching_up': '正在追赶 · {percent}%',
   'processing.state.stalled': '已停滞：{n} 个事件在等待',
