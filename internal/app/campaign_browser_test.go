@@ -69,6 +69,8 @@ func TestBrowserCampaign(t *testing.T) {
 			t.Fatalf("record %v: %d", touch, code)
 		}
 	}
+	// Li bought before her touch; Mei buys after hers.
+	track("track", `{"userId":"mei","event":"Order Completed","context":{"traits":{"phone":"13912345678"}}}`)
 
 	// The touch counters and the people are kept by readers of the event log, about once a second: wait until
 	// the API counts them all, so that the page, read once, shows them.
@@ -84,7 +86,7 @@ func TestBrowserCampaign(t *testing.T) {
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		s.call(t, key, "GET", "/api/v1/campaigns/"+campaign.ID, nil, &totals)
 		s.call(t, key, "GET", "/api/v1/campaigns/"+campaign.ID+"/people", nil, &people)
-		if totals.Totals.Touches == 3 && people.Profiles == 2 && fmt.Sprint(people.Steps) == "[{identified 2} {connected 2} {activated 0} {converted 1}]" {
+		if totals.Totals.Touches == 3 && people.Profiles == 2 && fmt.Sprint(people.Steps) == "[{identified 2} {connected 2} {activated 0} {converted 2}]" {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -106,12 +108,13 @@ func TestBrowserCampaign(t *testing.T) {
 	row := chromedp.CSS(`[data-testid="campaign-row"][data-campaign-id="` + campaign.ID + `"]`)
 	signIn(t, ctx, s.base, "/campaigns", "admin@example.com", "a long admin password", row)
 
-	// The list says how many people each campaign reached, and how many of them have converted: Li of two.
+	// The list says how many people each campaign reached, and how many of them converted after their touch: Mei
+	// of two (Li had bought before hers).
 	do(t, ctx, "the campaign's people in the list",
 		chromedp.WaitVisible(chromedp.CSS(string(row)+` [data-testid="reach-cell"][data-loaded="true"]`)))
 	if got := read(t, ctx, "people reached", chromedp.Text(chromedp.CSS(string(row)+` [data-testid="campaign-people"]`))); !strings.Contains(got, "2") ||
-		!strings.Contains(got, "50% converted") {
-		t.Errorf("the campaign's row says %q, want 2 people, 50%% converted", got)
+		!strings.Contains(got, "50% converted after") {
+		t.Errorf("the campaign's row says %q, want 2 people, 50%% converted after", got)
 	}
 	do(t, ctx, "the touchpoints count opens the campaign's touchpoints",
 		chromedp.Click(chromedp.CSS(string(row)+` [data-testid="campaign-touchpoints-link"]`)),
@@ -166,16 +169,21 @@ func TestBrowserCampaign(t *testing.T) {
 		chromedp.Poll[chromedp.Void](`document.querySelector('[data-testid="touch-chart-total"]').textContent.includes("Last 30 days: 3 ")`),
 	)
 
-	// Each of the two once: both identified and reachable, Li alone bought.
+	// Each of the two once: both identified and reachable, both bought, Mei alone after her touch.
 	stepCounts := func() map[string]string {
 		return read(t, ctx, "the steps", chromedp.Evaluate[map[string]string](`Object.fromEntries([...document.querySelectorAll(
 			'[data-testid="people-reached-step"]')].map((el) => [el.dataset.step, el.querySelector('[data-testid="people-reached-step-count"]').textContent.trim()]))`))
 	}
-	if got, want := stepCounts(), map[string]string{"identified": "2", "connected": "2", "activated": "0", "converted": "1"}; fmt.Sprint(got) != fmt.Sprint(want) {
+	if got, want := stepCounts(), map[string]string{"identified": "2", "connected": "2", "activated": "0", "converted": "2"}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("the people reached: steps %v, want %v", got, want)
 	}
-	if text := read(t, ctx, "converted", chromedp.Text(chromedp.CSS(`[data-testid="people-reached-step"][data-step="converted"]`))); !strings.Contains(text, "Convert") || !strings.Contains(text, "50%") {
-		t.Errorf("the converted step says %q, want Convert and 50%% of the people reached", text)
+	if text := read(t, ctx, "converted", chromedp.Text(chromedp.CSS(`[data-testid="people-reached-step"][data-step="converted"]`))); !strings.Contains(text, "Convert") || !strings.Contains(text, "100%") {
+		t.Errorf("the converted step says %q, want Convert and 100%% of the people reached", text)
+	}
+	after := read(t, ctx, "converted after", chromedp.Attributes(tid("people-reached-after")))
+	if text := text("people-reached-after"); after["data-count"] != "1" || !strings.Contains(text, "converted after their touch (50% of the people reached)") ||
+		!strings.Contains(after["title"], "converted before") {
+		t.Errorf("the card says %q (%v), want 1 converted after their touch, 50%%, and a hint", text, after)
 	}
 	chips := func() []string {
 		return read(t, ctx, "the people shown", chromedp.Evaluate[[]string](`[...document.querySelectorAll('[data-testid="people-reached-person"]')]
@@ -289,12 +297,12 @@ func TestBrowserCampaign(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`html[lang="zh-CN"]`)), // once its messages are loaded
 	)
 	cardText := read(t, ctx, "the card in Chinese", chromedp.Text(tid("people-reached-card")))
-	for _, want := range []string{"覆盖的客户", "只计一次", "建分群", "其中包括：", "识别", "转化"} {
+	for _, want := range []string{"覆盖的客户", "只计一次", "建分群", "其中包括：", "识别", "转化", "人在触达后转化（占覆盖客户的 50%）"} {
 		if !strings.Contains(cardText, want) {
 			t.Errorf("the people reached card in Chinese lacks %q: %q", want, cardText)
 		}
 	}
-	if got := stepCounts(); got["identified"] != "2" || got["converted"] != "1" {
+	if got := stepCounts(); got["identified"] != "2" || got["converted"] != "2" {
 		t.Errorf("the steps in Chinese: %v", got)
 	}
 	if status := text("campaign-status"); status != "进行中" {

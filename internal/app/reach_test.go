@@ -42,14 +42,17 @@ func TestPeopleReached(t *testing.T) {
 				}
 			}
 
-			// Xu scans the poster and is handed the card; Li scans the poster and later buys; someone scans it
-			// without leaving a name; a crawler follows the link. Another touchpoint, outside the campaign, is
-			// touched by Xu.
+			// Xu scans the poster and is handed the card; Li scans the poster and later buys; Wang, who bought
+			// two hours ago, is handed the card an hour ago; someone scans the poster without leaving a name; a
+			// crawler follows the link. Another touchpoint, outside the campaign, is touched by Xu.
+			now := time.Now().UTC()
+			hourAgo, twoHoursAgo := now.Add(-time.Hour).Format(time.RFC3339), now.Add(-2*time.Hour).Format(time.RFC3339)
 			for _, r := range []map[string]any{
 				{"token": poster.Token, "phone": "13912345678"},
 				{"token": card.Token, "phone": "13912345678"},
-				{"token": poster.Token, "email": "li@example.com"},
+				{"token": poster.Token, "email": "li@example.com", "at": hourAgo},
 				{"token": other.Token, "phone": "13912345678"},
+				{"token": card.Token, "email": "wang@example.com", "at": hourAgo},
 			} {
 				if st := s.call(t, key, "POST", "/api/v1/touches", r, nil); st != http.StatusCreated {
 					t.Fatalf("report %v: %d", r, st)
@@ -71,18 +74,22 @@ func TestPeopleReached(t *testing.T) {
 			if st := s.call(t, admin, "POST", "/api/v1/sources", map[string]any{"name": "Shop", "kind": "website"}, &src); st != http.StatusCreated {
 				t.Fatalf("create source: %d", st)
 			}
-			req, _ := http.NewRequest("POST", s.base+"/v1/track", bytes.NewReader([]byte(
-				`{"anonymousId": "a-li", "event": "Order Completed", "context": {"traits": {"email": "LI@example.com"}}}`)))
-			req.SetBasicAuth(src.WriteKey, "")
-			req.Header.Set("User-Agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36") // not a bot
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("track: %s", resp.Status)
+			for _, order := range []string{
+				`{"anonymousId": "a-li", "event": "Order Completed", "context": {"traits": {"email": "LI@example.com"}}}`,
+				`{"anonymousId": "a-wang", "event": "Order Completed", "timestamp": "` + twoHoursAgo + `", "context": {"traits": {"email": "wang@example.com"}}}`,
+			} {
+				req, _ := http.NewRequest("POST", s.base+"/v1/track", bytes.NewReader([]byte(order)))
+				req.SetBasicAuth(src.WriteKey, "")
+				req.Header.Set("User-Agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36") // not a bot
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("track: %s", resp.Status)
+				}
 			}
 
 			type reach struct {
@@ -91,7 +98,8 @@ func TestPeopleReached(t *testing.T) {
 					Step     string
 					Profiles int64
 				}
-				Sample []struct {
+				ConvertedAfterTouch int64 `json:"converted_after_touch"`
+				Sample              []struct {
 					ID, Name, Stage string
 					Email, Phone    *string
 				}
@@ -112,8 +120,9 @@ func TestPeopleReached(t *testing.T) {
 				}
 				return r
 			}
-			// The processor and the segments' reads catch up within a few seconds.
-			want := reach{Profiles: 3, Steps: steps(2, 2, 0, 1)}
+			// The processor and the segments' reads catch up within a few seconds. Li and Wang converted; only
+			// Li after her touch.
+			want := reach{Profiles: 4, Steps: steps(3, 3, 0, 2), ConvertedAfterTouch: 1}
 			var got reach
 			for deadline := time.Now().Add(15 * time.Second); ; {
 				got = read("/api/v1/campaigns/" + campaign.ID + "/people")
@@ -129,9 +138,10 @@ func TestPeopleReached(t *testing.T) {
 				t.Fatalf("the campaign's people (-want +got):\n%s", diff)
 			}
 			// The sample is of the people counted, those with a name or an address first, each part newest
-			// first: Li (merged into the profile of her touch), Xu, then the visitor who left no name.
-			if len(got.Sample) != 3 || got.Sample[0].Email == nil || *got.Sample[0].Email != "li@example.com" || got.Sample[0].Stage != "converted" ||
-				got.Sample[1].Phone == nil || *got.Sample[1].Phone != "+8613912345678" || got.Sample[2].Stage != "anonymous" {
+			// first: Wang, Li (merged into the profile of her touch), Xu, then the visitor who left no name.
+			if len(got.Sample) != 4 || got.Sample[0].Email == nil || *got.Sample[0].Email != "wang@example.com" ||
+				got.Sample[1].Email == nil || *got.Sample[1].Email != "li@example.com" || got.Sample[1].Stage != "converted" ||
+				got.Sample[2].Phone == nil || *got.Sample[2].Phone != "+8613912345678" || got.Sample[3].Stage != "anonymous" {
 				t.Errorf("the sample: %+v", got.Sample)
 			}
 
@@ -139,8 +149,8 @@ func TestPeopleReached(t *testing.T) {
 				path string
 				want reach
 			}{
-				{"/api/v1/touchpoints/" + poster.ID + "/people", reach{Profiles: 3, Steps: steps(2, 2, 0, 1)}},
-				{"/api/v1/touchpoints/" + card.ID + "/people", reach{Profiles: 1, Steps: steps(1, 1, 0, 0)}},
+				{"/api/v1/touchpoints/" + poster.ID + "/people", reach{Profiles: 3, Steps: steps(2, 2, 0, 1), ConvertedAfterTouch: 1}},
+				{"/api/v1/touchpoints/" + card.ID + "/people", reach{Profiles: 2, Steps: steps(2, 2, 0, 1)}},
 				{"/api/v1/touchpoints/" + other.ID + "/people", reach{Profiles: 1, Steps: steps(1, 1, 0, 0)}},
 			} {
 				got := read(tt.path)

@@ -435,11 +435,12 @@ func (s *Server) servePeopleReached(w http.ResponseWriter, r *http.Request, t se
 		steps = append(steps, stepCountJSON{segment.Stages[i+1], n})
 	}
 	writeJSON(w, http.StatusOK, struct {
-		Profiles int64                `json:"profiles"`
-		Steps    []stepCountJSON      `json:"steps"`
-		Sample   []profileSummaryJSON `json:"sample"`
-		TookMS   int64                `json:"took_ms"`
-	}{f.Size, steps, listOf(sample, toProfileSummary).Items, took.Milliseconds()})
+		Profiles            int64                `json:"profiles"`
+		Steps               []stepCountJSON      `json:"steps"`
+		ConvertedAfterTouch int64                `json:"converted_after_touch"`
+		Sample              []profileSummaryJSON `json:"sample"`
+		TookMS              int64                `json:"took_ms"`
+	}{f.Size, steps, f.ConvertedAfterTouch, listOf(sample, toProfileSummary).Items, took.Milliseconds()})
 }
 
 type touchHourJSON struct {

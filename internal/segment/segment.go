@@ -110,6 +110,9 @@ type Reader interface {
 	Events(ctx context.Context, q EventQuery, within *Set) (*Set, error)
 	// Touched returns the profiles with a touch as t names, the last one at or after since (zero: any).
 	Touched(ctx context.Context, t Touched, since time.Time, within *Set) (*Set, error)
+	// ConvertedAfter returns the profiles whose conversion (the first time they met the conversion rule)
+	// came at or after their first touch as t names.
+	ConvertedAfter(ctx context.Context, t Touched, within *Set) (*Set, error)
 	// Steps returns the profiles that meet one of these combinations of lifecycle steps.
 	Steps(ctx context.Context, steps []profile.Steps, within *Set) (*Set, error)
 	// Reachable returns the profiles with an identifier of the channel (email, sms, wechat or any) whose

@@ -275,19 +275,29 @@ func (s *Service) count(ctx context.Context, rule Rule, steps bool) (Funnel, err
 			f.Sample = sample(nil, m)
 			return nil
 		}
-		var known *Set
+		var known, converted *Set
 		for i, step := range Stages[1:] {
 			reached, err := v.match(Rule{Stage: &StageIs{Op: "reached", Value: step}}, m)
 			if err != nil {
 				return err
 			}
 			f.Steps[i] = int64(reached.GetCardinality())
-			if step == profile.Identified {
+			switch step {
+			case profile.Identified:
 				known = reached
+			case profile.Converted:
+				converted = reached
 			}
 		}
 		// The people a funnel shows are identified ones first, someone a marketer can recognise, then anonymous ones.
 		f.Sample = sample(sample(nil, known), roaring64.AndNot(m, known))
+		if rule.Touched != nil && !converted.IsEmpty() {
+			after, err := r.ConvertedAfter(ctx, *rule.Touched, converted)
+			if err != nil {
+				return err
+			}
+			f.ConvertedAfterTouch = int64(after.GetCardinality())
+		}
 		return nil
 	})
 	return f, err
@@ -314,6 +324,9 @@ type Counted struct {
 type Funnel struct {
 	Counted
 	Steps [4]int64
+	// ConvertedAfterTouch, for a touched rule alone: how many of its people converted at or after their first
+	// touch of what it names (the converted step counts those who converted before too).
+	ConvertedAfterTouch int64
 }
 
 // countSample is how many people a count shows of those it matched.

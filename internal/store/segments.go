@@ -388,6 +388,17 @@ func (r segmentReader) Touched(ctx context.Context, t segment.Touched, since tim
 	})
 }
 
+func (r segmentReader) ConvertedAfter(ctx context.Context, t segment.Touched, within *segment.Set) (*segment.Set, error) {
+	// Asked of the converted people a funnel found (a fraction of those touched): each one's touches are a few
+	// rows of profile_touches by its primary key.
+	return r.db.profiles(ctx, r.tx, "store.segment_converted_after", within, func(q *query, in func(string)) {
+		q.add(`SELECT id FROM profiles p WHERE converted_at >= (SELECT min(first_at) FROM profile_touches WHERE profile_id = p.id AND `)
+		touchKey(q, t, within)
+		q.add(`)`)
+		in("id")
+	})
+}
+
 func (r segmentReader) Steps(ctx context.Context, steps []profile.Steps, within *segment.Set) (*segment.Set, error) {
 	return r.db.profiles(ctx, r.tx, "store.segment_steps", within, func(q *query, in func(string)) {
 		q.add(`SELECT id FROM profiles WHERE `, plainNumber("steps", within), ` IN (-1`) // -1: no combination, for none

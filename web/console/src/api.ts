@@ -139,6 +139,8 @@ export interface ProfileSummary {
 export interface PeopleReached {
   profiles: number
   steps: { step: LifecycleStep; profiles: number }[]
+  /** Of them, those whose conversion came at or after their first touch here: what it may have converted. */
+  converted_after_touch: number
   sample: ProfileSummary[]
   took_ms: number
 }

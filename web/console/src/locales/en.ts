@@ -503,8 +503,10 @@ const en = {
   'reach.segment.hint': 'A new segment of these people, kept current as more are reached',
   'reach.empty': 'Nobody reached yet',
   'reach.empty.text': 'People show up here within seconds of scanning a code, clicking a link or being recorded by staff.',
-  'reach.convertedShare': '{pct} converted',
-  'reach.convertedShare.hint': 'Of the people reached, the share who have converted at any time, before or after their touch',
+  'reach.convertedShare': '{pct} converted after',
+  'reach.convertedShare.hint': 'Of the people reached, the share who converted at or after their first touch here; those who had converted before do not count',
+  'reach.after': 'converted after their touch ({pct} of the people reached)',
+  'reach.after.hint': 'People whose conversion came at or after their first touch here: what it may have converted. The Converted step above also counts those who had converted before.',
 
   'touchpoints.subtitle': 'Every place customers meet your brand, each with its own link and QR code.',
   'touchpoints.new': 'New touchpoint',

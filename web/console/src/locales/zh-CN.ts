@@ -496,8 +496,10 @@ export default {
   'reach.segment.hint': '用这些客户新建分群，之后新覆盖的客户会自动加入',
   'reach.empty': '还没有覆盖任何客户',
   'reach.empty.text': '有人扫码、点击链接或由店员登记后，几秒内就会出现在这里。',
-  'reach.convertedShare': '已转化 {pct}',
-  'reach.convertedShare.hint': '覆盖的客户中已转化的比例，转化可能在触达之前或之后',
+  'reach.convertedShare': '触达后转化 {pct}',
+  'reach.convertedShare.hint': '覆盖的客户中，在此首次触达当时或之后转化的比例；触达前已转化的不计入',
+  'reach.after': '人在触达后转化（占覆盖客户的 {pct}）',
+  'reach.after.hint': '在此首次触达当时或之后才转化的客户：可能由它带来的转化。上方的“转化”一步也包括触达前已转化的客户。',
 
   'touchpoints.subtitle': '客户接触品牌的每一个地方，都有自己的链接和二维码。',
   'touchpoints.new': '新建触点',
