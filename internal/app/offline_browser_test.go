@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/hearth-cdp/hearth"
 	"github.com/hearth-cdp/hearth/internal/touchpoint"
 )
 
@@ -162,5 +164,22 @@ func TestBrowserOfflineTouches(t *testing.T) {
 	)
 	if total := read(t, ctx, "campaign sparkline", chromedp.Attributes(campaignSpark))["data-total"]; total != "2" {
 		t.Errorf("the campaign's last 14 days count %q touches, want 2", total)
+	}
+
+	// A WeChat follower recorded by openid alone is a WeChat user among the people reached, not an anonymous one.
+	staff, _, err := s.app.auth.CreateAPIKey(context.Background(), "staff app", hearth.RoleMarketer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := s.call(t, staff, "POST", "/api/v1/touches", map[string]string{"touchpoint_id": tp.ID, "wechat_openid": "oWx9-bmjrPTlm6_2sgVt7hMXy7Q"}, nil); code != http.StatusCreated {
+		t.Fatalf("record a touch by openid: %d", code)
+	}
+	do(t, ctx, "the people reached show the WeChat user",
+		chromedp.Navigate(s.base+"/console/touchpoints/"+tp.ID),
+		chromedp.Poll[chromedp.Void](`document.querySelector('[data-testid="people-reached-total"]')?.textContent.trim() === "2"`),
+	)
+	chips := read(t, ctx, "the people", chromedp.Text(tid("people-reached-sample")))
+	if !strings.Contains(chips, "WeChat user ·Xy7Q") || strings.Contains(chips, "Anonymous") {
+		t.Errorf("the people reached show %q, want the WeChat user", chips)
 	}
 }

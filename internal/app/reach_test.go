@@ -53,6 +53,7 @@ func TestPeopleReached(t *testing.T) {
 				{"token": poster.Token, "email": "li@example.com", "at": hourAgo},
 				{"token": other.Token, "phone": "13912345678"},
 				{"token": card.Token, "email": "wang@example.com", "at": hourAgo},
+				{"token": other.Token, "wechat_openid": "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"},
 			} {
 				if st := s.call(t, key, "POST", "/api/v1/touches", r, nil); st != http.StatusCreated {
 					t.Fatalf("report %v: %d", r, st)
@@ -102,6 +103,7 @@ func TestPeopleReached(t *testing.T) {
 				Sample              []struct {
 					ID, Name, Stage string
 					Email, Phone    *string
+					Identifier      *struct{ Type, Value string }
 				}
 			}
 			steps := func(identified, connected, activated, converted int64) []struct {
@@ -151,13 +153,20 @@ func TestPeopleReached(t *testing.T) {
 			}{
 				{"/api/v1/touchpoints/" + poster.ID + "/people", reach{Profiles: 3, Steps: steps(2, 2, 0, 1), ConvertedAfterTouch: 1}},
 				{"/api/v1/touchpoints/" + card.ID + "/people", reach{Profiles: 2, Steps: steps(2, 2, 0, 1)}},
-				{"/api/v1/touchpoints/" + other.ID + "/people", reach{Profiles: 1, Steps: steps(1, 1, 0, 0)}},
+				{"/api/v1/touchpoints/" + other.ID + "/people", reach{Profiles: 2, Steps: steps(2, 2, 0, 0)}},
 			} {
 				got := read(tt.path)
 				got.Sample = nil
 				if diff := cmp.Diff(tt.want, got); diff != "" {
 					t.Errorf("%s (-want +got):\n%s", tt.path, diff)
 				}
+			}
+			// A person with neither an email nor a phone is shown by another identifier: here the openid, newest
+			// first, before Xu (who is shown by his phone, and no other).
+			if got := read("/api/v1/touchpoints/" + other.ID + "/people").Sample; len(got) != 2 || got[0].Identifier == nil ||
+				*got[0].Identifier != (struct{ Type, Value string }{"wechat_openid", "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"}) || got[0].Email != nil ||
+				got[1].Phone == nil || got[1].Identifier != nil {
+				t.Errorf("the people of the ad: %+v", got)
 			}
 			for _, path := range []string{"/api/v1/touchpoints/nope/people", "/api/v1/campaigns/nope/people"} {
 				if st := s.call(t, key, "GET", path, nil, nil); st != http.StatusNotFound {

@@ -140,10 +140,21 @@ type profileSummaryJSON struct {
 	LastSeen  time.Time     `json:"last_seen"`
 	Email     *string       `json:"email"` // the email that matched the search, else the profile's first
 	Phone     *string       `json:"phone"`
+	// Identifier is what to show of a person with neither: a user id or WeChat id; null when none.
+	Identifier *summaryIDJSON `json:"identifier"`
+}
+
+type summaryIDJSON struct {
+	Type  identity.Type `json:"type"`
+	Value string        `json:"value"`
 }
 
 func toProfileSummary(p store.ProfileSummary) profileSummaryJSON {
-	return profileSummaryJSON{ID: p.ID, Name: p.Name, Stage: p.Stage, FirstSeen: p.FirstSeen, LastSeen: p.LastSeen, Email: orNull(p.Email), Phone: orNull(p.Phone)}
+	out := profileSummaryJSON{ID: p.ID, Name: p.Name, Stage: p.Stage, FirstSeen: p.FirstSeen, LastSeen: p.LastSeen, Email: orNull(p.Email), Phone: orNull(p.Phone)}
+	if p.Other.Value != "" {
+		out.Identifier = &summaryIDJSON{Type: p.Other.Type, Value: p.Other.Value}
+	}
+	return out
 }
 
 // timelineEventJSON is an event as the debugger shows it, with its source and, for a touch, what was touched.

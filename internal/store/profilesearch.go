@@ -26,6 +26,9 @@ type ProfileSummary struct {
 	// Email and Phone are an identifier of each to show: the one a search matched, else the profile's first.
 	Email string
 	Phone string
+	// Other is the identifier to show of a profile with neither: its user id, else its WeChat unionid, else
+	// its openid (a WeChat follower often has nothing else); zero when it has none of them either.
+	Other identity.Identifier
 }
 
 // ProfileQuery is a search of profiles by prefixes, already folded and normalised as the columns they are
@@ -88,7 +91,7 @@ type profileRow struct {
 	nameKey string
 	steps   int                   // the lifecycle steps met (profile.Steps.Bits)
 	found   string                // the identifier value that matched
-	ids     []identity.Identifier // the profile's emails and phones, by first seq
+	ids     []identity.Identifier // the profile's emails, phones and identifiers to show (contactIdentities), by first seq
 }
 
 // summaryColumns are read FROM profiles p with seenJoin.
@@ -446,11 +449,20 @@ func (s *search) withIdentities(ctx context.Context, rows []profileRow) error {
 	for i := range rows {
 		rows[i].ids = held[rows[i].ID]
 		rows[i].Email, rows[i].Phone = firstOf(rows[i].ids, identity.Email), firstOf(rows[i].ids, identity.Phone)
+		if rows[i].Email == "" && rows[i].Phone == "" {
+			for _, t := range []identity.Type{identity.UserID, identity.WeChatUnionID, identity.WeChatOpenID} {
+				if v := firstOf(rows[i].ids, t); v != "" {
+					rows[i].Other = identity.Identifier{Type: t, Value: v}
+					break
+				}
+			}
+		}
 	}
 	return nil
 }
 
-// contactIdentities returns the emails and phones of profiles, each profile's by first seq.
+// contactIdentities returns the emails, phones, user ids and WeChat ids of profiles, each profile's by first
+// seq: what a list shows of a person.
 func (db *DB) contactIdentities(ctx context.Context, profiles []string) (map[string][]identity.Identifier, error) {
 	out := map[string][]identity.Identifier{}
 	for len(profiles) > 0 {
@@ -474,13 +486,13 @@ func (db *DB) contactIdentities(ctx context.Context, profiles []string) (map[str
 	return out, nil
 }
 
-// contactIdentitiesSQL reads the emails and phones of n profiles. Its type is compared as an expression,
+// contactIdentitiesSQL reads the identifiers of n profiles that a list shows. Its type is compared as an expression,
 // which no index serves: without statistics, SQLite would otherwise read every email and phone in the order
 // of the primary key, for the ORDER BY, where the profiles' index finds a few rows (a page of people among
 // 2.3 million profiles: 320 ms against 6 ms).
 func (db *DB) contactIdentitiesSQL(n int) string {
 	return `SELECT profile_id, type, value FROM identities WHERE profile_id IN (` + db.placeholders(1, n) + `)
-		AND (type || '') IN ('email', 'phone') ORDER BY profile_id, first_seq, type, value`
+		AND (type || '') IN ('email', 'phone', 'user_id', 'wechat_unionid', 'wechat_openid') ORDER BY profile_id, first_seq, type, value`
 }
 
 func firstOf(ids []identity.Identifier, t identity.Type) string {

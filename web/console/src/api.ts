@@ -129,6 +129,8 @@ export interface ProfileSummary {
   last_seen: string
   email: string | null
   phone: string | null
+  /** What to show of a person with neither: a user id or WeChat id; null when none. */
+  identifier: { type: string; value: string } | null
 }
 
 /**

@@ -53,12 +53,20 @@ export function identityGroups(ids: readonly ProfileIdentity[]): { type: string;
 /** What to call a person: their name, else their best identifier, else "Anonymous visitor". */
 export function personLabel(p: Pick<Profile, 'name' | 'identities'> | ProfileSummary): string {
   if (p.name) return p.name
-  if ('email' in p) return p.email ?? p.phone ?? t('people.anonymous')
+  if ('email' in p) {
+    if (p.email || p.phone) return (p.email ?? p.phone)!
+    return p.identifier ? identifierLabel(p.identifier) : t('people.anonymous')
+  }
   for (const type of ['email', 'phone', 'user_id', 'wechat_unionid', 'wechat_openid']) {
     const id = p.identities.find((i) => i.type === type)
-    if (id) return id.value
+    if (id) return identifierLabel(id)
   }
   return t('people.anonymous')
+}
+
+/** A WeChat id says nothing to a marketer: such a person is a WeChat user, told apart by the id's last characters. */
+function identifierLabel(id: { type: string; value: string }): string {
+  return id.type === 'wechat_openid' || id.type === 'wechat_unionid' ? t('people.wechatUser', { tail: id.value.slice(-4) }) : id.value
 }
 
 /** A trait's value as text: strings as they are, anything else as JSON. */

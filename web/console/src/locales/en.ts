@@ -278,6 +278,7 @@ const en = {
   'people.clearStep': 'Show everyone',
   'people.more': 'Show more',
   'people.anonymous': 'Anonymous visitor',
+  'people.wechatUser': 'WeChat user ·{tail}',
   'people.yes': 'Yes',
   'people.no': 'No',
   'people.sample': 'Among them:',

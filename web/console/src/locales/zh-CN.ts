@@ -274,6 +274,7 @@ export default {
   'people.clearStep': '显示所有人',
   'people.more': '显示更多',
   'people.anonymous': '匿名访客',
+  'people.wechatUser': '微信用户 ·{tail}',
   'people.yes': '是',
   'people.no': '否',
   'people.sample': '其中包括：',
