@@ -963,7 +963,7 @@ func timeError(t time.Time, pointer bool) error {
 	return reject("the event cannot be encoded: " + err.Error())
 }
 
-// appendString appends s as a JSON string, with U+FFFD for invalid UTF-8 and NUL (see storableJSON).
+// appendString appends s as a JSON string, with U+FFFD for invalid UTF-8 and NUL (see StorableJSON).
 func appendString(dst []byte, s string) []byte {
 	if strings.IndexByte(s, 0) >= 0 {
 		s = strings.ReplaceAll(s, "\x00", string(utf8.RuneError))
@@ -1009,8 +1009,8 @@ func isCompact(v []byte) bool {
 
 // Text that PostgreSQL cannot store: its text and jsonb refuse NUL (\u0000 in JSON) and bytes that are not
 // UTF-8, and jsonb refuses the \u escape of a lone UTF-16 surrogate. SDKs do send them (a form field pasted
-// from a binary file, a string cut between the two halves of an emoji), and Segment keeps such events; so
-// does Hearth, with U+FFFD in their place, on both engines alike.
+// from a binary file, a string cut between the two halves of an emoji), and the rest of such an event is worth
+// keeping: Hearth keeps it with U+FFFD in their place, on both engines alike.
 
 // StorableJSON reports whether the strings of a valid JSON value hold only text that both engines store.
 func StorableJSON(v []byte) bool {

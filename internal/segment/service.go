@@ -325,7 +325,7 @@ type Funnel struct {
 	Counted
 	Steps [4]int64
 	// ConvertedAfterTouch, for a touched rule alone: how many of its people converted at or after their first
-	// touch of what it names (the converted step counts those who converted before too).
+	// touch of what it names, whatever its window (the converted step counts those who converted before too).
 	ConvertedAfterTouch int64
 }
 

@@ -398,8 +398,8 @@ func (db *DB) SetEventAside(ctx context.Context, consumer string, after, seq int
 func (db *DB) SetAsideEvents(ctx context.Context, consumer string, limit int) (int64, []collect.SetAsideEvent, error) {
 	const op = "store.set_aside_events"
 	var n int64
-	if err := db.read.QueryRowContext(ctx, `SELECT count(*) FROM set_aside_events WHERE consumer = $1`, consumer).Scan(&n); err != nil || n == 0 {
-		return 0, nil, db.wrap(op, err)
+	if err := db.read.QueryRowContext(ctx, `SELECT count(*) FROM set_aside_events WHERE consumer = $1`, consumer).Scan(&n); err != nil || n == 0 || limit <= 0 {
+		return n, nil, db.wrap(op, err)
 	}
 	var out []collect.SetAsideEvent
 	err := scanOn(ctx, db.read, `SELECT seq, reason, set_aside_at FROM set_aside_events WHERE consumer = $1 ORDER BY seq DESC LIMIT $2`,
