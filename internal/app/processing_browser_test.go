@@ -75,10 +75,7 @@ func TestBrowserProcessing(t *testing.T) {
 
 	// An event the processor set aside (as it does with one it fails on again and again) is told on the home
 	// screen, with the reason where to look.
-	head, err := s.app.db.LogHead(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	head := caughtUpHead(t, s)
 	if err := s.app.db.SetEventAside(context.Background(), profile.Consumer, head, head+1, "profile: store events 1 to 1: a fault"); err != nil {
 		t.Fatal(err)
 	}

@@ -297,10 +297,7 @@ func TestSetAsideShown(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			head, err := s.app.db.LogHead(bg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			head := caughtUpHead(t, s)
 			if err := s.app.db.SetEventAside(bg, profile.Consumer, head, head+1, "profile: store events 7 to 7: a fault"); err != nil {
 				t.Fatal(err)
 			}
@@ -325,5 +322,24 @@ func TestSetAsideShown(t *testing.T) {
 				t.Errorf("set aside: %+v", e)
 			}
 		})
+	}
+}
+
+// caughtUpHead waits for the profile processor to have read the whole log, and returns the log's head: "up to
+// date" on screen allows a few events still to read.
+func caughtUpHead(t *testing.T, s *started) int64 {
+	t.Helper()
+	ctx := context.Background()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		head, err := s.app.db.LogHead(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if read, err := s.app.db.ConsumerOffset(ctx, profile.Consumer); err == nil && read >= head {
+			return head
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the processor has not read the log to its head %d in a minute", head)
+		}
 	}
 }
