@@ -64,6 +64,10 @@ func TestCampaignsAndTouchpoints(t *testing.T) {
 				t.Errorf("the error %s does not name %s", r.body, want)
 			}
 		}
+		r = m.do("POST", "/api/v1/touchpoints", map[string]any{"name": "Poster", "channel": "qr_poster", "destination_url": "https://shop.example:99999/"})
+		if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), "The destination_url must be an http or https address") {
+			t.Errorf("a destination with no such port: %d %s", r.status, r.body)
+		}
 
 		var list struct{ Items []touchpointResp }
 		m.do("GET", "/api/v1/touchpoints?campaign_id="+c.ID+"&q=window", nil).decode(t, &list)

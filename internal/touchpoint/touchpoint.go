@@ -5,6 +5,7 @@ package touchpoint
 import (
 	"context"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -181,12 +182,21 @@ type Store interface {
 // validateText checks a required or optional label.
 func validateText(op, field, v string, required bool, max int) error {
 	if required && strings.TrimSpace(v) == "" {
-		return hearth.Errorf(hearth.Invalid, op, "%s is required", field)
+		return hearth.Errorf(hearth.Invalid, op, "The %s is required", field)
 	}
 	if utf8.RuneCountInString(v) > max {
-		return hearth.Errorf(hearth.Invalid, op, "%s is longer than %d characters", field, max)
+		return hearth.Errorf(hearth.Invalid, op, "The %s is longer than %d characters", field, max)
 	}
 	return nil
+}
+
+// validPort accepts a URL's port: none, or 1 to 65535.
+func validPort(p string) bool {
+	if p == "" {
+		return true
+	}
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535
 }
 
 // validateURL checks a destination or fallback: an absolute http(s) URL. Hearth redirects only to URLs that a
@@ -194,13 +204,13 @@ func validateText(op, field, v string, required bool, max int) error {
 func validateURL(op, field, v string, required bool) error {
 	if v == "" {
 		if required {
-			return hearth.Errorf(hearth.Invalid, op, "%s is required", field)
+			return hearth.Errorf(hearth.Invalid, op, "The %s is required", field)
 		}
 		return nil
 	}
 	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || len(v) > 2000 {
-		return hearth.Errorf(hearth.Invalid, op, "%s must be an http or https address, like https://www.example.com/page", field)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || len(v) > 2000 || !validPort(u.Port()) {
+		return hearth.Errorf(hearth.Invalid, op, "The %s must be an http or https address, like https://www.example.com/page", field)
 	}
 	return nil
 }
