@@ -216,7 +216,13 @@ func (db *DB) profileTx(ctx context.Context, op, consumer string, c profile.Chan
 		if unmerges != c.Unmerges {
 			return hearth.Errorf(hearth.Conflict, op, "An unmerge changed the profiles while the batch was resolved.")
 		}
-		return fn(tx, exec)
+		// A write that breaks a unique key is a fault of the batch, not another node's work: the offset was
+		// checked above. As a Conflict, the processor would take it for that and retry it silently forever.
+		err := fn(tx, exec)
+		if hearth.KindOf(err) == hearth.Conflict {
+			return &hearth.Error{Kind: hearth.Internal, Op: op, Msg: "A write of the batch broke a unique key.", Err: err}
+		}
+		return err
 	})
 }
 

@@ -838,12 +838,15 @@ func (db *DB) TraitDays(ctx context.Context, name, from, to string) (*segment.Se
 	return s.Set(), db.wrap("store.trait_days", err)
 }
 
-// ApplyStep writes a step of the segment engine in one transaction.
+// ApplyStep writes a step of the segment engine in one transaction. A Conflict says that another engine moved
+// the offset; a write that breaks a unique key once the offset was checked is a fault of the step (as a
+// Conflict, the engine would take it for another's work and try the same step again at once, for ever).
 func (db *DB) ApplyStep(ctx context.Context, s segment.Step) error {
 	const op = "store.apply_segment_step"
 	at := s.At.UTC()
 	hour := at.Truncate(time.Hour)
-	return db.derivedTx(ctx, op, func(tx *sql.Tx) error {
+	checked := false
+	err := db.derivedTx(ctx, op, func(tx *sql.Tx) error {
 		exec := func(q string, args ...any) error {
 			_, err := tx.ExecContext(ctx, q, args...)
 			giveWay()
@@ -861,6 +864,7 @@ func (db *DB) ApplyStep(ctx context.Context, s segment.Step) error {
 		if pos != s.From {
 			return hearth.Errorf(hearth.Conflict, op, "The segment engine's offset moved from %d to %d: another engine stored this step.", s.From, pos)
 		}
+		checked = true
 		if s.Upto != s.From {
 			if err := exec(`UPDATE consumer_offsets SET position = $1, updated_at = $2 WHERE name = $3`, s.Upto, at, segment.Consumer); err != nil {
 				return err
@@ -963,6 +967,10 @@ func (db *DB) ApplyStep(ctx context.Context, s segment.Step) error {
 		}
 		return nil
 	})
+	if checked && hearth.KindOf(err) == hearth.Conflict {
+		return &hearth.Error{Kind: hearth.Internal, Op: op, Msg: "A write of the step broke a unique key.", Err: err}
+	}
+	return err
 }
 
 // SegmentMember is a member of a segment, as lists show one.

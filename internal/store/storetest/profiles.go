@@ -11,6 +11,7 @@ import (
 	"github.com/hearth-cdp/hearth/internal/collect"
 	"github.com/hearth-cdp/hearth/internal/identity"
 	"github.com/hearth-cdp/hearth/internal/profile"
+	"github.com/hearth-cdp/hearth/internal/segment"
 	"github.com/hearth-cdp/hearth/internal/store"
 )
 
@@ -108,6 +109,9 @@ func testProfiles(t *testing.T, db *store.DB, clock *Clock) {
 	})
 	if err == nil {
 		t.Fatal("ApplyProfiles with an identifier held already succeeded")
+	}
+	if hearth.KindOf(err) == hearth.Conflict {
+		t.Errorf("a batch breaking a unique key failed as a Conflict (%v): the processor would take it for another node's", err)
 	}
 	off, err = db.ConsumerOffset(ctx, "profiles")
 	must(t, err)
@@ -236,5 +240,23 @@ func testProfileFacts(t *testing.T, db *store.DB, ts func(int64) time.Time) {
 	must(t, err)
 	if len(again.Traits)+len(again.Touches)+len(again.Stages) != 0 || again.Stage != profile.Anonymous {
 		t.Errorf("the absorbed profile's facts were left behind: %+v", again)
+	}
+}
+
+// testSegmentStepFault writes the segment engine's steps: one resolved against an older offset is a Conflict,
+// but one that breaks a unique key is a fault of the step, and neither writes anything.
+func testSegmentStepFault(t *testing.T, db *store.DB, clock *Clock) {
+	must(t, db.CreateSegment(ctx, segment.Segment{ID: "seg_x", Name: "X", Kind: segment.RuleKind,
+		Rule: &segment.Rule{Trait: &segment.Compare{Name: "city", Op: segment.Exists}}, Version: 1, CreatedAt: clock.Now(), UpdatedAt: clock.Now()}))
+	step := segment.Step{From: 0, Upto: 0, At: clock.Now(), Deltas: []segment.Delta{{Segment: "seg_x", Entered: []string{"p1", "p1"}}}}
+	err := db.ApplyStep(ctx, step)
+	if err == nil || hearth.KindOf(err) == hearth.Conflict {
+		t.Errorf("a step entering a profile twice: %v (kind %v), want a fault, not a Conflict: the engine would retry it for ever", err, hearth.KindOf(err))
+	}
+	step.From, step.Upto = 7, 8
+	step.Deltas = nil
+	wantKind(t, db.ApplyStep(ctx, step), hearth.Conflict)
+	if off, _ := db.ConsumerOffset(ctx, segment.Consumer); off != 0 {
+		t.Errorf("the segment engine's offset after two failed steps: %d", off)
 	}
 }

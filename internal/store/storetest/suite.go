@@ -46,6 +46,7 @@ func Run(t *testing.T, open Opener) {
 		{"WeChatAccounts", testWeChatAccounts},
 		{"WeChatQRCodes", testWeChatQRCodes},
 		{"Profiles", testProfiles},
+		{"SegmentStepFault", testSegmentStepFault},
 		{"Settings", testSettings},
 	}
 	for _, tt := range tests {
