@@ -701,15 +701,6 @@ func normalize(in *rawEvent, data []byte, typ string, req Request, batch *batchF
 	if isNull(integrations) {
 		integrations, integrationsInvalid = batch.integrations, batch.integrationsInvalid
 	}
-	for _, o := range []struct {
-		name string
-		raw  []byte
-	}{{"properties", field(fProperties)}, {"traits", field(fTraits)}, {"context", ctx.raw}, {"integrations", integrations}} {
-		if n := numberOutOfRange(o.raw); n != nil {
-			return Event{}, reject(fmt.Sprintf("%s holds the number %s, out of range: at most %d digits before the decimal point and %d after",
-				o.name, truncate(string(n), 40), maxIntegerDigits, maxDecimals))
-		}
-	}
 
 	// Clock skew: the client's clock may be wrong, but the time between its timestamp and its sentAt is not.
 	original, hasOriginal, err := timeField("timestamp", field(fTimestamp))
@@ -744,6 +735,18 @@ func normalize(in *rawEvent, data []byte, typ string, req Request, batch *batchF
 	// The context, with the client's IP address and user agent unless it has them.
 	if ctx.invalid {
 		return Event{}, reject("context.ip and context.userAgent must be strings")
+	}
+	for _, o := range []struct {
+		name string
+		raw  []byte
+	}{{"properties", field(fProperties)}, {"traits", field(fTraits)}, {"context", ctx.raw}, {"integrations", integrations}} {
+		if o.name == "integrations" && integrationsInvalid {
+			break // not JSON: refused below
+		}
+		if n := numberOutOfRange(o.raw); n != nil {
+			return Event{}, reject(fmt.Sprintf("%s holds the number %s, out of range: at most %d digits before the decimal point and %d after",
+				o.name, truncate(string(n), 40), maxIntegerDigits, maxDecimals))
+		}
 	}
 	addIP := ctx.ip == nil && req.IP != ""
 	addUA := ctx.userAgent == nil && req.Browser && req.UserAgent != ""

@@ -140,14 +140,6 @@ func refNormalize(raw []byte, typ string, req Request, newID func() string, isBo
 		in.Integrations = req.Integrations
 	}
 	out.Properties, out.Traits, out.Integrations = refNonNull(in.Properties), refNonNull(in.Traits), refNonNull(in.Integrations)
-	for _, o := range []struct {
-		name string
-		raw  json.RawMessage
-	}{{"properties", in.Properties}, {"traits", in.Traits}, {"context", in.Context}, {"integrations", in.Integrations}} {
-		if err := refNumbersInRange(o.name, o.raw); err != nil {
-			return Event{}, err
-		}
-	}
 
 	// Clock skew: the client's clock may be wrong, but the time between its timestamp and its sentAt is not.
 	original, err := refTimeField("timestamp", in.Timestamp)
@@ -183,6 +175,14 @@ func refNormalize(raw []byte, typ string, req Request, newID func() string, isBo
 	ctx, ua, err := refWithRequestContext(in.Context, req)
 	if err != nil {
 		return Event{}, err
+	}
+	for _, o := range []struct {
+		name string
+		raw  json.RawMessage
+	}{{"properties", in.Properties}, {"traits", in.Traits}, {"context", in.Context}, {"integrations", in.Integrations}} {
+		if err := refNumbersInRange(o.name, o.raw); err != nil {
+			return Event{}, err
+		}
 	}
 	out.Context = ctx
 	out.Bot = isBot(ua)
@@ -342,7 +342,7 @@ func refTruncate(s string, n int) string {
 
 // refNumbersInRange refuses an object whose numbers, in the order written, include one out of range.
 func refNumbersInRange(name string, raw json.RawMessage) error {
-	if refIsNull(raw) {
+	if refIsNull(raw) || !json.Valid(raw) { // not JSON: refused as such
 		return nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
