@@ -507,7 +507,7 @@ const en = {
   'reach.convertedShare': '{pct} converted after',
   'reach.convertedShare.hint': 'Of the people reached, the share who converted at or after their first touch here; those who had converted before do not count',
   'reach.after': 'converted after their touch ({pct} of the people reached)',
-  'reach.after.hint': 'People whose conversion came at or after their first touch here: what it may have converted. The Converted step above also counts those who had converted before.',
+  'reach.after.hint': 'People whose conversion came at or after their first touch here: what it may have converted. The Convert step above also counts those who had converted before.',
 
   'touchpoints.subtitle': 'Every place customers meet your brand, each with its own link and QR code.',
   'touchpoints.new': 'New touchpoint',
