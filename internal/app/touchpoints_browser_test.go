@@ -128,6 +128,10 @@ func TestBrowserTouchpoints(t *testing.T) {
 	if !strings.Contains(src, "size=1024") || !strings.Contains(png, "/qr.png?") || !strings.Contains(png, "size=1024") || !strings.Contains(png, "download=1") {
 		t.Errorf("after choosing 1024 px: preview %q, PNG download %q", src, png)
 	}
+	do(t, ctx, "a QR code without a margin", chromedp.Click(tid("qr-margin--1")), qrLoaded(1024))
+	if src := read(t, ctx, "QR preview address", chromedp.Attributes(tid("qr-preview")))["src"]; !strings.Contains(src, "margin=0") {
+		t.Errorf("without a margin, the preview is %q, want margin=0", src)
+	}
 
 	do(t, ctx, "pause the touchpoint",
 		chromedp.Click(tid("touchpoint-pause")),

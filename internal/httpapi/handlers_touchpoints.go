@@ -295,8 +295,8 @@ func (s *Server) touchpointQR(format touchpoint.QRFormat) apiHandler {
 			dst  *int
 		}{{"size", &opts.Size}, {"margin", &opts.Margin}} {
 			if v := q.Get(p.name); v != "" {
-				if *p.dst, err = strconv.Atoi(v); err != nil {
-					s.fail(w, r, hearth.Errorf(hearth.Invalid, "httpapi.qr", "The parameter %s must be a whole number.", p.name))
+				if *p.dst, err = strconv.Atoi(v); err != nil || *p.dst < 0 { // a negative margin is no sentinel here
+					s.fail(w, r, hearth.Errorf(hearth.Invalid, "httpapi.qr", "The parameter %s must be a whole number, 0 or more.", p.name))
 					return
 				}
 			}

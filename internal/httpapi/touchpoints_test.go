@@ -68,6 +68,13 @@ func TestCampaignsAndTouchpoints(t *testing.T) {
 		if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), "The destination_url must be an http or https address") {
 			t.Errorf("a destination with no such port: %d %s", r.status, r.body)
 		}
+		if r = m.do("GET", "/api/v1/touchpoints/"+tp.ID+"/qr.png?margin=-1", nil); r.status != http.StatusBadRequest {
+			t.Errorf("a QR code with a margin of -1: %d %s", r.status, r.body)
+		}
+		if r = m.do("POST", "/api/v1/touchpoints/"+tp.ID+"/tokens", map[string]any{"serial": 3}); r.status != http.StatusBadRequest ||
+			!strings.Contains(string(r.body), "issued no serial numbers yet") {
+			t.Errorf("a token of serial 3 where none was issued: %d %s", r.status, r.body)
+		}
 
 		var list struct{ Items []touchpointResp }
 		m.do("GET", "/api/v1/touchpoints?campaign_id="+c.ID+"&q=window", nil).decode(t, &list)

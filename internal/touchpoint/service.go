@@ -360,6 +360,9 @@ func (s *Service) Token(t Touchpoint, serial int64, expires time.Time) (string, 
 func (s *Service) IssueToken(t Touchpoint, serial int64, expires time.Time) (string, error) {
 	const op = "touchpoint.issue_token"
 	if serial < 0 || serial > t.LastSerial {
+		if t.LastSerial == 0 {
+			return "", hearth.Errorf(hearth.Invalid, op, "serial must be 0: this touchpoint has issued no serial numbers yet.")
+		}
 		return "", hearth.Errorf(hearth.Invalid, op, "serial must be one this touchpoint has issued (1 to %d), or 0 for none.", t.LastSerial)
 	}
 	if !expires.IsZero() && !expires.After(s.clock.Now()) {

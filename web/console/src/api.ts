@@ -863,7 +863,8 @@ function query(params: Record<string, string | number | undefined>): string {
  * browser's cache.
  */
 export function qrURL(id: string, token: string, format: QRFormat, o: QROptions, download = false): string {
-  const q = query({ size: o.size, margin: o.margin, level: o.level, download: download ? 1 : undefined, v: token })
+  // The API takes margin=0 for none: -1 is the options' own way of saying it.
+  const q = query({ size: o.size, margin: Math.max(0, o.margin), level: o.level, download: download ? 1 : undefined, v: token })
   return `/api/v1/touchpoints/${enc(id)}/qr.${format}${q}`
 }
 
