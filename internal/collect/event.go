@@ -35,6 +35,12 @@ type Event struct {
 	Payload     []byte
 }
 
+// MaxFuture is how far after its receivedAt an event may be dated, skew corrected, for clocks a little
+// ahead. Later, the client's clock or time zone is wrong (a Beijing time sent as UTC is 8 hours ahead): the
+// event is dated when it was received, and the client's time kept as originalTimestamp. A future time would
+// put the person's last visit ahead of every later one, and their events at the top of their timeline.
+const MaxFuture = 5 * time.Minute
+
 // The event types of the Segment spec.
 var eventTypes = map[string]bool{"identify": true, "track": true, "page": true, "screen": true, "group": true, "alias": true}
 
@@ -727,6 +733,9 @@ func normalize(in *rawEvent, data []byte, typ string, req Request, batch *batchF
 		timestamp = original
 	default:
 		timestamp = req.ReceivedAt
+	}
+	if timestamp.Sub(req.ReceivedAt) > MaxFuture {
+		timestamp = req.ReceivedAt // the client's time stays as originalTimestamp
 	}
 
 	if messageID == "" {

@@ -59,6 +59,37 @@ func TestNormalize(t *testing.T) {
 			},
 		},
 		{
+			// Beijing time sent as UTC, without a sentAt to correct it by: 8 hours ahead of its arrival.
+			name: "a time in the future is when it arrived", typ: "track",
+			in: `{"userId":"u1","event":"Order Completed","timestamp":"2026-06-01T20:00:00Z"}`,
+			check: func(t *testing.T, ev Event, p map[string]any) {
+				if !ev.Timestamp.Equal(received) || p["timestamp"] != "2026-06-01T12:00:00Z" {
+					t.Errorf("timestamp = %v (payload %v), want receivedAt %v", ev.Timestamp, p["timestamp"], received)
+				}
+				if p["originalTimestamp"] != "2026-06-01T20:00:00Z" {
+					t.Errorf("originalTimestamp = %v, want the client's time", p["originalTimestamp"])
+				}
+			},
+		},
+		{
+			name: "a clock a little ahead is believed", typ: "track",
+			in: `{"userId":"u1","event":"x","timestamp":"2026-06-01T12:05:00Z"}`,
+			check: func(t *testing.T, ev Event, p map[string]any) {
+				if want := received.Add(MaxFuture); !ev.Timestamp.Equal(want) {
+					t.Errorf("timestamp = %v, want %v", ev.Timestamp, want)
+				}
+			},
+		},
+		{
+			name: "an event made after it was sent is when it arrived", typ: "track",
+			in: `{"userId":"u1","event":"x","timestamp":"2026-06-01T12:00:00Z","sentAt":"2026-06-01T11:00:00Z"}`,
+			check: func(t *testing.T, ev Event, p map[string]any) {
+				if !ev.Timestamp.Equal(received) {
+					t.Errorf("timestamp = %v, want receivedAt %v", ev.Timestamp, received)
+				}
+			},
+		},
+		{
 			name: "batch sentAt and context apply", typ: "",
 			in: `{"type":"identify","userId":42,"traits":{"email":"a@example.com"},"timestamp":"2026-06-01T11:00:00+08:00"}`,
 			req: func(r *Request) {

@@ -70,7 +70,7 @@ func NewOfflineTouches(resolver TouchResolver, issuer TouchTokenIssuer, log Log,
 		opts.MaxAge = 2 * 365 * 24 * time.Hour
 	}
 	if opts.MaxSkew == 0 {
-		opts.MaxSkew = 5 * time.Minute
+		opts.MaxSkew = MaxFuture
 	}
 	if opts.MaxBytes == 0 {
 		opts.MaxBytes = 20 << 20

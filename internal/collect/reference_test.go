@@ -167,6 +167,9 @@ func refNormalize(raw []byte, typ string, req Request, newID func() string, isBo
 	default:
 		out.Timestamp = req.ReceivedAt
 	}
+	if out.Timestamp.After(req.ReceivedAt.Add(MaxFuture)) {
+		out.Timestamp = req.ReceivedAt
+	}
 	out.OriginalTimestamp, out.SentAt = original, sentAt
 
 	if out.MessageID == "" {
