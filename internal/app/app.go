@@ -205,10 +205,11 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 			return c.Identity, err
 		}), SegmentData: a.db,
 		Logger: a.logger, Metrics: httpapi.NewMetrics(reg), Gatherer: reg,
-		Console:       console.Handler(),
-		SecureCookies: strings.HasPrefix(a.cfg.PublicURL, "https://"),
-		System:        httpapi.System{Version: hearth.Version, Engine: string(a.db.Engine()), StartedAt: a.clock.Now()},
-		Processing:    processing,
+		Console:           console.Handler(),
+		SecureCookies:     strings.HasPrefix(a.cfg.PublicURL, "https://"),
+		DefaultSourceRate: a.cfg.Ingest.SourceRateLimit,
+		System:            httpapi.System{Version: hearth.Version, Engine: string(a.db.Engine()), StartedAt: a.clock.Now()},
+		Processing:        processing,
 	})
 	srv.Handle("GET /hearth.js", collect.SnippetHandler())
 	srv.Handle("GET /t/{token}", collect.NewTouchHandler(touchResolver{a.touch}, a.events, bots, a.clock, collect.TouchOptions{
@@ -243,6 +244,15 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 		_, err := a.touch.CountTouches(ctx, a.db, a.db)
 		return err
 	})
+	a.workers.Add(1)
+	go func() {
+		defer a.workers.Done()
+		a.every(workerCtx, throttledFlushEvery, "throttled_counts", ingest.FlushThrottled)
+		// The workers stop after the HTTP server: the last counts are all in.
+		if err := ingest.FlushThrottled(context.Background()); err != nil {
+			a.logger.Warn("storing the last throttled counts failed", "err", err)
+		}
+	}()
 	a.work(workerCtx, time.Second, "code_batches", func(ctx context.Context) error {
 		_, err := a.touch.RunCodeBatches(ctx)
 		return err
@@ -307,6 +317,10 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 	a.logger.Info("serving", "addr", ln.Addr().String(), "engine", a.db.Engine(), "console", a.baseURL()+"/console/")
 	return nil
 }
+
+// throttledFlushEvery is how often the counts of events refused for their source's rate are stored: one
+// small write then, rather than one for each refused request while a source floods.
+const throttledFlushEvery = 2 * time.Second
 
 // rejectedRetention is how long refused events are kept for the debugger.
 const rejectedRetention = 7 * 24 * time.Hour

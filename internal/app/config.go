@@ -81,7 +81,7 @@ var settings = []setting{
 	{"log.level", "HEARTH_LOG_LEVEL", "log-level", "log level: debug, info, warn or error", false, func(c *Config) *string { return &c.Log.Level }},
 	{"ingest.max_event", "HEARTH_MAX_EVENT_SIZE", "max-event-size", "largest accepted event, such as 32KB", false, func(c *Config) *string { return &c.Ingest.MaxEvent }},
 	{"ingest.max_request", "HEARTH_MAX_REQUEST_SIZE", "max-request-size", "largest accepted tracking request, after decompression, such as 500KB", false, func(c *Config) *string { return &c.Ingest.MaxRequest }},
-	{"ingest.source_rate", "HEARTH_SOURCE_RATE", "source-rate", "events per second one source may send to this node; 0 for no limit", false, func(c *Config) *string { return &c.Ingest.SourceRate }},
+	{"ingest.source_rate", "HEARTH_SOURCE_RATE", "source-rate", "events per second a source without a rate limit of its own may send to this node; 0 for no limit", false, func(c *Config) *string { return &c.Ingest.SourceRate }},
 	{"ingest.dedupe_window", "HEARTH_DEDUPE_WINDOW", "dedupe-window", "an event whose messageId its source sent within this window is stored once, such as 7d", false, func(c *Config) *string { return &c.Ingest.DedupeWindow }},
 	{"ingest.retention", "HEARTH_EVENT_RETENTION", "event-retention", "how long the event log keeps events, such as 400d; 0 keeps them forever", false, func(c *Config) *string { return &c.Ingest.Retention }},
 	{"master_key", "HEARTH_MASTER_KEY", "", "", true, func(c *Config) *string { return &c.MasterKey }},

@@ -142,3 +142,70 @@ func testBrowserDebugger(t *testing.T, engine string) {
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="step-first-event"][data-done="true"]`)),
 	)
 }
+
+// An engineer limits a flooding source from its page: the limit is kept, a batch beyond it is refused with a
+// 429, the debugger says how many events the limit refused, and clearing the field gives the server's default
+// (none here) back.
+func TestBrowserSourceRateLimit(t *testing.T) {
+	cfg := browserConfig(t, "sqlite")
+	cfg.Admin = AdminConfig{Email: "admin@example.com", Password: "a long admin password"}
+	base, _ := startForBrowser(t, cfg)
+	ctx := browser(t)
+
+	signIn(t, ctx, base, "/sources", "admin@example.com", "a long admin password", tid("create-source"))
+	do(t, ctx, "create a source",
+		chromedp.Click(tid("create-source")),
+		chromedp.WaitVisible(tid("source-name")),
+		chromedp.SendKeys(tid("source-name"), "Kiosk app"),
+		chromedp.SetValue(tid("source-kind"), "app"),
+		chromedp.Click(tid("source-save")),
+		chromedp.WaitVisible(tid("source-rate-limit")),
+	)
+	if ph := read(t, ctx, "placeholder", chromedp.Attributes(tid("source-rate-limit")))["placeholder"]; ph != "Server default: no limit" {
+		t.Errorf("rate limit placeholder %q, want the server's default", ph)
+	}
+	do(t, ctx, "refuse a number that is not a rate",
+		chromedp.SendKeys(tid("source-rate-limit"), "-3"),
+		chromedp.Click(tid("source-rename-save")),
+		chromedp.WaitVisible(tid("source-settings-error")),
+	)
+	do(t, ctx, "limit the source to one event a second",
+		chromedp.SetValue(tid("source-rate-limit"), ""),
+		chromedp.SendKeys(tid("source-rate-limit"), "1"),
+		chromedp.Click(tid("source-rename-save")),
+		chromedp.WaitNotPresent(tid("source-settings-error")),
+		chromedp.Poll[chromedp.Void](`document.querySelector('[data-testid="source-rename-save"]').disabled`),
+		chromedp.Reload(),
+		chromedp.WaitVisible(tid("source-rate-limit")),
+	)
+	if v := read(t, ctx, "rate limit", chromedp.Value(tid("source-rate-limit"))); v != "1" {
+		t.Fatalf("rate limit after a reload %q, want 1", v)
+	}
+
+	key := read(t, ctx, "write key", chromedp.Value(tid("write-key")))
+	events := make([]string, 1001) // one more than a source limited so may send at once
+	for i := range events {
+		events[i] = `{"type":"track","userId":"kiosk-1","event":"Tapped"}`
+	}
+	res := postTracking(t, base, key, "batch", `{"batch":[`+strings.Join(events, ",")+`]}`, http.StatusTooManyRequests)
+	if msg, _ := res["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "at once (1000)") {
+		t.Errorf("429 answer %v, want it to say how many events may come at once", res)
+	}
+	// Counted within a few seconds, read by the debugger's refresh.
+	do(t, ctx, "the debugger tells what the limit refused",
+		chromedp.Poll[chromedp.Void](`document.querySelector('[data-testid="debugger-throttled"]') !== null`, chromedp.WithPollingTimeout(15*time.Second)),
+	)
+	if note := read(t, ctx, "note", chromedp.Text(tid("debugger-throttled"))); !strings.Contains(note, "1,001 events were refused") || !strings.Contains(note, "(1 a second)") {
+		t.Errorf("throttled note %q, want the count and the limit", note)
+	}
+
+	do(t, ctx, "clear the limit",
+		chromedp.SetValue(tid("source-rate-limit"), ""),
+		chromedp.SendKeys(tid("source-rate-limit"), " "),
+		chromedp.Click(tid("source-rename-save")),
+		chromedp.Poll[chromedp.Void](`document.querySelector('[data-testid="source-rate-limit"]').placeholder === 'Server default: no limit'`),
+		chromedp.Poll[chromedp.Void](`document.querySelector('[data-testid="debugger-throttled"]').textContent.includes('It has no limit now')`,
+			chromedp.WithPollingTimeout(10*time.Second)),
+	)
+	postTracking(t, base, key, "batch", `{"batch":[`+strings.Join(events, ",")+`]}`, http.StatusOK)
+}

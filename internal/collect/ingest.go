@@ -24,10 +24,11 @@ import (
 
 // IngestOptions tune the tracking API.
 type IngestOptions struct {
-	MaxEventBytes   int     // default 32 KiB
-	MaxRequestBytes int     // default 500 KiB, after decompression
-	SourceRate      float64 // events per second per source, per node; 0 means no limit
-	SourceBurst     int     // events a source may send at once above its rate; default 10 × SourceRate
+	MaxEventBytes   int // default 32 KiB
+	MaxRequestBytes int // default 500 KiB, after decompression
+	// SourceRate is how many events a second a source without a rate limit of its own may send to this node;
+	// 0 means no limit.
+	SourceRate float64
 }
 
 func (o *IngestOptions) setDefaults() {
@@ -37,14 +38,16 @@ func (o *IngestOptions) setDefaults() {
 	if o.MaxRequestBytes == 0 {
 		o.MaxRequestBytes = 500 << 10
 	}
-	if o.SourceBurst == 0 {
-		o.SourceBurst = max(1000, int(10*o.SourceRate))
-	}
 }
 
-// Authenticator finds the enabled source of a write key.
+// burst is how many events a source limited to perSecond may send at once: a batch of SDK retries after an
+// outage, say.
+func burst(perSecond float64) int { return max(1000, int(10*perSecond)) }
+
+// Authenticator finds the enabled source of a write key, and counts what the sources' rate limits refused.
 type Authenticator interface {
 	Authenticate(ctx context.Context, writeKey string) (Source, error)
+	AddThrottled(ctx context.Context, events map[string]int64) error
 }
 
 // Ingest is the Segment-compatible tracking API: POST /v1/{identify,track,page,screen,group,alias,batch}.
@@ -57,14 +60,16 @@ type Ingest struct {
 	newID   func() string
 	onFail  func(r *http.Request, err error) // logs internal failures
 
-	mu       sync.Mutex
-	limiters map[string]*rate.Limiter
+	mu        sync.Mutex
+	limiters  map[string]*rate.Limiter
+	throttled map[string]int64 // events refused for their source's rate since the last FlushThrottled
 }
 
 // NewIngest returns the tracking API handler.
 func NewIngest(sources Authenticator, log Log, clock hearth.Clock, bots *BotDetector, opts IngestOptions, onFail func(*http.Request, error)) *Ingest {
 	opts.setDefaults()
-	return &Ingest{sources: sources, log: log, clock: clock, bots: bots, opts: opts, newID: hearth.NewID, onFail: onFail, limiters: map[string]*rate.Limiter{}}
+	return &Ingest{sources: sources, log: log, clock: clock, bots: bots, opts: opts, newID: hearth.NewID, onFail: onFail,
+		limiters: map[string]*rate.Limiter{}, throttled: map[string]int64{}}
 }
 
 // Routes lists the tracking API's routes. Each answers CORS preflights, so that web pages on any site can
@@ -194,7 +199,7 @@ func (h *Ingest) ingest(r *http.Request, typ string, data []byte) (responseBody,
 		return responseBody{}, err
 	}
 	req.Browser = src.Kind == KindWebsite
-	if err := h.allow(src.ID, len(body.events)); err != nil {
+	if err := h.allow(src, len(body.events)); err != nil {
 		return responseBody{}, err
 	}
 	if typ == "batch" {
@@ -327,28 +332,58 @@ func (h *Ingest) authenticate(r *http.Request, bodyKey string) (Source, error) {
 	return h.sources.Authenticate(r.Context(), key)
 }
 
-// allow applies a source's rate limit to n events.
-func (h *Ingest) allow(sourceID string, n int) error {
-	if h.opts.SourceRate <= 0 || n == 0 {
+// allow applies a source's rate limit to n events, and counts them if it refuses them.
+func (h *Ingest) allow(src Source, n int) error {
+	perSecond := src.RateLimit
+	if perSecond <= 0 {
+		perSecond = h.opts.SourceRate
+	}
+	if perSecond <= 0 || n == 0 {
 		return nil
 	}
 	h.mu.Lock()
-	l := h.limiters[sourceID]
-	if l == nil {
-		l = rate.NewLimiter(rate.Limit(h.opts.SourceRate), h.opts.SourceBurst)
-		h.limiters[sourceID] = l
+	l := h.limiters[src.ID]
+	if l == nil || l.Limit() != rate.Limit(perSecond) { // new, or the source's limit changed: a full bucket
+		l = rate.NewLimiter(rate.Limit(perSecond), burst(perSecond))
+		h.limiters[src.ID] = l
 	}
 	h.mu.Unlock()
 	now := time.Now()
-	res := l.ReserveN(now, n)
-	if !res.OK() {
-		return &RetryAfterError{After: time.Second, Err: hearth.Errorf(hearth.RateLimited, "collect.rate", "The request holds more events than this source may send at once (%d); send smaller batches.", h.opts.SourceBurst)}
-	}
-	if d := res.DelayFrom(now); d > 0 {
+	var err error
+	if res := l.ReserveN(now, n); !res.OK() {
+		err = &RetryAfterError{After: time.Second, Err: hearth.Errorf(hearth.RateLimited, "collect.rate", "The request holds more events than this source may send at once (%d); send smaller batches.", l.Burst())}
+	} else if d := res.DelayFrom(now); d > 0 {
 		res.CancelAt(now)
-		return &RetryAfterError{After: d, Err: hearth.Errorf(hearth.RateLimited, "collect.rate", "This source sends more than %g events per second; slow down and retry.", h.opts.SourceRate)}
+		err = &RetryAfterError{After: d, Err: hearth.Errorf(hearth.RateLimited, "collect.rate", "This source sends more than %g events per second; slow down and retry.", perSecond)}
 	}
-	return nil
+	if err != nil {
+		h.mu.Lock()
+		h.throttled[src.ID] += int64(n)
+		h.mu.Unlock()
+	}
+	return err
+}
+
+// FlushThrottled stores the counts of events refused for their sources' rates since the last flush. Counts it
+// could not store are kept for the next.
+func (h *Ingest) FlushThrottled(ctx context.Context) error {
+	h.mu.Lock()
+	counts := h.throttled
+	if len(counts) == 0 {
+		h.mu.Unlock()
+		return nil
+	}
+	h.throttled = map[string]int64{}
+	h.mu.Unlock()
+	err := h.sources.AddThrottled(ctx, counts)
+	if err != nil {
+		h.mu.Lock()
+		for id, n := range counts {
+			h.throttled[id] += n
+		}
+		h.mu.Unlock()
+	}
+	return err
 }
 
 // RetryAfterError tells a rate-limited client when to try again.

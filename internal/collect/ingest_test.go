@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -26,6 +27,7 @@ type ingestEnv struct {
 	url     string
 	db      *store.DB
 	sources *collect.Sources
+	ingest  *collect.Ingest
 	web     collect.Source // a website source
 	server  collect.Source // a server source
 }
@@ -62,7 +64,7 @@ func forEachEngine(t *testing.T, opts collect.IngestOptions, fn func(t *testing.
 			if err != nil {
 				t.Fatal(err)
 			}
-			fn(t, &ingestEnv{t: t, url: ts.URL, db: db, sources: sources, web: web, server: server})
+			fn(t, &ingestEnv{t: t, url: ts.URL, db: db, sources: sources, ingest: in, web: web, server: server})
 		})
 	}
 }
@@ -96,6 +98,13 @@ func (e *ingestEnv) post(path, writeKey string, body []byte, header map[string]s
 func (r reply) code() string {
 	if e, ok := r.body["error"].(map[string]any); ok {
 		return fmt.Sprint(e["code"])
+	}
+	return ""
+}
+
+func (r reply) message() string {
+	if e, ok := r.body["error"].(map[string]any); ok {
+		return fmt.Sprint(e["message"])
 	}
 	return ""
 }
@@ -260,7 +269,8 @@ func TestBotsFlaggedNotDropped(t *testing.T) {
 }
 
 func TestSourceRateLimit(t *testing.T) {
-	forEachEngine(t, collect.IngestOptions{SourceRate: 1, SourceBurst: 5}, func(t *testing.T, e *ingestEnv) {
+	forEachEngine(t, collect.IngestOptions{SourceRate: 1}, func(t *testing.T, e *ingestEnv) {
+		ctx := context.Background()
 		batch := func(n int) []byte {
 			var evs []string
 			for i := 0; i < n; i++ {
@@ -268,15 +278,63 @@ func TestSourceRateLimit(t *testing.T) {
 			}
 			return []byte(`{"batch":[` + strings.Join(evs, ",") + `]}`)
 		}
-		if r := e.post("/v1/batch", e.web.WriteKey, batch(5), nil); r.status != 200 {
+		// The server's default: 1 a second, 1,000 at once.
+		if r := e.post("/v1/batch", e.web.WriteKey, batch(1000), nil); r.status != 200 {
 			t.Fatalf("within the burst: %d %v", r.status, r.body)
 		}
 		r := e.post("/v1/batch", e.web.WriteKey, batch(3), nil)
 		if r.status != 429 || r.code() != "rate_limited" || r.header.Get("Retry-After") == "" {
 			t.Errorf("over the rate: %d %v Retry-After %q", r.status, r.body, r.header.Get("Retry-After"))
 		}
+		if r := e.post("/v1/batch", e.server.WriteKey, batch(1001), nil); r.status != 429 || !strings.Contains(r.message(), "at once (1000)") {
+			t.Errorf("more than the burst at once: %d %v", r.status, r.body)
+		}
 		if r := e.post("/v1/batch", e.server.WriteKey, batch(5), nil); r.status != 200 {
 			t.Errorf("another source is not limited by the first: %d", r.status)
+		}
+
+		// A source's own limit replaces the default at once on this node, and 0 gives the default back.
+		for _, bad := range []float64{-1, math.NaN(), math.Inf(1), collect.MaxRateLimit + 1} {
+			if _, err := e.sources.Edit(ctx, e.server.ID, collect.SourceEdit{RateLimit: &bad}); hearth.KindOf(err) != hearth.Invalid {
+				t.Errorf("rate limit %v: %v, want Invalid", bad, err)
+			}
+		}
+		limit := 2000.0
+		src, err := e.sources.Edit(ctx, e.server.ID, collect.SourceEdit{RateLimit: &limit})
+		if err != nil || src.RateLimit != 2000 {
+			t.Fatalf("set the rate limit: %+v %v", src, err)
+		}
+		if r := e.post("/v1/batch", e.server.WriteKey, batch(1001), nil); r.status != 200 {
+			t.Errorf("under the source's own limit: %d %v", r.status, r.body)
+		}
+		limit = 0
+		if _, err := e.sources.Edit(ctx, e.server.ID, collect.SourceEdit{RateLimit: &limit}); err != nil {
+			t.Fatal(err)
+		}
+		if r := e.post("/v1/batch", e.server.WriteKey, batch(1001), nil); r.status != 429 {
+			t.Errorf("back on the default: %d %v", r.status, r.body)
+		}
+
+		// What the limits refused is counted per source once flushed, and renaming a source meanwhile loses
+		// none of it.
+		before := time.Now().Add(-time.Second)
+		if _, err := e.sources.Rename(ctx, e.web.ID, "Website (shop)"); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.ingest.FlushThrottled(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.ingest.FlushThrottled(ctx); err != nil { // nothing more to add
+			t.Fatal(err)
+		}
+		for id, want := range map[string]int64{e.web.ID: 3, e.server.ID: 2002} {
+			src, err := e.sources.Get(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if src.Throttled != want || src.LastThrottledAt == nil || src.LastThrottledAt.Before(before) {
+				t.Errorf("%s: throttled %d at %v, want %d now", src.Name, src.Throttled, src.LastThrottledAt, want)
+			}
 		}
 	})
 }

@@ -48,13 +48,19 @@ func (k SourceKind) Valid() bool {
 // Source is where events come from: a website, an app, a server, a WeChat account, offline records. Its write
 // key authenticates its events on the ingestion API.
 type Source struct {
-	ID        string
-	Name      string
-	Kind      SourceKind
-	WriteKey  string
-	Enabled   bool
+	ID       string
+	Name     string
+	Kind     SourceKind
+	WriteKey string
+	Enabled  bool
+	// RateLimit is how many events a second the source may send to each node; 0: the server's default
+	// (IngestOptions.SourceRate).
+	RateLimit float64
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// Throttled counts the events its rate limit refused (answered 429), the latest at LastThrottledAt.
+	Throttled       int64
+	LastThrottledAt *time.Time
 }
 
 // SourceStore is what sources need from storage.
@@ -63,7 +69,10 @@ type SourceStore interface {
 	Source(ctx context.Context, id string) (Source, error)
 	SourceByWriteKey(ctx context.Context, writeKey string) (Source, error)
 	ListSources(ctx context.Context) ([]Source, error)
+	// UpdateSource saves what a source's fields say, but not its throttled count.
 	UpdateSource(ctx context.Context, s Source) error
+	// AddThrottled adds to sources' counts of events their rate limits refused, as of at.
+	AddThrottled(ctx context.Context, events map[string]int64, at time.Time) error
 }
 
 // Sources manages sources.
@@ -163,17 +172,51 @@ func (s *Sources) List(ctx context.Context) ([]Source, error) { return s.store.L
 
 // Rename gives a source a new name.
 func (s *Sources) Rename(ctx context.Context, id, name string) (Source, error) {
-	const op = "collect.rename_source"
-	name, err := checkSourceName(op, name)
-	if err != nil {
-		return Source{}, err
-	}
-	return s.update(ctx, op, id, func(src *Source) { src.Name = name })
+	return s.Edit(ctx, id, SourceEdit{Name: &name})
 }
 
 // SetEnabled enables or disables a source. A disabled source's write key is refused.
 func (s *Sources) SetEnabled(ctx context.Context, id string, enabled bool) (Source, error) {
 	return s.update(ctx, "collect.enable_source", id, func(src *Source) { src.Enabled = enabled })
+}
+
+// MaxRateLimit bounds a source's own rate limit, in events per second.
+const MaxRateLimit = 1_000_000
+
+// SourceEdit is a change of a source's settings; nil fields stay as they are.
+type SourceEdit struct {
+	Name *string
+	// RateLimit is how many events a second the source may send to each node; 0 gives it the server's default.
+	RateLimit *float64
+}
+
+// Edit changes a source's settings, all or none.
+func (s *Sources) Edit(ctx context.Context, id string, e SourceEdit) (Source, error) {
+	const op = "collect.edit_source"
+	var name string
+	if e.Name != nil {
+		var err error
+		if name, err = checkSourceName(op, *e.Name); err != nil {
+			return Source{}, err
+		}
+	}
+	// Written so that NaN, which no comparison holds for, is refused too.
+	if r := e.RateLimit; r != nil && !(*r >= 0 && *r <= MaxRateLimit) {
+		return Source{}, hearth.Errorf(hearth.Invalid, op, "The rate_limit must be a number of events per second from 0 (the server's default) to %d.", MaxRateLimit)
+	}
+	return s.update(ctx, op, id, func(src *Source) {
+		if e.Name != nil {
+			src.Name = name
+		}
+		if e.RateLimit != nil {
+			src.RateLimit = *e.RateLimit
+		}
+	})
+}
+
+// AddThrottled counts events that sources' rate limits refused.
+func (s *Sources) AddThrottled(ctx context.Context, events map[string]int64) error {
+	return s.store.AddThrottled(ctx, events, s.clock.Now())
 }
 
 // RegenerateWriteKey gives a source a new write key; the old one stops working.

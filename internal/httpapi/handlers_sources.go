@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"math"
 	"net/http"
 	"strconv"
@@ -22,7 +23,7 @@ func (s *Server) listSources(w http.ResponseWriter, r *http.Request, _ auth.Prin
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, listOf(srcs, func(src collect.Source) sourceJSON { return toSource(src, stats[src.ID]) }))
+	writeJSON(w, http.StatusOK, listOf(srcs, func(src collect.Source) sourceJSON { return s.toSource(src, stats[src.ID]) }))
 }
 
 func (s *Server) createSource(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
@@ -39,7 +40,7 @@ func (s *Server) createSource(w http.ResponseWriter, r *http.Request, _ auth.Pri
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, toSource(src, collect.SourceStats{}))
+	writeJSON(w, http.StatusCreated, s.toSource(src, collect.SourceStats{}))
 }
 
 func (s *Server) getSource(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
@@ -47,15 +48,29 @@ func (s *Server) getSource(w http.ResponseWriter, r *http.Request, _ auth.Princi
 	s.answerSource(w, r, src, err)
 }
 
-func (s *Server) renameSource(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+// editSource changes a source's name or rate limit; "rate_limit": null or 0 gives it the server's default.
+func (s *Server) editSource(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+	const op = "httpapi.edit_source"
 	var req struct {
-		Name string `json:"name"`
+		Name      *string         `json:"name"`
+		RateLimit json.RawMessage `json:"rate_limit"`
 	}
 	if err := decode(w, r, &req); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	src, err := s.Sources.Rename(r.Context(), r.PathValue("id"), req.Name)
+	edit := collect.SourceEdit{Name: req.Name}
+	if len(req.RateLimit) > 0 {
+		limit := 0.0
+		if string(req.RateLimit) != "null" {
+			if err := json.Unmarshal(req.RateLimit, &limit); err != nil {
+				s.fail(w, r, hearth.Errorf(hearth.Invalid, op, "The rate_limit must be a number of events per second, or null for the server's default."))
+				return
+			}
+		}
+		edit.RateLimit = &limit
+	}
+	src, err := s.Sources.Edit(r.Context(), r.PathValue("id"), edit)
 	s.answerSource(w, r, src, err)
 }
 
@@ -84,7 +99,7 @@ func (s *Server) answerSource(w http.ResponseWriter, r *http.Request, src collec
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, toSource(src, stats[src.ID]))
+	writeJSON(w, http.StatusOK, s.toSource(src, stats[src.ID]))
 }
 
 // queryInt reads an optional non-negative integer query parameter.

@@ -32,14 +32,18 @@ type sessionJSON struct {
 }
 
 type sourceJSON struct {
-	ID        string             `json:"id"`
-	Name      string             `json:"name"`
-	Kind      collect.SourceKind `json:"kind"`
-	WriteKey  string             `json:"write_key"`
-	Enabled   bool               `json:"enabled"`
-	CreatedAt time.Time          `json:"created_at"`
-	UpdatedAt time.Time          `json:"updated_at"`
-	Stats     sourceStatsJSON    `json:"stats"`
+	ID       string             `json:"id"`
+	Name     string             `json:"name"`
+	Kind     collect.SourceKind `json:"kind"`
+	WriteKey string             `json:"write_key"`
+	Enabled  bool               `json:"enabled"`
+	// RateLimit is the source's own, null for the server's default; EffectiveRateLimit is the one that
+	// applies, null for none. Events per second per node.
+	RateLimit          *float64        `json:"rate_limit"`
+	EffectiveRateLimit *float64        `json:"effective_rate_limit"`
+	CreatedAt          time.Time       `json:"created_at"`
+	UpdatedAt          time.Time       `json:"updated_at"`
+	Stats              sourceStatsJSON `json:"stats"`
 }
 
 type sourceStatsJSON struct {
@@ -47,11 +51,26 @@ type sourceStatsJSON struct {
 	Duplicates  int64      `json:"duplicates"`
 	Rejected    int64      `json:"rejected"`
 	LastEventAt *time.Time `json:"last_event_at"`
+	// Throttled counts the events its rate limit refused with a 429, stored every few seconds.
+	Throttled       int64      `json:"throttled"`
+	LastThrottledAt *time.Time `json:"last_throttled_at"`
 }
 
-func toSource(s collect.Source, st collect.SourceStats) sourceJSON {
-	return sourceJSON{ID: s.ID, Name: s.Name, Kind: s.Kind, WriteKey: s.WriteKey, Enabled: s.Enabled, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
-		Stats: sourceStatsJSON{Accepted: st.Accepted, Duplicates: st.Duplicates, Rejected: st.Rejected, LastEventAt: st.LastEventAt}}
+func (s *Server) toSource(src collect.Source, st collect.SourceStats) sourceJSON {
+	positive := func(v float64) *float64 {
+		if v > 0 {
+			return &v
+		}
+		return nil
+	}
+	effective := src.RateLimit
+	if effective <= 0 {
+		effective = s.DefaultSourceRate
+	}
+	return sourceJSON{ID: src.ID, Name: src.Name, Kind: src.Kind, WriteKey: src.WriteKey, Enabled: src.Enabled,
+		RateLimit: positive(src.RateLimit), EffectiveRateLimit: positive(effective), CreatedAt: src.CreatedAt, UpdatedAt: src.UpdatedAt,
+		Stats: sourceStatsJSON{Accepted: st.Accepted, Duplicates: st.Duplicates, Rejected: st.Rejected, LastEventAt: st.LastEventAt,
+			Throttled: src.Throttled, LastThrottledAt: src.LastThrottledAt}}
 }
 
 type eventJSON struct {

@@ -30,7 +30,7 @@ func (s *Server) routes() {
 	s.api("GET /api/v1/sources", readers, s.listSources)
 	s.api("POST /api/v1/sources", writers, s.createSource)
 	s.api("GET /api/v1/sources/{id}", readers, s.getSource)
-	s.api("PATCH /api/v1/sources/{id}", writers, s.renameSource)
+	s.api("PATCH /api/v1/sources/{id}", writers, s.editSource)
 	s.api("POST /api/v1/sources/{id}/disable", writers, s.disableSource)
 	s.api("POST /api/v1/sources/{id}/enable", writers, s.enableSource)
 	s.api("POST /api/v1/sources/{id}/write-key", writers, s.regenerateWriteKey)

@@ -26,7 +26,10 @@ import (
 type Options struct {
 	Auth    *auth.Service
 	Sources *collect.Sources
-	Events  collect.EventViewer
+	// DefaultSourceRate is the rate limit of sources without one of their own (events per second per node; 0:
+	// none), which their answers tell.
+	DefaultSourceRate float64
+	Events            collect.EventViewer
 	// Touchpoints manages campaigns, touchpoints, tokens and their keys.
 	Touchpoints *touchpoint.Service
 	// WeChat connects official accounts and makes parametric QR codes for touchpoints.

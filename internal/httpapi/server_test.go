@@ -76,7 +76,7 @@ func forEachEngine(t *testing.T, fn func(t *testing.T, e *env)) {
 				t.Fatal(err)
 			}
 			srv := httpapi.New(httpapi.Options{
-				Auth: authSvc, Sources: collect.NewSources(db, clock), Events: db, Pinger: db, Touchpoints: tps, Offline: offlineTouches(t, db, tps, clock), Profiles: db, Unmerges: db,
+				Auth: authSvc, Sources: collect.NewSources(db, clock), DefaultSourceRate: 100, Events: db, Pinger: db, Touchpoints: tps, Offline: offlineTouches(t, db, tps, clock), Profiles: db, Unmerges: db,
 				ProfileConfigs: profile.NewConfigs(db),
 				Logger:         logger, Metrics: httpapi.NewMetrics(reg), Gatherer: reg,
 				Console:    http.NotFoundHandler(),

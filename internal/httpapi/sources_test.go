@@ -82,6 +82,62 @@ func TestSources(t *testing.T) {
 	})
 }
 
+// A source's own rate limit replaces the server's default (100 a second here), and its answers say which
+// applies and what it refused.
+func TestSourceRateLimitSetting(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.as(hearth.RoleMarketer)
+		web := createSource(t, c, "Website", "website")
+		type limits struct {
+			Name      string   `json:"name"`
+			Own       *float64 `json:"rate_limit"`
+			Effective *float64 `json:"effective_rate_limit"`
+			Stats     struct {
+				Throttled       int64   `json:"throttled"`
+				LastThrottledAt *string `json:"last_throttled_at"`
+			} `json:"stats"`
+		}
+		show := func(v *float64) string {
+			if v == nil {
+				return "null"
+			}
+			return fmt.Sprint(*v)
+		}
+		check := func(r response, own, effective string) {
+			t.Helper()
+			wantStatus(t, r, http.StatusOK)
+			var got limits
+			r.decode(t, &got)
+			if show(got.Own) != own || show(got.Effective) != effective {
+				t.Errorf("rate_limit %s, effective_rate_limit %s; want %s, %s", show(got.Own), show(got.Effective), own, effective)
+			}
+		}
+		check(c.do("GET", "/api/v1/sources/"+web.ID, nil), "null", "100")
+		check(c.do("PATCH", "/api/v1/sources/"+web.ID, `{"rate_limit":2.5}`), "2.5", "2.5")
+		check(c.do("PATCH", "/api/v1/sources/"+web.ID, `{"name":"Shop"}`), "2.5", "2.5")
+		for _, body := range []string{`{"rate_limit":-1}`, `{"rate_limit":1000001}`, `{"rate_limit":"fast"}`, `{"rate_limit":1e400}`, `{"name":"","rate_limit":7}`} {
+			if r := c.do("PATCH", "/api/v1/sources/"+web.ID, body); r.status != http.StatusBadRequest || r.errCode() != "invalid" {
+				t.Errorf("%s: %d %s, want 400 invalid", body, r.status, r.body)
+			}
+		}
+		check(c.do("GET", "/api/v1/sources/"+web.ID, nil), "2.5", "2.5") // all or nothing
+		check(c.do("PATCH", "/api/v1/sources/"+web.ID, `{"rate_limit":null}`), "null", "100")
+		check(c.do("PATCH", "/api/v1/sources/"+web.ID, `{"rate_limit":0}`), "null", "100")
+
+		if err := e.db.AddThrottled(context.Background(), map[string]int64{web.ID: 42}, e.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		var got struct{ Items []limits }
+		c.do("GET", "/api/v1/sources", nil).decode(t, &got)
+		if len(got.Items) != 1 || got.Items[0].Stats.Throttled != 42 || got.Items[0].Stats.LastThrottledAt == nil {
+			t.Errorf("sources %+v, want 42 throttled", got.Items)
+		}
+		if r := e.as(hearth.RoleAnalyst).do("PATCH", "/api/v1/sources/"+web.ID, `{"rate_limit":5}`); r.status != http.StatusForbidden {
+			t.Errorf("an analyst set a rate limit: %d", r.status)
+		}
+	})
+}
+
 func TestSourceValidation(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
 		c := e.as(hearth.RoleAdmin)

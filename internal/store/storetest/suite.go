@@ -260,11 +260,17 @@ func testSources(t *testing.T, db *store.DB, clock *Clock) {
 		t.Errorf("ListSources, newest first (-want +got):\n%s", diff)
 	}
 
+	// Throttled counts add up, and an update of what they were read with does not set them back.
 	clock.Advance(time.Second)
-	a.Name, a.WriteKey, a.Enabled, a.UpdatedAt = "Main website", "wk4", false, clock.Now()
+	must(t, db.AddThrottled(ctx, map[string]int64{a.ID: 7, b.ID: 1, "deleted": 3}, clock.Now()))
+	must(t, db.AddThrottled(ctx, map[string]int64{a.ID: 5}, clock.Now()))
+	throttledAt := clock.Now()
+	clock.Advance(time.Second)
+	a.Name, a.WriteKey, a.Enabled, a.RateLimit, a.UpdatedAt = "Main website", "wk4", false, 2.5, clock.Now()
 	must(t, db.UpdateSource(ctx, a))
 	got, err = db.Source(ctx, a.ID)
 	must(t, err)
+	a.Throttled, a.LastThrottledAt = 12, &throttledAt
 	if diff := cmp.Diff(a, got); diff != "" {
 		t.Errorf("after UpdateSource (-want +got):\n%s", diff)
 	}

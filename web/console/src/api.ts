@@ -61,17 +61,25 @@ export interface Source {
   kind: SourceKind
   write_key: string
   enabled: boolean
+  /** Events a second it may send to each server: its own (null: the server's default), and the one that applies (null: none). */
+  rate_limit: number | null
+  effective_rate_limit: number | null
   created_at: string
   updated_at: string
   stats: SourceStats
 }
 
-/** What a source has sent: events stored, retries stored once, events refused, and when it last sent. */
+/**
+ * What a source has sent: events stored, retries stored once, events refused, and when it last sent; and the
+ * events its rate limit refused with a 429.
+ */
 export interface SourceStats {
   accepted: number
   duplicates: number
   rejected: number
   last_event_at: string | null
+  throttled: number
+  last_throttled_at: string | null
 }
 
 export type EventType = 'identify' | 'track' | 'page' | 'screen' | 'group' | 'alias'
@@ -889,7 +897,9 @@ export const api = {
   sources: () => request<List<Source>>('GET', '/sources').then(items),
   source: (id: string) => request<Source>('GET', '/sources/' + enc(id)),
   createSource: (name: string, kind: SourceKind) => request<Source>('POST', '/sources', { name, kind }),
-  renameSource: (id: string, name: string) => request<Source>('PATCH', '/sources/' + enc(id), { name }),
+  /** Changes a source's name or rate limit (null: the server's default). */
+  editSource: (id: string, change: { name?: string; rate_limit?: number | null }) =>
+    request<Source>('PATCH', '/sources/' + enc(id), change),
   setSourceEnabled: (id: string, enabled: boolean) =>
     request<Source>('POST', `/sources/${enc(id)}/${enabled ? 'enable' : 'disable'}`),
   regenerateWriteKey: (id: string) => request<Source>('POST', `/sources/${enc(id)}/write-key`),

@@ -209,6 +209,16 @@ const en = {
     'Hearth speaks the Segment HTTP API: existing Segment and RudderStack SDKs work with this write key too.',
   'sources.settings': 'Settings',
   'sources.renamed': 'Source renamed',
+  'sources.saved': 'Settings saved',
+  'sources.rateLimit': 'Rate limit',
+  'sources.rateLimit.unit': 'events/s',
+  'sources.rateLimit.hint':
+    'How many events a second this source may send to each Hearth server. Beyond it, requests are answered 429 with Retry-After, and SDKs send them again later. Leave it empty for the server’s default.',
+  'sources.rateLimit.default': 'Server default: {limit}',
+  'sources.rateLimit.serverDefault': 'Server default',
+  'sources.rateLimit.none': 'no limit',
+  'sources.rateLimit.perSecond': '{n} a second',
+  'sources.rateLimit.invalid': 'Enter a number of events a second from 0 to 1,000,000, or leave it empty.',
   'sources.details': 'Details',
   'sources.id': 'ID',
   'sources.disable': 'Disable',
@@ -248,6 +258,10 @@ const en = {
   'debugger.empty': 'Waiting for the first event',
   'debugger.empty.text': 'Send an event with this source’s write key, from any Segment SDK or with this command. It shows up here within a second.',
   'debugger.offline': 'Cannot reach the Hearth server; retrying…',
+  'debugger.throttled':
+    '{n} events were refused for going over the rate limit ({limit}). Last refused: {when}. SDKs send them again later; if this traffic is expected, raise the limit in Settings.',
+  'debugger.throttled.noLimit':
+    '{n} events were refused for going over the rate limit this source had. Last refused: {when}. It has no limit now.',
   'debugger.refused.empty': 'No refused events',
   'debugger.refused.emptyText': 'Events that fail validation appear here with the reason, for 7 days.',
   'debugger.sent': 'What was sent',
