@@ -170,6 +170,7 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 			}
 		}})
 	reg.MustRegister(newConsumerLag(a.db, profile.Consumer, segment.Consumer, touchpoint.StatsConsumer, touchpoint.HoursConsumer))
+	reg.MustRegister(newSourceCounts(a.db))
 	if a.db.Engine() == store.SQLite {
 		reg.MustRegister(newSQLiteFiles(a.cfg.Data))
 		if store.SeparatePageCaches {

@@ -149,7 +149,8 @@ func testOperationalEndpoints(t *testing.T, engine string) {
 
 	resp, body = s.do(t, "GET", "/metrics", nil)
 	wantStatus(t, resp, body, http.StatusOK)
-	for _, metric := range []string{"hearth_http_requests_total", "go_goroutines", "process_resident_memory_bytes", `hearth_event_log_consumer_lag_events{consumer="profiles"}`, `hearth_event_log_consumer_lag_events{consumer="segments"}`} {
+	for _, metric := range []string{"hearth_http_requests_total", "go_goroutines", "process_resident_memory_bytes", `hearth_event_log_consumer_lag_events{consumer="profiles"}`, `hearth_event_log_consumer_lag_events{consumer="segments"}`,
+		`hearth_source_events_total{outcome="accepted",source_id="touch"}`, `hearth_source_info{kind="touch"`} {
 		if !bytes.Contains(body, []byte("\n"+metric)) {
 			t.Errorf("/metrics lacks %s", metric)
 		}

@@ -134,6 +134,56 @@ func (c consumerLag) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// sourceReader reads the sources and what each has sent.
+type sourceReader interface {
+	ListSources(ctx context.Context) ([]collect.Source, error)
+	AllSourceStats(ctx context.Context) (map[string]collect.SourceStats, error)
+}
+
+// sourceCounts reports, when scraped, what each source has sent as the store counts it (every node's, so
+// any node's answer is the whole): what to alert on when a source starts sending events Hearth refuses, or
+// more than its rate limit. Names are in an info metric, so that renaming a source does not break its series.
+type sourceCounts struct {
+	sources      sourceReader
+	events, info *prometheus.Desc
+}
+
+func newSourceCounts(sources sourceReader) sourceCounts {
+	return sourceCounts{sources: sources,
+		events: prometheus.NewDesc("hearth_source_events_total",
+			"Events a source sent, by outcome: accepted (stored), duplicate (a retry, stored once), refused (invalid: see the source's live debugger) or throttled (over its rate limit, answered 429; counted every few seconds).",
+			[]string{"source_id", "outcome"}, nil),
+		info: prometheus.NewDesc("hearth_source_info", "Each source's name and kind, and 1 while it is enabled.", []string{"source_id", "name", "kind"}, nil)}
+}
+
+func (c sourceCounts) Describe(ch chan<- *prometheus.Desc) { ch <- c.events; ch <- c.info }
+
+func (c sourceCounts) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	srcs, err := c.sources.ListSources(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.events, err)
+		return
+	}
+	stats, err := c.sources.AllSourceStats(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.events, err)
+		return
+	}
+	for _, src := range srcs {
+		enabled := 0.0
+		if src.Enabled {
+			enabled = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, enabled, src.ID, src.Name, string(src.Kind))
+		st := stats[src.ID]
+		for outcome, n := range map[string]int64{"accepted": st.Accepted, "duplicate": st.Duplicates, "refused": st.Rejected, "throttled": src.Throttled} {
+			ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(n), src.ID, outcome)
+		}
+	}
+}
+
 // writerLoad measures the share of the last second the event writer spent writing. Its commits' waits for
 // the disk count: without them, at 50,000 events/s the processor rested too little and ingestion's p50
 // doubled (BENCHMARKS.md).

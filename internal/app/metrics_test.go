@@ -47,6 +47,46 @@ hearth_event_log_set_aside_events{consumer="profiles"} 2
 	}
 }
 
+type sourceList struct {
+	srcs  []collect.Source
+	stats map[string]collect.SourceStats
+	err   error
+}
+
+func (l sourceList) ListSources(context.Context) ([]collect.Source, error) { return l.srcs, l.err }
+func (l sourceList) AllSourceStats(context.Context) (map[string]collect.SourceStats, error) {
+	return l.stats, nil
+}
+
+func TestSourceEvents(t *testing.T) {
+	m := newSourceCounts(sourceList{
+		srcs: []collect.Source{{ID: "s1", Name: "Website", Kind: collect.KindWebsite, Enabled: true, Throttled: 40},
+			{ID: "s2", Name: "会员 App", Kind: collect.KindApp}},
+		stats: map[string]collect.SourceStats{"s1": {Accepted: 1200, Duplicates: 3, Rejected: 7}},
+	})
+	want := `# HELP hearth_source_events_total Events a source sent, by outcome: accepted (stored), duplicate (a retry, stored once), refused (invalid: see the source's live debugger) or throttled (over its rate limit, answered 429; counted every few seconds).
+# TYPE hearth_source_events_total counter
+hearth_source_events_total{outcome="accepted",source_id="s1"} 1200
+hearth_source_events_total{outcome="accepted",source_id="s2"} 0
+hearth_source_events_total{outcome="duplicate",source_id="s1"} 3
+hearth_source_events_total{outcome="duplicate",source_id="s2"} 0
+hearth_source_events_total{outcome="refused",source_id="s1"} 7
+hearth_source_events_total{outcome="refused",source_id="s2"} 0
+hearth_source_events_total{outcome="throttled",source_id="s1"} 40
+hearth_source_events_total{outcome="throttled",source_id="s2"} 0
+# HELP hearth_source_info Each source's name and kind, and 1 while it is enabled.
+# TYPE hearth_source_info gauge
+hearth_source_info{kind="app",name="会员 App",source_id="s2"} 0
+hearth_source_info{kind="website",name="Website",source_id="s1"} 1
+`
+	if err := testutil.CollectAndCompare(m, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+	if err := testutil.CollectAndCompare(newSourceCounts(sourceList{err: errors.New("database is closed")}), strings.NewReader("")); err == nil {
+		t.Error("a store that cannot be read gave counts")
+	}
+}
+
 func TestWriterLoad(t *testing.T) {
 	var l writerLoad
 	t0 := time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)
