@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"database/sql"
 	"encoding/csv"
 	"net/http"
 	"os"
@@ -339,5 +340,63 @@ func TestBrowserSegments(t *testing.T) {
 	}
 	if url := read(t, ctx, "location", chromedp.Location()); !strings.HasSuffix(url, "/segments/"+segID+"/edit") {
 		t.Errorf("after a refused save the page is %s, want the editor still", url)
+	}
+}
+
+// A segment whose evaluation fails again and again (here a fault the database raises on its members' rows)
+// says so on its page and in the list, with the reason and when Hearth tries again, rather than "evaluating"
+// for ever.
+func TestBrowserSegmentEvaluationFails(t *testing.T) {
+	cfg := browserConfig(t, "sqlite")
+	cfg.Admin = AdminConfig{Email: "admin@example.com", Password: "a long admin password"}
+	s := startApp(t, cfg)
+	bg := context.Background()
+	src, err := s.app.sources.Create(bg, "Shop app", collect.KindApp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	postTracking(t, s.base, src.WriteKey, "identify", `{"userId":"ada","traits":{"city":"Shanghai"}}`, http.StatusOK)
+	caughtUpHead(t, s)
+	db, err := sql.Open("sqlite", filepath.Join(cfg.Data, "hearth.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TRIGGER injected_fault BEFORE INSERT ON segment_members BEGIN SELECT RAISE(ABORT, 'injected fault'); END`); err != nil {
+		t.Fatal(err)
+	}
+	key, _, err := s.app.auth.CreateAPIKey(bg, "ops", hearth.RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seg struct{ ID string }
+	if code := s.call(t, key, "POST", "/api/v1/segments", map[string]any{"name": "Shanghai",
+		"rule": map[string]any{"trait": map[string]any{"name": "city", "op": "equals", "value": "Shanghai"}}}, &seg); code != http.StatusCreated {
+		t.Fatalf("create the segment: %d", code)
+	}
+
+	ctx := browser(t)
+	signIn(t, ctx, s.base, "/segments/"+seg.ID, "admin@example.com", "a long admin password", tid("segment-title"))
+	do(t, ctx, "the page says the evaluation fails",
+		chromedp.Poll[chromedp.Void](`document.querySelector('[data-testid="segment-evaluation-failed"]') !== null`, chromedp.WithPollingTimeout(20*time.Second)),
+	)
+	text := read(t, ctx, "failure", chromedp.Text(tid("segment-evaluation-failed")))
+	for _, want := range []string{"could not work out", "failed 3 times running", "tries again in 1 minute", "injected fault"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("failure notice %q lacks %q", text, want)
+		}
+	}
+	if n := count(t, ctx, `[data-testid="segment-evaluating"]`); n != 0 {
+		t.Error("the page also says the segment is being evaluated")
+	}
+	if n := count(t, ctx, `[data-testid="segment-status"][data-status="failing"]`); n != 1 {
+		t.Error("the page's badge does not say the segment is retrying")
+	}
+	do(t, ctx, "the list says it too",
+		chromedp.Click(tid("nav-segments")),
+		chromedp.WaitVisible(tid("segment-row-status")),
+	)
+	if badge := read(t, ctx, "badge", chromedp.Text(tid("segment-row-status"))); strings.TrimSpace(badge) != "Retrying" {
+		t.Errorf("list badge %q, want Retrying", badge)
 	}
 }

@@ -51,11 +51,29 @@ type segmentJSON struct {
 	Size        int64         `json:"size"`
 	Status      string        `json:"status"` // evaluating or ready
 	EvaluatedAt *time.Time    `json:"evaluated_at"`
-	CreatedAt   time.Time     `json:"created_at"`
-	UpdatedAt   time.Time     `json:"updated_at"`
+	// EvaluationError tells, while the segment is being evaluated, that its evaluation failed again and
+	// again, and when it is tried again; null otherwise.
+	EvaluationError *evaluationErrorJSON `json:"evaluation_error"`
+	CreatedAt       time.Time            `json:"created_at"`
+	UpdatedAt       time.Time            `json:"updated_at"`
 }
 
-func toSegment(s segment.Segment) segmentJSON {
+type evaluationErrorJSON struct {
+	Message  string    `json:"message"`
+	Failures int       `json:"failures"`
+	RetryAt  time.Time `json:"retry_at"`
+}
+
+// toSegment is a segment as the API answers it, with what the engine knows of its evaluation.
+func (s *Server) toSegment(seg segment.Segment) segmentJSON {
+	out := toSegmentJSON(seg)
+	if f, ok := s.Segments.EvaluationFailure(seg.ID); ok && seg.Evaluating() {
+		out.EvaluationError = &evaluationErrorJSON{Message: f.Message, Failures: f.Failures, RetryAt: f.RetryAt}
+	}
+	return out
+}
+
+func toSegmentJSON(s segment.Segment) segmentJSON {
 	out := segmentJSON{ID: s.ID, Name: s.Name, Description: s.Description, Kind: s.Kind, Rule: s.Rule, Size: s.Size, Status: "ready",
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
 	if s.Kind == segment.ListKind {
@@ -137,7 +155,7 @@ func (s *Server) listSegments(w http.ResponseWriter, r *http.Request, _ auth.Pri
 	}
 	out := make([]segmentJSON, 0, len(segs))
 	for _, seg := range segs {
-		out = append(out, toSegment(seg))
+		out = append(out, s.toSegment(seg))
 	}
 	writeJSON(w, http.StatusOK, struct {
 		Segments []segmentJSON `json:"segments"`
@@ -167,7 +185,7 @@ func (s *Server) createSegment(w http.ResponseWriter, r *http.Request, p auth.Pr
 	}
 	seg = s.awaitEvaluation(r, seg)
 	w.Header().Set("Location", segmentPath(seg.ID))
-	writeJSON(w, http.StatusCreated, toSegment(seg))
+	writeJSON(w, http.StatusCreated, s.toSegment(seg))
 }
 
 // awaitEvaluation returns the segment once the engine has evaluated it, or as it is after segmentWait. The
@@ -198,7 +216,7 @@ func (s *Server) getSegment(w http.ResponseWriter, r *http.Request, _ auth.Princ
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, toSegment(seg))
+	writeJSON(w, http.StatusOK, s.toSegment(seg))
 }
 
 // updateSegment changes any of a segment's name, description and rule; a new rule is evaluated as on create.
@@ -238,7 +256,7 @@ func (s *Server) updateSegment(w http.ResponseWriter, r *http.Request, _ auth.Pr
 	if in.Rule != nil {
 		seg = s.awaitEvaluation(r, seg)
 	}
-	writeJSON(w, http.StatusOK, toSegment(seg))
+	writeJSON(w, http.StatusOK, s.toSegment(seg))
 }
 
 // deleteSegment removes a segment with its members and history; 409 while another segment's rule uses it.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/RoaringBitmap/roaring/v2/roaring64"
@@ -31,6 +32,76 @@ type Engine struct {
 	clock hearth.Clock
 	opts  Options
 	wake  chan struct{}
+
+	mu      sync.Mutex
+	failing map[string]*failure // by segment id: full evaluations failing
+}
+
+// failure is what the engine knows of a segment whose full evaluation fails. Without it, one segment whose
+// evaluation trips a fault again and again would keep every other segment from following the log.
+type failure struct {
+	version int64 // of the segment's rule: a new one is tried at once
+	runs    int   // failures running
+	err     error
+	retryAt time.Time // from failAfter failures on, the segment waits until then
+}
+
+// failAfter is how many failures running make a segment wait, first failWait, twice as long after each
+// further failure, at most failWaitMax; the other segments are kept current meanwhile.
+const (
+	failAfter   = 3
+	failWait    = time.Minute
+	failWaitMax = time.Hour
+)
+
+// EvaluationFailure tells of a segment whose full evaluation failed failAfter times running or more: the
+// latest error, and when the engine tries again.
+type EvaluationFailure struct {
+	Message  string
+	Failures int
+	RetryAt  time.Time
+}
+
+// Failure returns the failure of a segment's full evaluation, if it failed again and again.
+func (e *Engine) Failure(id string) (EvaluationFailure, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	f := e.failing[id]
+	if f == nil || f.runs < failAfter {
+		return EvaluationFailure{}, false
+	}
+	return EvaluationFailure{Message: f.err.Error(), Failures: f.runs, RetryAt: f.retryAt}, true
+}
+
+// waiting reports whether a segment's evaluation waits after failing again and again.
+func (e *Engine) waiting(s Segment, now time.Time) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	f := e.failing[s.ID]
+	return f != nil && f.version == s.Version && now.Before(f.retryAt)
+}
+
+// evaluated records how a segment's full evaluation went.
+func (e *Engine) evaluated(s Segment, err error, now time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err == nil {
+		delete(e.failing, s.ID)
+		return
+	}
+	f := e.failing[s.ID]
+	if f == nil || f.version != s.Version {
+		f = &failure{version: s.Version}
+		e.failing[s.ID] = f
+	}
+	f.runs++
+	f.err = err
+	if f.runs >= failAfter {
+		wait := min(failWaitMax, failWait<<min(f.runs-failAfter, 10))
+		f.retryAt = now.Add(wait)
+		e.opts.Logger.Error("a segment's evaluation failed again and again: the other segments are kept current, and it is tried again later",
+			"segment", s.ID, "failures", f.runs, "retry_in", wait, "err", err)
+	}
 }
 
 // NewEngine makes an engine reading and writing through store.
@@ -50,7 +121,7 @@ func NewEngine(store Store, clock hearth.Clock, opts Options) *Engine {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{store: store, clock: clock, opts: opts, wake: make(chan struct{}, 1)}
+	return &Engine{store: store, clock: clock, opts: opts, wake: make(chan struct{}, 1), failing: map[string]*failure{}}
 }
 
 // Wake asks Run to step now: the profile processor stored a batch, or a segment changed.
@@ -97,15 +168,21 @@ func (e *Engine) Step(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	now := e.clock.Now()
+	e.forgetDeleted(segs)
 	for i, s := range order {
-		if !s.Evaluating() {
+		if !s.Evaluating() || e.waiting(s, now) {
 			continue
 		}
 		// The segments that use this one are evaluated after it: its members change all at once.
 		done := map[string]bool{}
 		for _, d := range order[i:] {
-			if d.ID == s.ID || slices.ContainsFunc(d.rule().References(), func(ref string) bool { return done[ref] }) {
-				if err := e.evaluate(ctx, d); err != nil {
+			if d.ID == s.ID || slices.ContainsFunc(d.rule().References(), func(ref string) bool { return done[ref] }) && !e.waiting(d, now) {
+				err := e.evaluate(ctx, d)
+				if ctx.Err() == nil && hearth.KindOf(err) != hearth.Unavailable { // an outage is nobody's fault
+					e.evaluated(d, err, now)
+				}
+				if err != nil {
 					return false, err
 				}
 				done[d.ID] = true
@@ -113,7 +190,20 @@ func (e *Engine) Step(ctx context.Context) (bool, error) {
 		}
 		return true, nil
 	}
-	return e.follow(ctx, order)
+	// What is left to evaluate waits after failing: the others follow the log meanwhile, and it is evaluated
+	// in full when it can be.
+	return e.follow(ctx, slices.DeleteFunc(order, Segment.Evaluating))
+}
+
+// forgetDeleted drops what the engine knows of segments that are gone.
+func (e *Engine) forgetDeleted(segs []Segment) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for id := range e.failing {
+		if !slices.ContainsFunc(segs, func(s Segment) bool { return s.ID == id }) {
+			delete(e.failing, id)
+		}
+	}
 }
 
 // dependencyOrder sorts segments so that each comes after the segments its rule uses. A cycle cannot be

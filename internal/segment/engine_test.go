@@ -638,3 +638,95 @@ func TestListReportsEveryRejectedLine(t *testing.T) {
 		t.Errorf("items %d, rejected %d listed (first line %d) and %d more; want 1, 1000 from line 2, and 5", res.Items, len(res.Rejected), res.Rejected[0].Line, res.MoreRejected)
 	}
 }
+
+// faultyStore fails the full evaluation of one segment, as a fault (a bug, a query the store refuses) would.
+type faultyStore struct {
+	*store.DB
+	broken *string // the id of the segment whose members cannot be read; "" for none
+}
+
+func (s faultyStore) View(ctx context.Context, fn func(segment.Reader) error) error {
+	return s.DB.View(ctx, func(r segment.Reader) error { return fn(faultyReader{r, *s.broken}) })
+}
+
+type faultyReader struct {
+	segment.Reader
+	broken string
+}
+
+func (r faultyReader) Members(ctx context.Context, id string, within *segment.Set) (*segment.Set, error) {
+	if id == r.broken {
+		return nil, fmt.Errorf("segment %s: a fault", id)
+	}
+	return r.Reader.Members(ctx, id, within)
+}
+
+// A segment whose evaluation fails again and again waits, and the others go on following the log; it is
+// evaluated once it can be.
+func TestEngineIsolatesAFailingSegment(t *testing.T) {
+	for _, engine := range storetest.Engines() {
+		t.Run(engine.Name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t, engine.Open)
+			city := func(user, name string) {
+				w.add(daysAgo(1), map[string]any{"type": "identify", "userId": user, "traits": map[string]any{"city": name}})
+			}
+			city("ada", "Shanghai")
+			city("bo", "Beijing")
+			w.process()
+
+			broken := ""
+			eng := segment.NewEngine(faultyStore{w.db, &broken}, w.clock, segment.Options{})
+			svc := segment.NewService(w.db, w.clock, eng, func(context.Context) (identity.Rules, error) { return identity.DefaultRules(), nil })
+			name := func(s string) *string { return &s }
+			shanghai, err := svc.Create(ctx, segment.Input{Name: name("Shanghai"), Rule: rule(t, `{"trait": {"name": "city", "op": "equals", "value": "Shanghai"}}`)}, "test")
+			must(t, err)
+			beijing, err := svc.Create(ctx, segment.Input{Name: name("Beijing"), Rule: rule(t, `{"trait": {"name": "city", "op": "equals", "value": "Beijing"}}`)}, "test")
+			must(t, err)
+			broken = shanghai.ID
+
+			steps := 0
+			for ; steps < 10; steps++ {
+				if busy, _ := eng.Step(ctx); !busy && w.members(beijing.ID) != nil {
+					break
+				}
+			}
+			if steps == 10 {
+				t.Fatalf("the other segment was never evaluated: %v", w.members(beijing.ID))
+			}
+			f, ok := eng.Failure(shanghai.ID)
+			if !ok || f.Failures != 3 || !f.RetryAt.Equal(w.clock.Now().Add(time.Minute)) || !strings.Contains(f.Message, "a fault") {
+				t.Errorf("failure %+v %v, want 3 failures and a retry in a minute", f, ok)
+			}
+			if _, ok := eng.Failure(beijing.ID); ok {
+				t.Error("the segment that evaluates has a failure")
+			}
+
+			// The other segment follows the log while the failing one waits.
+			city("cy", "Beijing")
+			w.process()
+			run(t, eng)
+			if d := cmp.Diff([]string{"bo", "cy"}, w.members(beijing.ID)); d != "" {
+				t.Errorf("the other segment while one fails (-want +got):\n%s", d)
+			}
+			if s, err := w.db.Segment(ctx, shanghai.ID); err != nil || !s.Evaluating() {
+				t.Errorf("the failing segment: %+v %v, want it still to be evaluated", s, err)
+			}
+
+			// Mended, it is evaluated when its wait is over.
+			broken = ""
+			run(t, eng)
+			if got := w.members(shanghai.ID); got != nil {
+				t.Errorf("evaluated before its wait was over: %v", got)
+			}
+			w.clock.Advance(time.Minute)
+			run(t, eng)
+			if d := cmp.Diff([]string{"ada"}, w.members(shanghai.ID)); d != "" {
+				t.Errorf("the mended segment (-want +got):\n%s", d)
+			}
+			if _, ok := eng.Failure(shanghai.ID); ok {
+				t.Error("the mended segment still has a failure")
+			}
+		})
+	}
+}

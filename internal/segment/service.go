@@ -33,6 +33,15 @@ func NewService(store Admin, clock hearth.Clock, engine *Engine, rules func(cont
 	return &Service{store: store, clock: clock, engine: engine, rules: rules}
 }
 
+// EvaluationFailure returns the failure of a segment's full evaluation, if it failed again and again on this
+// node.
+func (s *Service) EvaluationFailure(id string) (EvaluationFailure, bool) {
+	if s.engine == nil {
+		return EvaluationFailure{}, false
+	}
+	return s.engine.Failure(id)
+}
+
 // Input is what a marketer sets of a segment. Nil members of an update stay as they are.
 type Input struct {
 	Name        *string

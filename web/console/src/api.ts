@@ -713,6 +713,8 @@ export interface Segment {
   size: number
   status: SegmentStatus
   evaluated_at: string | null
+  /** While evaluating: its evaluation failed again and again, and is tried again at retry_at. */
+  evaluation_error: { message: string; failures: number; retry_at: string } | null
   created_at: string
   updated_at: string
 }

@@ -1078,6 +1078,7 @@ const en = {
   'segments.kind.rule': 'Rule',
   'segments.kind.list': 'List',
   'segments.status.evaluating': 'Evaluating',
+  'segments.status.failing': 'Retrying',
   'segments.status.ready': 'Ready',
   'segments.empty': 'No segments yet',
   'segments.empty.text':
@@ -1130,6 +1131,9 @@ const en = {
   'segments.evaluating': 'Hearth is going through every profile to find the members. The size and the member list fill in when it is done.',
   'segments.evaluating.elapsed': '{s} s',
   'segments.evaluating.label': 'Evaluating the segment',
+  'segments.evaluationFailed': 'Hearth could not work out this segment’s members',
+  'segments.evaluationFailed.text':
+    'It failed {n} times running and tries again {when}. Every other segment is kept up to date meanwhile. If it goes on failing, send the message below to whoever runs Hearth.',
   'segments.evaluated': 'Segment evaluated: {n} people',
   'segments.growth': 'Growth',
   'segments.growth.text': 'How many people were in the segment.',

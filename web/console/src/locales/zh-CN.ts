@@ -1020,6 +1020,7 @@ export default {
   'segments.kind.rule': '规则',
   'segments.kind.list': '名单',
   'segments.status.evaluating': '计算中',
+  'segments.status.failing': '重试中',
   'segments.status.ready': '就绪',
   'segments.empty': '还没有分群',
   'segments.empty.text':
@@ -1071,6 +1072,8 @@ export default {
   'segments.evaluating': 'Hearth 正在逐一检查所有客户档案以找出成员，完成后将显示人数和成员列表。',
   'segments.evaluating.elapsed': '{s} 秒',
   'segments.evaluating.label': '正在计算分群',
+  'segments.evaluationFailed': 'Hearth 无法算出该分群的成员',
+  'segments.evaluationFailed.text': '已连续失败 {n} 次，将于{when}重试；其他分群照常更新。如果一直失败，请把下面的信息发给 Hearth 的运维人员。',
   'segments.evaluated': '分群计算完成：{n} 人',
   'segments.growth': '人数变化',
   'segments.growth.text': '分群人数随时间的变化。',
