@@ -17,8 +17,20 @@ import (
 // Segment's own Node SDK (@segment/analytics-node, from npm) works unchanged against Hearth:
 // testdata/segment-node/send.mjs sends one event of each type through it, and each is stored as sent.
 func TestSegmentNodeSDK(t *testing.T) {
-	dir := filepath.Join("testdata", "segment-node")
-	node, sdkVersion := nodeSDK(t, dir)
+	testNodeSDK(t, "segment-node", "@segment/analytics-node", "@segment/analytics-node")
+}
+
+// So does RudderStack's (@rudderstack/rudder-sdk-node): it gzips its batches, dates its events by
+// originalTimestamp rather than timestamp, and copies an identify's traits into context.traits.
+func TestRudderStackNodeSDK(t *testing.T) {
+	testNodeSDK(t, "rudderstack-node", "@rudderstack/rudder-sdk-node", "analytics-node")
+}
+
+// testNodeSDK runs testdata/DIR/send.mjs, which sends one event of each type through the SDK installed there
+// as pkg, and checks that each is stored as sent, with the SDK named library in its context.
+func testNodeSDK(t *testing.T, dir, pkg, library string) {
+	dir = filepath.Join("testdata", dir)
+	node, sdkVersion := nodeSDK(t, dir, pkg)
 	forEachEngine(t, collect.IngestOptions{}, func(t *testing.T, e *ingestEnv) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
@@ -61,8 +73,8 @@ func TestSegmentNodeSDK(t *testing.T) {
 			}
 			c, _ := p["context"].(map[string]any)
 			lib, _ := c["library"].(map[string]any)
-			if lib["name"] != "@segment/analytics-node" || lib["version"] != sdkVersion {
-				t.Errorf("%s: context.library = %v, want @segment/analytics-node %s", ev.Type, lib, sdkVersion)
+			if lib["name"] != library || lib["version"] != sdkVersion {
+				t.Errorf("%s: context.library = %v, want %s %s", ev.Type, lib, library, sdkVersion)
 			}
 			// The SDK's own user agent says nothing about the person.
 			if ua, ok := c["userAgent"]; ok {
@@ -70,6 +82,10 @@ func TestSegmentNodeSDK(t *testing.T) {
 			}
 		}
 
+		pageProperties := map[string]any{"url": "https://shop.example/pricing"}
+		if pkg == "@segment/analytics-node" {
+			pageProperties["category"] = "Docs" // Segment's SDK copies a page's category into its properties
+		}
 		want := map[string]nodeEvent{
 			"identify": {Type: "identify", UserID: "u-1", Fields: map[string]any{
 				"traits": map[string]any{"name": "李娜", "email": "li.na@example.com", "plan": "pro"},
@@ -82,7 +98,7 @@ func TestSegmentNodeSDK(t *testing.T) {
 			}},
 			"page": {Type: "page", Name: "Pricing", AnonymousID: "anon-1", Fields: map[string]any{
 				"category":   "Docs",
-				"properties": map[string]any{"url": "https://shop.example/pricing", "category": "Docs"},
+				"properties": pageProperties,
 			}},
 			"screen": {Type: "screen", Name: "Cart", UserID: "u-1", Fields: map[string]any{
 				"properties": map[string]any{"items": 2.0},
@@ -114,7 +130,7 @@ func TestSegmentNodeSDK(t *testing.T) {
 	})
 }
 
-// nodeEvent is what TestSegmentNodeSDK compares of a stored event.
+// nodeEvent is what testNodeSDK compares of a stored event.
 type nodeEvent struct {
 	Type, Name, UserID, AnonymousID string
 	Fields                          map[string]any // the payload's fields of the call
@@ -133,24 +149,24 @@ func pick(m map[string]any, keys ...string) map[string]any {
 	return out
 }
 
-// nodeSDK returns the path of node and the version of the SDK installed in dir (by npm ci, which scripts/test
-// runs). Without them it skips the test, except under CI, where it must run.
-func nodeSDK(t *testing.T, dir string) (node, version string) {
+// nodeSDK returns the path of node and the version of the SDK pkg installed in dir (by npm ci, which
+// scripts/test runs). Without them it skips the test, except under CI, where it must run.
+func nodeSDK(t *testing.T, dir, pkg string) (node, version string) {
 	t.Helper()
 	node, err := exec.LookPath("node")
-	var pkg []byte
+	var manifest []byte
 	if err == nil {
-		pkg, err = os.ReadFile(filepath.Join(dir, "node_modules", "@segment", "analytics-node", "package.json"))
+		manifest, err = os.ReadFile(filepath.Join(dir, "node_modules", pkg, "package.json"))
 	}
 	if err != nil {
-		msg := "Segment's Node SDK is not installed (" + err.Error() + "): run scripts/test, or npm ci in " + dir
+		msg := pkg + " is not installed (" + err.Error() + "): run scripts/test, or npm ci in " + dir
 		if os.Getenv("CI") != "" {
 			t.Fatal(msg + "; under CI this test must run")
 		}
 		t.Skip(msg)
 	}
 	var v struct{ Version string }
-	if err := json.Unmarshal(pkg, &v); err != nil || v.Version == "" {
+	if err := json.Unmarshal(manifest, &v); err != nil || v.Version == "" {
 		t.Fatalf("%s: no version in the SDK's package.json: %v", dir, err)
 	}
 	return node, v.Version
