@@ -191,6 +191,7 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 	}()
 	ingest := collect.NewIngest(a.sources, a.events, a.clock, bots, collect.IngestOptions{
 		MaxEventBytes: a.cfg.Ingest.MaxEventBytes, MaxRequestBytes: a.cfg.Ingest.MaxRequestBytes, SourceRate: a.cfg.Ingest.SourceRateLimit,
+		PublicURL: a.baseURL(),
 	}, func(r *http.Request, err error) {
 		a.logger.ErrorContext(r.Context(), "ingest failed", "route", r.Pattern, "err", err)
 	})

@@ -12,6 +12,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +27,9 @@ import (
 type IngestOptions struct {
 	MaxEventBytes   int // default 32 KiB
 	MaxRequestBytes int // default 500 KiB, after decompression
+	// PublicURL is where browsers reach the tracking API ("https://hearth.example"): the settings that
+	// Segment's analytics.js loads send its events there.
+	PublicURL string
 	// SourceRate is how many events a second a source without a rate limit of its own may send to this node;
 	// 0 means no limit.
 	SourceRate float64
@@ -73,14 +77,55 @@ func NewIngest(sources Authenticator, log Log, clock hearth.Clock, bots *BotDete
 }
 
 // Routes lists the tracking API's routes. Each answers CORS preflights, so that web pages on any site can
-// send events: write keys are public, and no cookie is used.
+// send events: write keys are public, and no cookie is used. Each type also has the one-letter path that
+// Segment's analytics.js posts to (/v1/t for track, …, /v1/b for a batch), and analytics.js's settings are
+// served as its CDN would (see settings).
 func (h *Ingest) Routes() map[string]http.Handler {
 	routes := map[string]http.Handler{}
 	for _, typ := range []string{"identify", "track", "page", "screen", "group", "alias", "batch"} {
-		routes["POST /v1/"+typ] = h.handler(typ)
-		routes["OPTIONS /v1/"+typ] = http.HandlerFunc(preflight)
+		for _, path := range []string{typ, typ[:1]} {
+			routes["POST /v1/"+path] = h.handler(typ)
+			routes["OPTIONS /v1/"+path] = http.HandlerFunc(preflight)
+		}
 	}
+	routes["GET /v1/projects/{writeKey}/settings"] = http.HandlerFunc(h.settings)
 	return routes
+}
+
+// settings answers what Segment's analytics.js loads from its CDN before it sends anything
+// (cdnURL/v1/projects/WRITE_KEY/settings): its Segment.io destination pointed at this server, and nothing
+// else to load. A page that loads analytics.js with cdnURL set to Hearth then sends its events here.
+func (h *Ingest) settings(w http.ResponseWriter, r *http.Request) {
+	setCORS(w)
+	src, err := h.sources.Authenticate(r.Context(), r.PathValue("writeKey"))
+	if err != nil {
+		if hearth.KindOf(err) == hearth.Unauthenticated {
+			err = hearth.Errorf(hearth.NotFound, "collect.settings", "No enabled source has this write key.")
+		}
+		h.fail(w, r, err)
+		return
+	}
+	public, perr := url.Parse(h.opts.PublicURL)
+	if perr != nil || public.Host == "" {
+		public = &url.URL{Scheme: "http", Host: r.Host}
+		if r.TLS != nil {
+			public.Scheme = "https"
+		}
+	}
+	apiHost := public.Host + strings.TrimRight(public.Path, "/") + "/v1"
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=60")
+	json.NewEncoder(w).Encode(map[string]any{
+		"integrations": map[string]any{
+			"Segment.io": map[string]any{"apiKey": src.WriteKey, "apiHost": apiHost, "protocol": public.Scheme},
+		},
+		"plan":                      map[string]any{"track": map[string]any{"__default": map[string]any{"enabled": true}}},
+		"metrics":                   map[string]any{"sampleRate": 0}, // analytics.js's own telemetry goes nowhere
+		"middlewareSettings":        map[string]any{},
+		"enabledMiddleware":         map[string]any{},
+		"legacyVideoPluginsEnabled": false,
+		"remotePlugins":             []any{},
+	})
 }
 
 func setCORS(w http.ResponseWriter) {
@@ -91,7 +136,8 @@ func setCORS(w http.ResponseWriter) {
 func preflight(w http.ResponseWriter, r *http.Request) {
 	setCORS(w)
 	w.Header().Set("Access-Control-Allow-Methods", "POST")
-	w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Content-Encoding")
+	// X-Retry-Count: analytics.js counts its retries in it.
+	w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Content-Encoding, X-Retry-Count")
 	w.Header().Set("Access-Control-Max-Age", "86400")
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -399,6 +445,7 @@ func (e *RetryAfterError) Unwrap() error { return e.Err }
 var statusOf = map[hearth.Kind]int{
 	hearth.Invalid:         http.StatusBadRequest,
 	hearth.Unauthenticated: http.StatusUnauthorized,
+	hearth.NotFound:        http.StatusNotFound,
 	hearth.TooLarge:        http.StatusRequestEntityTooLarge,
 	hearth.RateLimited:     http.StatusTooManyRequests,
 	hearth.Unavailable:     http.StatusServiceUnavailable,

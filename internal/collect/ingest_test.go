@@ -339,6 +339,45 @@ func TestSourceRateLimit(t *testing.T) {
 	})
 }
 
+// Segment's analytics.js loads its settings as from its CDN, which point it at the public URL, and posts to
+// the one-letter paths; a write key that no enabled source has gets no settings.
+func TestAnalyticsJSSettings(t *testing.T) {
+	forEachEngine(t, collect.IngestOptions{PublicURL: "https://go.brand.example/hearth/"}, func(t *testing.T, e *ingestEnv) {
+		get := func(writeKey string) (int, http.Header, map[string]any) {
+			resp, err := http.Get(e.url + "/v1/projects/" + writeKey + "/settings")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var m map[string]any
+			json.NewDecoder(resp.Body).Decode(&m)
+			return resp.StatusCode, resp.Header, m
+		}
+		status, header, settings := get(e.web.WriteKey)
+		seg, _ := settings["integrations"].(map[string]any)["Segment.io"].(map[string]any)
+		if status != 200 || header.Get("Access-Control-Allow-Origin") != "*" || seg["apiKey"] != e.web.WriteKey ||
+			seg["apiHost"] != "go.brand.example/hearth/v1" || seg["protocol"] != "https" {
+			t.Errorf("settings: %d %v %v", status, header, settings)
+		}
+		if status, _, _ := get("not-a-key"); status != 404 {
+			t.Errorf("an unknown write key's settings: %d, want 404", status)
+		}
+		if _, err := e.sources.SetEnabled(context.Background(), e.server.ID, false); err != nil {
+			t.Fatal(err)
+		}
+		if status, _, _ := get(e.server.WriteKey); status != 404 {
+			t.Errorf("a disabled source's settings: %d, want 404", status)
+		}
+
+		// analytics.js's own request: the type's first letter, text/plain, the write key in the body too.
+		r := e.post("/v1/t", e.web.WriteKey, []byte(`{"type":"track","event":"Clicked","anonymousId":"a-1","writeKey":"`+e.web.WriteKey+`"}`),
+			map[string]string{"Content-Type": "text/plain", "X-Retry-Count": "1"})
+		if r.status != 200 || len(e.events()) != 1 || e.events()[0].Name != "Clicked" {
+			t.Errorf("POST /v1/t: %d %v, events %v", r.status, r.body, e.events())
+		}
+	})
+}
+
 func TestCORSPreflight(t *testing.T) {
 	forEachEngine(t, collect.IngestOptions{}, func(t *testing.T, e *ingestEnv) {
 		req, _ := http.NewRequest("OPTIONS", e.url+"/v1/batch", nil)
@@ -349,7 +388,8 @@ func TestCORSPreflight(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "*" || !strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
+		if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "*" || !strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Authorization") ||
+			!strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "X-Retry-Count") {
 			t.Errorf("preflight: %d %v", resp.StatusCode, resp.Header)
 		}
 	})

@@ -1,0 +1,94 @@
+package app
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+)
+
+// A site that already sends its events with Segment's browser SDK (analytics.js, as @segment/analytics-next
+// from npm) changes one setting, its cdnURL, to Hearth's address: analytics.js loads its settings from Hearth,
+// which point its Segment.io destination at Hearth's tracking API, and every call arrives in the source.
+func TestBrowserSegmentAnalyticsJS(t *testing.T) {
+	bundle := analyticsJSBundle(t)
+	a, base, src := startSnippetApp(t)
+	page := `<!doctype html><html><head><title>Checkout</title><script src="/ajs.js"></script></head><body>
+<script>
+const analytics = AnalyticsBrowser.load({ writeKey: ` + strconv.Quote(src.WriteKey) + `, cdnURL: ` + strconv.Quote(base) + ` });
+analytics.identify('ajs-user-7', { email: 'ajs@example.com', plan: 'gold' });
+analytics.track('Checkout Started', { total: 42, currency: 'CNY' });
+analytics.page('Checkout');
+</script></body></html>`
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /checkout", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write([]byte(page))
+	})
+	mux.HandleFunc("GET /ajs.js", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript")
+		w.Write(bundle)
+	})
+	shop := httptest.NewServer(mux) // the site's own origin, not Hearth's
+	t.Cleanup(shop.Close)
+
+	ctx := browser(t)
+	do(t, ctx, "open the page", chromedp.Navigate(shop.URL+"/checkout"), chromedp.WaitReady("body"))
+	evs := waitForEvents(t, a, src.ID, "analytics.js's identify, track and page", func(evs []snippetEvent) bool {
+		return len(find(evs, "identify", "")) == 1 && len(find(evs, "track", "Checkout Started")) == 1 && len(find(evs, "page", "")) == 1
+	})
+	for _, e := range evs {
+		if e.Context.Library.Name != "analytics.js" || !strings.HasPrefix(e.Context.Library.Version, "npm:next-") {
+			t.Errorf("%s: context.library %+v, want analytics.js from npm", e, e.Context.Library)
+		}
+		if e.UserID != "ajs-user-7" || e.AnonymousID == "" {
+			t.Errorf("%s: userId %q anonymousId %q, want the identified user and analytics.js's anonymous id", e, e.UserID, e.AnonymousID)
+		}
+		if e.Context.Page.Path != "/checkout" || e.Context.UserAgent == "" {
+			t.Errorf("%s: context.page %+v, userAgent %q", e, e.Context.Page, e.Context.UserAgent)
+		}
+	}
+	if id := find(evs, "identify", "")[0]; id.Traits["email"] != "ajs@example.com" || id.Traits["plan"] != "gold" {
+		t.Errorf("identify traits %v", id.Traits)
+	}
+	if tr := find(evs, "track", "Checkout Started")[0]; tr.Properties["total"] != 42.0 || tr.Properties["currency"] != "CNY" {
+		t.Errorf("track properties %v", tr.Properties)
+	}
+	if pg := find(evs, "page", "")[0]; pg.Name != "Checkout" {
+		t.Errorf("page name %q, want Checkout", pg.Name)
+	}
+}
+
+// analyticsJSBundle bundles testdata/segment-browser/entry.mjs with the analytics.js and esbuild that npm ci
+// installed there (scripts/test runs it). Without them it skips the test, except under CI, where it must run.
+func analyticsJSBundle(t *testing.T) []byte {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("testdata", "segment-browser"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@segment", "analytics-next", "package.json")); err != nil {
+		msg := "analytics.js is not installed (" + err.Error() + "): run scripts/test, or npm ci in " + dir
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg + "; under CI this test must run")
+		}
+		t.Skip(msg)
+	}
+	out := filepath.Join(t.TempDir(), "ajs.js")
+	cmd := exec.Command(filepath.Join(dir, "node_modules", ".bin", "esbuild"), "entry.mjs", "--bundle", "--format=iife", "--log-level=warning", "--outfile="+out)
+	cmd.Dir = dir
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("esbuild: %v\n%s", err, msg)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
