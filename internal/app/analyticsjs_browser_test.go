@@ -17,27 +17,16 @@ import (
 // from npm) changes one setting, its cdnURL, to Hearth's address: analytics.js loads its settings from Hearth,
 // which point its Segment.io destination at Hearth's tracking API, and every call arrives in the source.
 func TestBrowserSegmentAnalyticsJS(t *testing.T) {
-	bundle := analyticsJSBundle(t)
+	bundle := sdkBundle(t, "segment-browser", "@segment/analytics-next")
 	a, base, src := startSnippetApp(t)
-	page := `<!doctype html><html><head><title>Checkout</title><script src="/ajs.js"></script></head><body>
+	page := `<!doctype html><html><head><title>Checkout</title><script src="/sdk.js"></script></head><body>
 <script>
 const analytics = AnalyticsBrowser.load({ writeKey: ` + strconv.Quote(src.WriteKey) + `, cdnURL: ` + strconv.Quote(base) + ` });
 analytics.identify('ajs-user-7', { email: 'ajs@example.com', plan: 'gold' });
 analytics.track('Checkout Started', { total: 42, currency: 'CNY' });
 analytics.page('Checkout');
 </script></body></html>`
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /checkout", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Write([]byte(page))
-	})
-	mux.HandleFunc("GET /ajs.js", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/javascript")
-		w.Write(bundle)
-	})
-	shop := httptest.NewServer(mux) // the site's own origin, not Hearth's
-	t.Cleanup(shop.Close)
-
+	shop := serveSDKPage(t, page, bundle)
 	ctx := browser(t)
 	do(t, ctx, "open the page", chromedp.Navigate(shop.URL+"/checkout"), chromedp.WaitReady("body"))
 	evs := waitForEvents(t, a, src.ID, "analytics.js's identify, track and page", func(evs []snippetEvent) bool {
@@ -65,22 +54,83 @@ analytics.page('Checkout');
 	}
 }
 
-// analyticsJSBundle bundles testdata/segment-browser/entry.mjs with the analytics.js and esbuild that npm ci
-// installed there (scripts/test runs it). Without them it skips the test, except under CI, where it must run.
-func analyticsJSBundle(t *testing.T) []byte {
+// So does a site that sends with RudderStack's JavaScript SDK (@rudderstack/analytics-js, its bundled build),
+// with its configUrl and dataPlaneUrl set to Hearth: it loads its source's config from Hearth, with no
+// destination to load in the browser, and sends its calls to Hearth's tracking API.
+func TestBrowserRudderStackJS(t *testing.T) {
+	bundle := sdkBundle(t, "rudderstack-browser", "@rudderstack/analytics-js")
+	a, base, src := startSnippetApp(t)
+	page := `<!doctype html><html><head><title>Checkout</title><script src="/sdk.js"></script></head><body>
+<script>
+const rudderanalytics = new RudderAnalytics();
+rudderanalytics.load(` + strconv.Quote(src.WriteKey) + `, ` + strconv.Quote(base) + `, { configUrl: ` + strconv.Quote(base) + `, logLevel: 'ERROR' });
+rudderanalytics.identify('rs-user-9', { email: 'rs@example.com', plan: 'gold' });
+rudderanalytics.track('Checkout Started', { total: 42, currency: 'CNY' });
+rudderanalytics.page('Shop', 'Checkout');
+</script></body></html>`
+	shop := serveSDKPage(t, page, bundle)
+
+	ctx := browser(t)
+	do(t, ctx, "open the page", chromedp.Navigate(shop.URL+"/checkout"), chromedp.WaitReady("body"))
+	evs := waitForEvents(t, a, src.ID, "the RudderStack SDK's identify, track and page", func(evs []snippetEvent) bool {
+		return len(find(evs, "identify", "")) == 1 && len(find(evs, "track", "Checkout Started")) == 1 && len(find(evs, "page", "")) == 1
+	})
+	for _, e := range evs {
+		if e.Context.Library.Name != "RudderLabs JavaScript SDK" || e.Context.Library.Version == "" {
+			t.Errorf("%s: context.library %+v, want RudderStack's", e, e.Context.Library)
+		}
+		if e.UserID != "rs-user-9" || e.AnonymousID == "" {
+			t.Errorf("%s: userId %q anonymousId %q, want the identified user and the SDK's anonymous id", e, e.UserID, e.AnonymousID)
+		}
+		if e.Context.Page.Path != "/checkout" {
+			t.Errorf("%s: context.page %+v", e, e.Context.Page)
+		}
+	}
+	if id := find(evs, "identify", "")[0]; id.Context.Traits["email"] != "rs@example.com" {
+		t.Errorf("identify context.traits %v", id.Context.Traits)
+	}
+	if tr := find(evs, "track", "Checkout Started")[0]; tr.Properties["total"] != 42.0 || tr.Properties["currency"] != "CNY" {
+		t.Errorf("track properties %v", tr.Properties)
+	}
+	if pg := find(evs, "page", "")[0]; pg.Name != "Checkout" {
+		t.Errorf("page name %q, want Checkout", pg.Name)
+	}
+}
+
+// serveSDKPage serves a site's page at /checkout and its bundle at /sdk.js, on the site's own origin, not
+// Hearth's.
+func serveSDKPage(t *testing.T, page string, bundle []byte) *httptest.Server {
 	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("testdata", "segment-browser"))
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /checkout", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write([]byte(page))
+	})
+	mux.HandleFunc("GET /sdk.js", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript")
+		w.Write(bundle)
+	})
+	shop := httptest.NewServer(mux)
+	t.Cleanup(shop.Close)
+	return shop
+}
+
+// sdkBundle bundles testdata/DIR/entry.mjs with the SDK pkg and the esbuild that npm ci installed there
+// (scripts/test runs it). Without them it skips the test, except under CI, where it must run.
+func sdkBundle(t *testing.T, dir, pkg string) []byte {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("testdata", dir))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@segment", "analytics-next", "package.json")); err != nil {
-		msg := "analytics.js is not installed (" + err.Error() + "): run scripts/test, or npm ci in " + dir
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err != nil {
+		msg := pkg + " is not installed (" + err.Error() + "): run scripts/test, or npm ci in " + dir
 		if os.Getenv("CI") != "" {
 			t.Fatal(msg + "; under CI this test must run")
 		}
 		t.Skip(msg)
 	}
-	out := filepath.Join(t.TempDir(), "ajs.js")
+	out := filepath.Join(t.TempDir(), "sdk.js")
 	cmd := exec.Command(filepath.Join(dir, "node_modules", ".bin", "esbuild"), "entry.mjs", "--bundle", "--format=iife", "--log-level=warning", "--outfile="+out)
 	cmd.Dir = dir
 	if msg, err := cmd.CombinedOutput(); err != nil {

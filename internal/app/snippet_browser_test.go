@@ -95,9 +95,10 @@ type snippetEvent struct {
 		Page    struct {
 			Path, Referrer, Search, Title, URL string
 		} `json:"page"`
-		UserAgent string `json:"userAgent"`
-		Locale    string `json:"locale"`
-		Timezone  string `json:"timezone"`
+		UserAgent string         `json:"userAgent"`
+		Traits    map[string]any `json:"traits"`
+		Locale    string         `json:"locale"`
+		Timezone  string         `json:"timezone"`
 		Screen    struct{ Width, Height int }
 		Touch     *struct {
 			Token string `json:"token"`

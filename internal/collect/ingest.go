@@ -89,7 +89,42 @@ func (h *Ingest) Routes() map[string]http.Handler {
 		}
 	}
 	routes["GET /v1/projects/{writeKey}/settings"] = http.HandlerFunc(h.settings)
+	for _, path := range []string{"/sourceConfig", "/sourceConfig/{$}"} {
+		routes["GET "+path] = http.HandlerFunc(h.sourceConfig)
+		routes["OPTIONS "+path] = http.HandlerFunc(preflight) // it asks with the write key as Basic auth
+	}
 	return routes
+}
+
+// sourceConfig answers what RudderStack's JavaScript SDK loads from its control plane before it sends anything
+// (configUrl/sourceConfig/?writeKey=…): the source, with no destination for the SDK to load in the browser
+// and its error and metrics reports off. A page that loads it with configUrl and dataPlaneUrl set to Hearth
+// then sends its events here.
+func (h *Ingest) sourceConfig(w http.ResponseWriter, r *http.Request) {
+	setCORS(w)
+	key := r.URL.Query().Get("writeKey")
+	if key == "" {
+		key, _, _ = r.BasicAuth()
+	}
+	src, err := h.sources.Authenticate(r.Context(), key)
+	if err != nil {
+		if hearth.KindOf(err) == hearth.Unauthenticated {
+			err = hearth.Errorf(hearth.NotFound, "collect.source_config", "No enabled source has this write key.")
+		}
+		h.fail(w, r, err)
+		return
+	}
+	off := map[string]any{"enabled": false}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-cache")
+	json.NewEncoder(w).Encode(map[string]any{
+		"isHosted": false,
+		"source": map[string]any{
+			"id": src.ID, "name": src.Name, "writeKey": src.WriteKey, "enabled": true, "workspaceId": "hearth",
+			"config":       map[string]any{"statsCollection": map[string]any{"errors": off, "metrics": off}},
+			"destinations": []any{},
+		},
+	})
 }
 
 // settings answers what Segment's analytics.js loads from its CDN before it sends anything
@@ -135,9 +170,15 @@ func setCORS(w http.ResponseWriter) {
 
 func preflight(w http.ResponseWriter, r *http.Request) {
 	setCORS(w)
-	w.Header().Set("Access-Control-Allow-Methods", "POST")
-	// X-Retry-Count: analytics.js counts its retries in it.
-	w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Content-Encoding, X-Retry-Count")
+	w.Header().Set("Access-Control-Allow-Methods", "GET, POST")
+	// Whatever headers an SDK sends (analytics.js counts its retries in X-Retry-Count, RudderStack's sends
+	// AnonymousId, SentAt and RSA-…): nothing but the write key authenticates a request, and no cookie is sent.
+	allowed := "Authorization, Content-Type, Content-Encoding"
+	if asked := r.Header.Get("Access-Control-Request-Headers"); asked != "" && len(asked) <= 1024 {
+		allowed = asked
+	}
+	w.Header().Set("Access-Control-Allow-Headers", allowed)
+	w.Header().Add("Vary", "Access-Control-Request-Headers")
 	w.Header().Set("Access-Control-Max-Age", "86400")
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -380,17 +380,62 @@ func TestAnalyticsJSSettings(t *testing.T) {
 
 func TestCORSPreflight(t *testing.T) {
 	forEachEngine(t, collect.IngestOptions{}, func(t *testing.T, e *ingestEnv) {
-		req, _ := http.NewRequest("OPTIONS", e.url+"/v1/batch", nil)
-		req.Header.Set("Origin", "https://shop.example")
-		req.Header.Set("Access-Control-Request-Method", "POST")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
+		preflight := func(path, headers string) *http.Response {
+			req, _ := http.NewRequest("OPTIONS", e.url+path, nil)
+			req.Header.Set("Origin", "https://shop.example")
+			req.Header.Set("Access-Control-Request-Method", "POST")
+			if headers != "" {
+				req.Header.Set("Access-Control-Request-Headers", headers)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp
 		}
-		resp.Body.Close()
-		if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "*" || !strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Authorization") ||
-			!strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "X-Retry-Count") {
+		resp := preflight("/v1/batch", "")
+		if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "*" || !strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
 			t.Errorf("preflight: %d %v", resp.StatusCode, resp.Header)
+		}
+		// The headers SDKs send of their own are allowed: analytics.js's retry count, RudderStack's times.
+		for _, path := range []string{"/v1/t", "/v1/track", "/sourceConfig/"} {
+			if resp := preflight(path, "authorization,content-type,sentat,rsa-since-last-attempt,x-retry-count"); resp.StatusCode != 204 ||
+				resp.Header.Get("Access-Control-Allow-Headers") != "authorization,content-type,sentat,rsa-since-last-attempt,x-retry-count" {
+				t.Errorf("preflight of %s with an SDK's headers: %d %v", path, resp.StatusCode, resp.Header)
+			}
+		}
+	})
+}
+
+// RudderStack's JavaScript SDK loads its source's config as from its control plane; a write key that no
+// enabled source has gets none.
+func TestRudderStackSourceConfig(t *testing.T) {
+	forEachEngine(t, collect.IngestOptions{}, func(t *testing.T, e *ingestEnv) {
+		get := func(query, basic string) (int, map[string]any) {
+			req, _ := http.NewRequest("GET", e.url+"/sourceConfig/"+query, nil)
+			if basic != "" {
+				req.SetBasicAuth(basic, "")
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var m map[string]any
+			json.NewDecoder(resp.Body).Decode(&m)
+			return resp.StatusCode, m
+		}
+		for _, c := range []struct{ query, basic string }{{"?p=npm&v=3.34.1&writeKey=" + e.web.WriteKey, ""}, {"?p=npm", e.web.WriteKey}} {
+			status, cfg := get(c.query, c.basic)
+			src, _ := cfg["source"].(map[string]any)
+			if status != 200 || src["id"] != e.web.ID || src["writeKey"] != e.web.WriteKey || src["enabled"] != true ||
+				len(src["destinations"].([]any)) != 0 || src["config"] == nil {
+				t.Errorf("source config %+v: %d %v", c, status, cfg)
+			}
+		}
+		if status, _ := get("?writeKey=nope", ""); status != 404 {
+			t.Errorf("an unknown write key's config: %d, want 404", status)
 		}
 	})
 }
