@@ -88,6 +88,8 @@ func (h *Ingest) Routes() map[string]http.Handler {
 			routes["OPTIONS /v1/"+path] = http.HandlerFunc(preflight)
 		}
 	}
+	// RudderStack's JavaScript SDK sends with navigator.sendBeacon here, if told to (useBeacon).
+	routes["POST /beacon/v1/batch"] = h.handler("batch")
 	routes["GET /v1/projects/{writeKey}/settings"] = http.HandlerFunc(h.settings)
 	for _, path := range []string{"/sourceConfig", "/sourceConfig/{$}"} {
 		routes["GET "+path] = http.HandlerFunc(h.sourceConfig)
@@ -402,9 +404,13 @@ func (h *Ingest) normalizeEvents(body *requestBody, typ string, req Request, sou
 	return batch, rejected
 }
 
-// authenticate finds the source from the Basic-auth user name, or else the body's writeKey.
+// authenticate finds the source from the Basic-auth user name, or else the body's writeKey, or else the
+// query's (what RudderStack's SDK sends with navigator.sendBeacon, which cannot set a header).
 func (h *Ingest) authenticate(r *http.Request, bodyKey string) (Source, error) {
 	key := bodyKey
+	if key == "" {
+		key = r.URL.Query().Get("writeKey")
+	}
 	if user, _, ok := r.BasicAuth(); ok && user != "" {
 		key = user
 	} else if auth := r.Header.Get("Authorization"); strings.HasPrefix(auth, "Basic ") {
@@ -414,7 +420,7 @@ func (h *Ingest) authenticate(r *http.Request, bodyKey string) (Source, error) {
 		}
 	}
 	if key == "" {
-		return Source{}, hearth.Errorf(hearth.Unauthenticated, "collect.authenticate", "The write key is missing: send it as the Basic-auth user name or as writeKey in the body.")
+		return Source{}, hearth.Errorf(hearth.Unauthenticated, "collect.authenticate", "The write key is missing: send it as the Basic-auth user name, or as writeKey in the body or the query.")
 	}
 	return h.sources.Authenticate(r.Context(), key)
 }

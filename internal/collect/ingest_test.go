@@ -437,6 +437,13 @@ func TestRudderStackSourceConfig(t *testing.T) {
 		if status, _ := get("?writeKey=nope", ""); status != 404 {
 			t.Errorf("an unknown write key's config: %d, want 404", status)
 		}
+
+		// Its beacon mode: navigator.sendBeacon cannot set a header, so the write key is in the query.
+		r := e.post("/beacon/v1/batch?writeKey="+e.web.WriteKey, "", []byte(`{"batch":[{"type":"track","event":"Left","anonymousId":"a-1"}],"sentAt":"2026-06-01T08:00:00Z"}`),
+			map[string]string{"Content-Type": "text/plain;charset=UTF-8"})
+		if r.status != 200 || len(e.events()) != 1 || e.events()[0].Name != "Left" {
+			t.Errorf("POST /beacon/v1/batch: %d %v, events %v", r.status, r.body, e.events())
+		}
 	})
 }
 
