@@ -54,6 +54,47 @@ analytics.page('Checkout');
 	}
 }
 
+// A site with Segment's classic snippet changes its CDN host to Hearth's: Hearth serves analytics.js itself, the
+// bundles it loads later and its settings, and the calls the snippet queued before it loaded arrive.
+func TestBrowserSegmentSnippet(t *testing.T) {
+	a, base, src := startSnippetApp(t)
+	// Segment's snippet (5.2.0), with cdn.segment.com replaced by Hearth's address. On plain HTTP analytics.js
+	// does not recognise its CDN in its script's address (it looks for https://), so the page names it.
+	snippet := `!function(){var i="analytics",analytics=window[i]=window[i]||[];if(!analytics.initialize)if(analytics.invoked)window.console&&console.error&&console.error("Segment snippet included twice.");else{analytics.invoked=!0;analytics.methods=["trackSubmit","trackClick","trackLink","trackForm","pageview","identify","reset","group","track","ready","alias","debug","page","screen","once","off","on","addSourceMiddleware","addIntegrationMiddleware","setAnonymousId","addDestinationMiddleware","register"];analytics.factory=function(e){return function(){if(window[i].initialized)return window[i][e].apply(window[i],arguments);var n=Array.prototype.slice.call(arguments);if(["track","screen","alias","group","page","identify"].indexOf(e)>-1){var c=document.querySelector("link[rel='canonical']");n.push({__t:"bpc",c:c&&c.getAttribute("href")||void 0,p:location.pathname,u:location.href,s:location.search,t:document.title,r:document.referrer})}n.unshift(e);analytics.push(n);return analytics}};for(var n=0;n<analytics.methods.length;n++){var key=analytics.methods[n];analytics[key]=analytics.factory(key)}analytics.load=function(key,n){var t=document.createElement("script");t.type="text/javascript";t.async=!0;t.setAttribute("data-global-segment-analytics-key",i);t.src=HEARTH+"/analytics.js/v1/" + key + "/analytics.min.js";var r=document.getElementsByTagName("script")[0];r.parentNode.insertBefore(t,r);analytics._loadOptions=n};analytics._writeKey=WRITE_KEY;analytics._cdn=HEARTH;analytics.SNIPPET_VERSION="5.2.0";
+analytics.load(WRITE_KEY);
+analytics.identify('snippet-user-3', { email: 'snippet@example.com' });
+analytics.track('Coupon Applied', { code: 'SPRING' });
+analytics.page('Checkout');
+}}();`
+	snippet = strings.NewReplacer("HEARTH", strconv.Quote(base), "WRITE_KEY", strconv.Quote(src.WriteKey)).Replace(snippet)
+	page := `<!doctype html><html><head><title>Checkout</title><script>` + snippet + `</script></head><body></body></html>`
+	shop := serveSDKPage(t, page, nil)
+
+	ctx := browser(t)
+	// ajs_event in the address makes analytics.js track it, with a bundle it loads for that from its CDN.
+	do(t, ctx, "open the page", chromedp.Navigate(shop.URL+"/checkout?ajs_event=Promo%20Viewed"), chromedp.WaitReady("body"))
+	evs := waitForEvents(t, a, src.ID, "the snippet's identify, tracks and page", func(evs []snippetEvent) bool {
+		return len(find(evs, "identify", "")) == 1 && len(find(evs, "track", "Coupon Applied")) == 1 && len(find(evs, "page", "")) == 1 &&
+			len(find(evs, "track", "Promo Viewed")) == 1
+	})
+	for _, e := range evs {
+		if e.Context.Library.Name != "analytics.js" || !strings.HasPrefix(e.Context.Library.Version, "next-") {
+			t.Errorf("%s: context.library %+v, want analytics.js from Hearth", e, e.Context.Library)
+		}
+		// The address's event is tracked as analytics.js loads, before the queued identify.
+		if e.UserID != "snippet-user-3" && e.Event != "Promo Viewed" || e.Context.Page.Path != "/checkout" {
+			t.Errorf("%s: userId %q, page %+v", e, e.UserID, e.Context.Page)
+		}
+	}
+	if tr := find(evs, "track", "Coupon Applied")[0]; tr.Properties["code"] != "SPRING" {
+		t.Errorf("track properties %v", tr.Properties)
+	}
+	if n := read(t, ctx, "bundles loaded from Hearth", chromedp.Evaluate[int](
+		`performance.getEntriesByType('resource').filter(e => e.name.startsWith(`+strconv.Quote(base+"/analytics-next/bundles/")+`)).length`)); n == 0 {
+		t.Error("analytics.js loaded none of its bundles from Hearth")
+	}
+}
+
 // So does a site that sends with RudderStack's JavaScript SDK (@rudderstack/analytics-js, its bundled build),
 // with its configUrl and dataPlaneUrl set to Hearth: it loads its source's config from Hearth, with no
 // destination to load in the browser, and sends its calls to Hearth's tracking API.

@@ -214,6 +214,9 @@ func (a *App) Start(ctx context.Context, stderr io.Writer) error {
 		Processing:        processing,
 	})
 	srv.Handle("GET /hearth.js", collect.SnippetHandler())
+	for pattern, h := range collect.AnalyticsJSRoutes() {
+		srv.Handle(pattern, h)
+	}
 	srv.Handle("GET /t/{token}", collect.NewTouchHandler(touchResolver{a.touch}, a.events, bots, a.clock, collect.TouchOptions{
 		CookieDomain: a.cfg.TouchCookieDomain, SecureCookie: strings.HasPrefix(a.cfg.PublicURL, "https://"),
 		Observe: newTouchMetrics(reg),

@@ -160,3 +160,35 @@ func TestSnippetHandlerNotModified(t *testing.T) {
 		t.Fatalf("status %d, Cache-Control %q; want 304 with %q", rec.Code, rec.Header().Get("Cache-Control"), snippetCache)
 	}
 }
+
+// analytics.js is served where Segment's CDN serves it, for any write key, with the bundles it loads later;
+// nothing else is.
+func TestAnalyticsJSRoutes(t *testing.T) {
+	mux := http.NewServeMux()
+	for p, h := range AnalyticsJSRoutes() {
+		mux.Handle(p, h)
+	}
+	get := func(path string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		return w
+	}
+	w := get("/analytics.js/v1/any-write-key/analytics.min.js")
+	if w.Code != 200 || !strings.HasPrefix(w.Header().Get("Content-Type"), "application/javascript") ||
+		w.Header().Get("Access-Control-Allow-Origin") != "*" || !strings.Contains(w.Body.String(), "analytics-next/bundles/") {
+		t.Errorf("analytics.min.js: %d %v", w.Code, w.Header())
+	}
+	entries, err := os.ReadDir("analyticsjs/bundles")
+	if err != nil || len(entries) == 0 {
+		t.Fatalf("vendored bundles: %v %v", entries, err)
+	}
+	w = get("/analytics-next/bundles/" + entries[0].Name())
+	if w.Code != 200 || !strings.Contains(w.Header().Get("Cache-Control"), "immutable") {
+		t.Errorf("a bundle: %d %v", w.Code, w.Header())
+	}
+	for _, path := range []string{"/analytics-next/bundles/nope.js", "/analytics-next/bundles/..%2fanalytics.min.js", "/analytics.js/v1/k/other.js"} {
+		if w := get(path); w.Code != 404 {
+			t.Errorf("%s: %d, want 404", path, w.Code)
+		}
+	}
+}
