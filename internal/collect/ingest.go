@@ -122,7 +122,8 @@ func (h *Ingest) sourceConfig(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(map[string]any{
 		"isHosted": false,
 		"source": map[string]any{
-			"id": src.ID, "name": src.Name, "writeKey": src.WriteKey, "enabled": true, "workspaceId": "hearth",
+			// Not the source's name: whoever has the (public) write key need not learn it.
+			"id": src.ID, "name": "Hearth", "writeKey": src.WriteKey, "enabled": true, "workspaceId": "hearth",
 			"config":       map[string]any{"statsCollection": map[string]any{"errors": off, "metrics": off}},
 			"destinations": []any{},
 		},
