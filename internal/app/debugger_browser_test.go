@@ -183,6 +183,17 @@ func TestBrowserSourceRateLimit(t *testing.T) {
 	}
 
 	key := read(t, ctx, "write key", chromedp.Value(tid("write-key")))
+	// The quickstart shows each way to send, with this source's key and Hearth's address.
+	if code := read(t, ctx, "quickstart", chromedp.Text(tid("source-snippet"))); !strings.Contains(code, "curl -X POST "+base+"/v1/track") {
+		t.Errorf("an app source's quickstart begins with %q, want the HTTP call", code)
+	}
+	do(t, ctx, "pick Segment's analytics.js", chromedp.Click(tid("quickstart-segment")))
+	if code := read(t, ctx, "quickstart", chromedp.Text(tid("source-snippet"))); !strings.Contains(code, "writeKey: '"+key+"'") || !strings.Contains(code, "cdnURL: '"+base+"'") {
+		t.Errorf("analytics.js quickstart %q, want the key and cdnURL", code)
+	}
+	if hint := read(t, ctx, "hint", chromedp.Text(tid("quickstart-hint"))); !strings.Contains(hint, "https://cdn.segment.com") {
+		t.Errorf("analytics.js hint %q, want how to change the classic snippet", hint)
+	}
 	events := make([]string, 1001) // one more than a source limited so may send at once
 	for i := range events {
 		events[i] = `{"type":"track","userId":"kiosk-1","event":"Tapped"}`

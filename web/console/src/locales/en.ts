@@ -207,6 +207,16 @@ const en = {
   'sources.quickstart': 'Send a test event',
   'sources.quickstart.text':
     'Hearth speaks the Segment HTTP API: existing Segment and RudderStack SDKs work with this write key too.',
+  'sources.quickstart.http':
+    'Any HTTP client: the Segment tracking API, the write key as the Basic-auth user name.',
+  'sources.quickstart.hearth':
+    'Hearth’s own snippet for websites: one tag, under 8 KB. It tracks page views and picks up touch links’ tokens.',
+  'sources.quickstart.segment':
+    'A site that already runs Segment’s analytics.js sends here with its cdnURL set to Hearth. With Segment’s classic snippet, replace https://cdn.segment.com with this address.',
+  'sources.quickstart.rudderstack':
+    'A site that already runs RudderStack’s JavaScript SDK sends here with its data plane and config URLs set to Hearth.',
+  'sources.quickstart.server':
+    'Segment’s and RudderStack’s server SDKs (Node.js, Go, …) send here with their host set to Hearth.',
   'sources.settings': 'Settings',
   'sources.renamed': 'Source renamed',
   'sources.saved': 'Settings saved',

@@ -206,6 +206,16 @@ export default {
   'sources.keyRegenerated': '已生成新的写入密钥',
   'sources.quickstart': '发送测试事件',
   'sources.quickstart.text': 'Hearth 兼容 Segment HTTP API：现有的 Segment 和 RudderStack SDK 也可以直接使用此写入密钥。',
+  'sources.quickstart.http':
+    '任何 HTTP 客户端：Segment 跟踪 API，写入密钥作为 Basic 认证的用户名。',
+  'sources.quickstart.hearth':
+    'Hearth 自带的网站代码：一个标签，不到 8 KB，自动记录页面浏览并读取触点链接的令牌。',
+  'sources.quickstart.segment':
+    '已在使用 Segment analytics.js 的网站，把 cdnURL 设为 Hearth 即可发送到这里；使用 Segment 经典代码片段的，把 https://cdn.segment.com 换成这个地址。',
+  'sources.quickstart.rudderstack':
+    '已在使用 RudderStack JavaScript SDK 的网站，把数据平面地址和配置地址设为 Hearth 即可发送到这里。',
+  'sources.quickstart.server':
+    'Segment 与 RudderStack 的服务端 SDK（Node.js、Go 等）把 host 设为 Hearth 即可发送到这里。',
   'sources.settings': '设置',
   'sources.renamed': '数据源已重命名',
   'sources.saved': '设置已保存',
