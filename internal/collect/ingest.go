@@ -108,11 +108,8 @@ func (h *Ingest) sourceConfig(w http.ResponseWriter, r *http.Request) {
 	if key == "" {
 		key, _, _ = r.BasicAuth()
 	}
-	src, err := h.sources.Authenticate(r.Context(), key)
+	src, err := h.sourceOf(r, key)
 	if err != nil {
-		if hearth.KindOf(err) == hearth.Unauthenticated {
-			err = hearth.Errorf(hearth.NotFound, "collect.source_config", "No enabled source has this write key.")
-		}
 		h.fail(w, r, err)
 		return
 	}
@@ -130,16 +127,22 @@ func (h *Ingest) sourceConfig(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// sourceOf finds the enabled source of a write key that an SDK asks its settings for: not found otherwise.
+func (h *Ingest) sourceOf(r *http.Request, writeKey string) (Source, error) {
+	src, err := h.sources.Authenticate(r.Context(), writeKey)
+	if hearth.KindOf(err) == hearth.Unauthenticated {
+		err = hearth.Errorf(hearth.NotFound, "collect.sdk_settings", "No enabled source has this write key.")
+	}
+	return src, err
+}
+
 // settings answers what Segment's analytics.js loads from its CDN before it sends anything
 // (cdnURL/v1/projects/WRITE_KEY/settings): its Segment.io destination pointed at this server, and nothing
 // else to load. A page that loads analytics.js with cdnURL set to Hearth then sends its events here.
 func (h *Ingest) settings(w http.ResponseWriter, r *http.Request) {
 	setCORS(w)
-	src, err := h.sources.Authenticate(r.Context(), r.PathValue("writeKey"))
+	src, err := h.sourceOf(r, r.PathValue("writeKey"))
 	if err != nil {
-		if hearth.KindOf(err) == hearth.Unauthenticated {
-			err = hearth.Errorf(hearth.NotFound, "collect.settings", "No enabled source has this write key.")
-		}
 		h.fail(w, r, err)
 		return
 	}
