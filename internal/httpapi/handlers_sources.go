@@ -70,6 +70,10 @@ func (s *Server) editSource(w http.ResponseWriter, r *http.Request, _ auth.Princ
 		}
 		edit.RateLimit = &limit
 	}
+	if edit == (collect.SourceEdit{}) {
+		s.fail(w, r, hearth.Errorf(hearth.Invalid, op, "Send the name or the rate_limit to change."))
+		return
+	}
 	src, err := s.Sources.Edit(r.Context(), r.PathValue("id"), edit)
 	s.answerSource(w, r, src, err)
 }

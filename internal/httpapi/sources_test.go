@@ -115,7 +115,7 @@ func TestSourceRateLimitSetting(t *testing.T) {
 		check(c.do("GET", "/api/v1/sources/"+web.ID, nil), "null", "100")
 		check(c.do("PATCH", "/api/v1/sources/"+web.ID, `{"rate_limit":2.5}`), "2.5", "2.5")
 		check(c.do("PATCH", "/api/v1/sources/"+web.ID, `{"name":"Shop"}`), "2.5", "2.5")
-		for _, body := range []string{`{"rate_limit":-1}`, `{"rate_limit":1000001}`, `{"rate_limit":"fast"}`, `{"rate_limit":1e400}`, `{"name":"","rate_limit":7}`} {
+		for _, body := range []string{`{}`, `{"rate_limit":-1}`, `{"rate_limit":1000001}`, `{"rate_limit":"fast"}`, `{"rate_limit":1e400}`, `{"name":"","rate_limit":7}`} {
 			if r := c.do("PATCH", "/api/v1/sources/"+web.ID, body); r.status != http.StatusBadRequest || r.errCode() != "invalid" {
 				t.Errorf("%s: %d %s, want 400 invalid", body, r.status, r.body)
 			}
