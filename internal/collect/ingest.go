@@ -412,9 +412,6 @@ func (h *Ingest) normalizeEvents(body *requestBody, typ string, req Request, sou
 // query's (what RudderStack's SDK sends with navigator.sendBeacon, which cannot set a header).
 func (h *Ingest) authenticate(r *http.Request, bodyKey string) (Source, error) {
 	key := bodyKey
-	if key == "" {
-		key = r.URL.Query().Get("writeKey")
-	}
 	if user, _, ok := r.BasicAuth(); ok && user != "" {
 		key = user
 	} else if auth := r.Header.Get("Authorization"); strings.HasPrefix(auth, "Basic ") {
@@ -422,6 +419,9 @@ func (h *Ingest) authenticate(r *http.Request, bodyKey string) (Source, error) {
 		if dec, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(auth, "Basic ")); err == nil {
 			key = strings.TrimSuffix(string(dec), ":")
 		}
+	}
+	if key == "" && r.URL.RawQuery != "" { // parsed only then: most requests have none
+		key = r.URL.Query().Get("writeKey")
 	}
 	if key == "" {
 		return Source{}, hearth.Errorf(hearth.Unauthenticated, "collect.authenticate", "The write key is missing: send it as the Basic-auth user name, or as writeKey in the body or the query.")
