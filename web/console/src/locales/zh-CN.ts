@@ -1083,7 +1083,7 @@ export default {
   'segments.evaluating.elapsed': '{s} 秒',
   'segments.evaluating.label': '正在计算分群',
   'segments.evaluationFailed': 'Hearth 无法算出该分群的成员',
-  'segments.evaluationFailed.text': '已连续失败 {n} 次，将于{when}重试；其他分群照常更新。如果一直失败，请把下面的信息发给 Hearth 的运维人员。',
+  'segments.evaluationFailed.text': '已连续失败 {n} 次（下次重试：{when}）；其他分群照常更新。如果一直失败，请把下面的信息发给 Hearth 的运维人员。',
   'segments.evaluated': '分群计算完成：{n} 人',
   'segments.growth': '人数变化',
   'segments.growth.text': '分群人数随时间的变化。',
