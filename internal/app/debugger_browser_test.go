@@ -210,6 +210,12 @@ func TestBrowserSourceRateLimit(t *testing.T) {
 		t.Errorf("throttled note %q, want the count and the limit", note)
 	}
 
+	do(t, ctx, "the sources list marks the source rate limited",
+		chromedp.Click(tid("nav-sources")),
+		chromedp.WaitVisible(tid("source-throttled")),
+		chromedp.NavigateBack(),
+		chromedp.WaitVisible(tid("source-rate-limit")),
+	)
 	do(t, ctx, "clear the limit",
 		chromedp.SetValue(tid("source-rate-limit"), ""),
 		chromedp.SendKeys(tid("source-rate-limit"), " "),

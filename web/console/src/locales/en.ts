@@ -189,6 +189,8 @@ const en = {
   'sources.events': 'Events',
   'sources.refused': 'Refused',
   'sources.refused.title': '{n} events refused: open the source to see why',
+  'sources.throttled': 'Rate limited',
+  'sources.throttled.title': 'Its rate limit refused events in the last day: open the source to see how many.',
   'sources.lastEvent': 'Last event',
   'sources.empty': 'No sources yet',
   'sources.empty.text': 'Create a source for your website, app, server, WeChat account or stores to start collecting events.',

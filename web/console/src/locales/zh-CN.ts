@@ -190,6 +190,8 @@ export default {
   'sources.events': '事件',
   'sources.refused': '已拒绝',
   'sources.refused.title': '{n} 个事件被拒绝：打开数据源查看原因',
+  'sources.throttled': '已限速',
+  'sources.throttled.title': '过去一天内有事件因超出速率限制被拒收，打开数据源查看详情。',
   'sources.lastEvent': '最近事件',
   'sources.empty': '还没有数据源',
   'sources.empty.text': '为网站、App、服务器、微信公众号或门店创建数据源，开始收集事件。',
