@@ -207,6 +207,7 @@ const en = {
     'The current write key stops working at once. Everything that sends events with it must be updated to the new key.',
   'sources.keyRegenerated': 'New write key created',
   'sources.quickstart': 'Send a test event',
+  'sources.quickstart.with': 'Send with',
   'sources.quickstart.text':
     'Hearth speaks the Segment HTTP API: existing Segment and RudderStack SDKs work with this write key too.',
   'sources.quickstart.http':

@@ -207,6 +207,7 @@ export default {
   'sources.regenerate.confirm': '当前写入密钥会立即失效，所有使用它发送事件的地方都需要换成新密钥。',
   'sources.keyRegenerated': '已生成新的写入密钥',
   'sources.quickstart': '发送测试事件',
+  'sources.quickstart.with': '发送方式',
   'sources.quickstart.text': 'Hearth 兼容 Segment HTTP API：现有的 Segment 和 RudderStack SDK 也可以直接使用此写入密钥。',
   'sources.quickstart.http':
     '任何 HTTP 客户端：Segment 跟踪 API，写入密钥作为 Basic 认证的用户名。',

@@ -1,0 +1,1 @@
+import{Dt as e,Z as t,et as n,ft as r,i,tt as a}from"./PageHeader-BqLzGw8z.js";var o=a({__name:`KindIcon`,props:{kind:{},large:{type:Boolean}},setup(a){return(o,s)=>(r(),t(`span`,{class:e([`kind-icon`,[`kind-`+a.kind,{lg:a.large}]])},[n(i,{name:a.kind,size:a.large?22:16},null,8,[`name`,`size`])],2))}});export{o as t};

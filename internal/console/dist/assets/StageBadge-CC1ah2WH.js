@@ -1,0 +1,1 @@
+import{Dt as e,Et as t,Z as n,ft as r,kt as i,tt as a}from"./PageHeader-BqLzGw8z.js";import{T as o,w as s}from"./index-B-xXoO2y.js";var c=[`data-stage`,`data-testid`],l=a({__name:`StageBadge`,props:{stage:{},testid:{}},setup(a){return(l,u)=>(r(),n(`span`,{class:e([`badge`,t(s)[a.stage]]),"data-stage":a.stage,"data-testid":a.testid},i(t(o)(a.stage)),11,c))}});export{l as t};

@@ -1,0 +1,1 @@
+import{ct as e,ut as t}from"./PageHeader-BqLzGw8z.js";function n(n,r){let i=null;t(()=>{if(!n.value||typeof IntersectionObserver>`u`)return r();i=new IntersectionObserver(e=>{e.some(e=>e.isIntersecting)&&(i?.disconnect(),i=null,r())}),i.observe(n.value)}),e(()=>i?.disconnect())}export{n as t};
