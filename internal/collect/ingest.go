@@ -446,12 +446,25 @@ func (h *Ingest) allow(src Source, n int) error {
 	}
 	h.mu.Unlock()
 	now := time.Now()
+	slow := func(after time.Duration) error {
+		return &RetryAfterError{After: after, Err: hearth.Errorf(hearth.RateLimited, "collect.rate", "This source sends more than %g events per second; slow down and retry.", perSecond)}
+	}
 	var err error
-	if res := l.ReserveN(now, n); !res.OK() {
-		err = &RetryAfterError{After: time.Second, Err: hearth.Errorf(hearth.RateLimited, "collect.rate", "The request holds more events than this source may send at once (%d); send smaller batches.", l.Burst())}
-	} else if d := res.DelayFrom(now); d > 0 {
-		res.CancelAt(now)
-		err = &RetryAfterError{After: d, Err: hearth.Errorf(hearth.RateLimited, "collect.rate", "This source sends more than %g events per second; slow down and retry.", perSecond)}
+	if n <= l.Burst() {
+		if res := l.ReserveN(now, n); res.DelayFrom(now) > 0 {
+			d := res.DelayFrom(now)
+			res.CancelAt(now)
+			err = slow(d)
+		}
+	} else if missing := float64(l.Burst()) - l.TokensAt(now); missing > 0 {
+		// More events than may come at once: SDKs retry such a request as it is, so refusing it for ever
+		// would stop the source. It goes through once the bucket is full, and the requests after it pay for
+		// its excess.
+		err = slow(time.Duration(missing / perSecond * float64(time.Second)))
+	} else {
+		for left := n; left > 0; left -= l.Burst() {
+			l.ReserveN(now, min(left, l.Burst()))
+		}
 	}
 	if err != nil {
 		h.mu.Lock()
