@@ -447,7 +447,7 @@ func (h *Ingest) allow(src Source, n int) error {
 	h.mu.Unlock()
 	now := time.Now()
 	slow := func(after time.Duration) error {
-		return &RetryAfterError{After: after, Err: hearth.Errorf(hearth.RateLimited, "collect.rate", "This source sends more than %g events per second; slow down and retry.", perSecond)}
+		return &RetryAfterError{After: after, Err: hearth.Errorf(hearth.RateLimited, "collect.rate", "This source is over its rate limit of %g events a second; slow down and retry.", perSecond)}
 	}
 	var err error
 	if n <= l.Burst() {
