@@ -61,23 +61,22 @@ type memoryDedupe struct {
 }
 
 type dayTable struct {
-	day   int64    // days since the Unix epoch, UTC
-	base  int64    // the first seq the table holds
-	slots []uint64 // fingerprint<<32 | (seq-base+1), placed by the fingerprint (home); 0 is empty
-	n     int      // entries, in slots and in old
-	// Growing a table of millions at once held the event writer, and every request waiting on it, for 80-210
-	// ms at 4 million entries (BenchmarkDedupeAdd): moving the entries, and before that making the larger
-	// slice, which touches all of its memory (page faults are slow on virtual machines). So the larger
-	// slots are made ahead of time on another goroutine (next), and the entries move to them a few with each
-	// put: old[:moved] have moved; old is nil when none are left.
-	old   []uint64
-	moved int
-	next  chan []uint64
+	day  int64 // days since the Unix epoch, UTC
+	base int64 // the first seq the table holds
+	n    int   // entries
+	// The table that takes entries (today's) keeps them in shards: open-addressing tables of
+	// fingerprint<<32 | (seq-base+1), 0 empty, each doubling on its own when half full. One table of millions
+	// that doubled held the event writer while it moved every entry (80-210 ms at 4 million) and held both
+	// sizes at once, three times the table; a shard of a 256th moves its entries in well under a millisecond,
+	// and the shards, filled evenly, hold 16-32 bytes an entry throughout.
+	shards  [][]uint64 // nil once compacted
+	shardN  []int      // entries per shard
+	slots   []uint64   // a closed table's entries once compacted, in the order of their homes
+	ordered bool       // slots holds the entries (and shards nil)
 	// A table that takes no more entries is made again at its final size, three quarters full, on another
-	// goroutine (compactLoad): a table that grows by doubling is a quarter to a half full, and a week's window
-	// is seven closed tables to one open. compacted brings the new slots; adopt takes them.
+	// goroutine (compactLoad): a week's window is seven closed tables to one open. compacted brings the new
+	// slots; adopt takes them.
 	compacted chan []uint64
-	ordered   bool // slots are in the order of their homes (placeOrdered): a closed table's, once compacted
 }
 
 // compactLoad is how full a closed table is made: a week of closed tables takes 38% less memory than as
@@ -86,50 +85,59 @@ type dayTable struct {
 // (BenchmarkDedupeLookup).
 const compactLoad = 0.75
 
-// home is the slot where a fingerprint's probe starts in a table of size slots: the fingerprint mixed by a
-// Fibonacci multiply, then scaled to the range, so that a table may have any size. Unmixed, the high bits of
-// FNV-1a for message ids that differ in their last characters are uneven: a probe 77 slots long on average
-// in a closed table, against 1.4.
-func home(fp uint64, size int) int { return int(uint64(uint32(fp*0x9E3779B1)) * uint64(size) >> 32) }
+// mix spreads a fingerprint's bits by a Fibonacci multiply. Unmixed, the high bits of FNV-1a for message ids
+// that differ in their last characters are uneven: a probe 77 slots long on average in a closed table,
+// against 1.4.
+func mix(fp uint64) uint32 { return uint32(fp * 0x9E3779B1) }
 
-// The next slots are made once a table of at least prepareMin slots holds prepareAt of the entries at which
-// it grows: late enough not to hold both for long, early enough that making them (a second for 256 MB with
-// slow page faults) is done long before the writer adds the entries in between (at 100,000 events/s, 20 s
-// for that size).
+// home is the slot where a fingerprint's probe starts in a table of size slots, scaled to the range so that a
+// table may have any size.
+func home(fp uint64, size int) int { return int(uint64(mix(fp)) * uint64(size) >> 32) }
+
+// An open table's shard is chosen by the top shardBits of the mixed fingerprint, and a probe in it starts
+// from the bits below them.
 const (
-	prepareAt  = 0.75
-	prepareMin = 1 << 16
+	shardBits     = 8
+	shardMinSlots = 8
 )
 
-// moveStep is how many of the old slots each put moves on: the new table holds twice the old one's slots,
-// so all are moved after an eighth of the puts that would fill it.
-const moveStep = 8
+func shardOf(fp uint64) int { return int(mix(fp) >> (32 - shardBits)) }
+
+func homeInShard(fp uint64, size int) int {
+	return int(uint64(mix(fp)<<shardBits) * uint64(size) >> 32)
+}
 
 func dayOf(t time.Time) int64 { return t.Unix() / 86400 }
+
+func newDayTable(day, base int64) *dayTable {
+	return &dayTable{day: day, base: base, shards: make([][]uint64, 1<<shardBits), shardN: make([]int, 1<<shardBits)}
+}
 
 func (t *dayTable) put(key, seq int64) {
 	t.putEntry(uint64(key)>>32<<32 | uint64(seq-t.base+1))
 }
 
-// putEntry places an entry, fingerprint<<32 | offset.
+// putEntry places an entry, fingerprint<<32 | offset, doubling its shard first if that would be more than
+// half full.
 func (t *dayTable) putEntry(e uint64) {
-	if (t.n+1)*2 > len(t.slots) {
-		t.grow()
-	} else if t.next == nil && len(t.slots) >= prepareMin && float64(t.n*2) >= prepareAt*float64(len(t.slots)) {
-		next, size := make(chan []uint64, 1), 2*len(t.slots)
-		go func() { next <- make([]uint64, size) }()
-		t.next = next
+	s := shardOf(e >> 32)
+	if sh := t.shards[s]; (t.shardN[s]+1)*2 > len(sh) {
+		grown := make([]uint64, max(shardMinSlots, 2*len(sh)))
+		for _, old := range sh {
+			if old != 0 {
+				placeInShard(grown, old)
+			}
+		}
+		t.shards[s] = grown
 	}
-	t.move(moveStep)
-	t.place(e)
+	placeInShard(t.shards[s], e)
+	t.shardN[s]++
 	t.n++
 }
 
-// place puts an entry in the first free slot from its fingerprint's.
-func (t *dayTable) place(e uint64) { placeIn(t.slots, e) }
-
-func placeIn(slots []uint64, e uint64) {
-	for i := home(e>>32, len(slots)); ; i++ {
+// placeInShard puts an entry in the first free slot of a shard from its fingerprint's.
+func placeInShard(slots []uint64, e uint64) {
+	for i := homeInShard(e>>32, len(slots)); ; i++ {
 		if i == len(slots) {
 			i = 0
 		}
@@ -140,40 +148,36 @@ func placeIn(slots []uint64, e uint64) {
 	}
 }
 
-// grow doubles the slots; the entries move on with the puts that follow.
-func (t *dayTable) grow() {
-	t.finishMove() // a previous growth's leftovers, if any (none with moveStep as it is)
-	t.old, t.moved = t.slots, 0
-	if t.next != nil {
-		t.slots, t.next = <-t.next, nil
-	} else {
-		t.slots = make([]uint64, max(1024, 2*len(t.old)))
+// entries returns a copy of an open (or not yet compacted) table's entries.
+func (t *dayTable) entries() []uint64 {
+	all := make([]uint64, 0, t.n)
+	for _, sh := range t.shards {
+		for _, e := range sh {
+			if e != 0 {
+				all = append(all, e)
+			}
+		}
 	}
+	return all
 }
 
-func (t *dayTable) finishMove() { t.move(len(t.old)) }
+// close readies a table that takes no more entries: its compaction begun.
+func (t *dayTable) close() { t.compact() }
 
-// close readies a table that takes no more entries: its growth finished, since an image shares the slots
-// of such tables, no larger slots kept for it, and its compaction begun.
-func (t *dayTable) close() {
-	t.finishMove()
-	t.next = nil
-	t.compact()
-}
-
-// compact makes the table again at its final size on another goroutine; the slots stay in use until then,
-// and are only read, here and there.
+// compact makes the table again at its final size, in order, on another goroutine; the shards stay in use
+// until then, and are only read, here and there.
 func (t *dayTable) compact() {
-	size := compactSize(t.n)
-	if size >= len(t.slots) || t.compacted != nil {
+	if t.ordered || t.compacted != nil {
 		return
 	}
-	done, slots := make(chan []uint64, 1), t.slots
+	done, shards, size := make(chan []uint64, 1), t.shards, compactSize(t.n)
 	go func() {
 		c := make([]uint64, size)
-		for _, e := range slots {
-			if e != 0 {
-				placeOrdered(c, e)
+		for _, sh := range shards {
+			for _, e := range sh {
+				if e != 0 {
+					placeOrdered(c, e)
+				}
 			}
 		}
 		done <- c
@@ -213,7 +217,7 @@ func probeHome(r uint64, i, q, size int) int {
 	return rh
 }
 
-// adopt takes the compacted slots if they are ready (or, with wait, once they are).
+// adopt takes the compacted slots if they are ready (or, with wait, once they are), and lets the shards go.
 func (t *dayTable) adopt(wait bool) {
 	if t.compacted == nil {
 		return
@@ -227,28 +231,11 @@ func (t *dayTable) adopt(wait bool) {
 			return
 		}
 	}
-	t.compacted, t.ordered = nil, true
+	t.compacted, t.ordered, t.shards, t.shardN = nil, true, nil, nil
 }
 
 // compactSize is the size of a closed table of n entries: compactLoad full, with a free slot to end probes.
 func compactSize(n int) int { return int(float64(n)/compactLoad) + 1 }
-
-// move moves up to k of the old slots' entries to the slots.
-func (t *dayTable) move(k int) {
-	if t.old == nil {
-		return
-	}
-	end := min(len(t.old), t.moved+k)
-	for _, e := range t.old[t.moved:end] {
-		if e != 0 {
-			t.place(e)
-		}
-	}
-	t.moved = end
-	if t.moved == len(t.old) {
-		t.old, t.moved = nil, 0
-	}
-}
 
 // seqs calls fn with the seq of every entry whose fingerprint matches key.
 func (t *dayTable) seqs(key int64, fn func(seq int64)) {
@@ -257,8 +244,7 @@ func (t *dayTable) seqs(key int64, fn func(seq int64)) {
 		t.probeOrdered(fp, fn)
 		return
 	}
-	t.probe(t.slots, fp, 0, fn)
-	t.probe(t.old, fp, t.moved, fn) // old slots before moved have moved: found in slots
+	t.probeShard(fp, fn)
 }
 
 // probeOrdered calls fn for the entries of ordered slots matching fingerprint fp: from fp's home to the first
@@ -281,13 +267,13 @@ func (t *dayTable) probeOrdered(fp uint64, fn func(seq int64)) {
 	}
 }
 
-// probe calls fn for the entries of slots matching fingerprint fp, from fp's slot to the first free one,
-// skipping the slots before from.
-func (t *dayTable) probe(slots []uint64, fp uint64, from int, fn func(seq int64)) {
+// probeShard calls fn for the entries of fp's shard matching it, from fp's slot to the first free one.
+func (t *dayTable) probeShard(fp uint64, fn func(seq int64)) {
+	slots := t.shards[shardOf(fp)]
 	if len(slots) == 0 {
 		return
 	}
-	for i := home(fp, len(slots)); ; i++ {
+	for i := homeInShard(fp, len(slots)); ; i++ {
 		if i == len(slots) {
 			i = 0
 		}
@@ -295,7 +281,7 @@ func (t *dayTable) probe(slots []uint64, fp uint64, from int, fn func(seq int64)
 		if s == 0 {
 			return
 		}
-		if s>>32 == fp && i >= from {
+		if s>>32 == fp {
 			fn(t.base + int64(s&0xffffffff) - 1)
 		}
 	}
@@ -313,7 +299,7 @@ func (m *memoryDedupe) open(day, seq int64) *dayTable {
 	if n := len(m.days); n > 0 {
 		m.days[n-1].close()
 	}
-	t := &dayTable{day: day, base: seq}
+	t := newDayTable(day, seq)
 	m.days = append(m.days, t)
 	return t
 }
@@ -434,26 +420,19 @@ type dedupeImage struct {
 type dayImage struct {
 	day, base int64
 	n         int      // entries
-	slots     []uint64 // the table's slots, empty ones (0) included
+	slots     []uint64 // the table's entries, or its slots with the empty ones (0)
 }
 
 // image takes what save writes. Only the newest table takes new entries (older days are closed), so the
-// image shares the others' slots and copies the newest's alone: the writer pauses for a day's entries, not
-// the window's.
+// image shares the compacted tables' slots and copies the others' entries: the writer pauses for a day's
+// entries, not the window's.
 func (m *memoryDedupe) image(since time.Time) dedupeImage {
 	m.expire(since)
 	img := dedupeImage{since: since, through: m.through}
-	for i, t := range m.days {
+	for _, t := range m.days {
 		d := dayImage{day: t.day, base: t.base, n: t.n, slots: t.slots}
-		if i == len(m.days)-1 {
-			d.slots = make([]uint64, 0, t.n)
-			for _, slots := range [][]uint64{t.slots, t.old[t.moved:]} {
-				for _, e := range slots {
-					if e != 0 {
-						d.slots = append(d.slots, e)
-					}
-				}
-			}
+		if !t.ordered {
+			d.slots = t.entries()
 		}
 		img.days = append(img.days, d)
 	}
@@ -564,22 +543,26 @@ func (m *memoryDedupe) restore(since time.Time, head int64) error {
 		if !ok || n > uint64(left/8) {
 			return errNoSnapshot
 		}
-		// All but the newest table are closed: made at their final size, in order.
-		t := &dayTable{day: int64(day), base: int64(base), ordered: i < days-1}
-		if t.ordered {
-			t.slots = make([]uint64, compactSize(int(n)))
-		} else {
-			t.slots = make([]uint64, slotsFor(int(n)))
-		}
-		for range n {
-			e, _ := next()
-			if t.ordered {
+		// All but the newest table are closed: made at their final size, in order. The newest takes entries:
+		// its shards made for an even share of them each (the few that get more grow).
+		var t *dayTable
+		if i < days-1 {
+			t = &dayTable{day: int64(day), base: int64(base), ordered: true, slots: make([]uint64, compactSize(int(n)))}
+			for range n {
+				e, _ := next()
 				placeOrdered(t.slots, e)
-			} else {
-				t.place(e)
+			}
+			t.n = int(n)
+		} else {
+			t = newDayTable(int64(day), int64(base))
+			for s := range t.shards {
+				t.shards[s] = make([]uint64, slotsFor(int(n>>shardBits)))
+			}
+			for range n {
+				e, _ := next()
+				t.putEntry(e)
 			}
 		}
-		t.n = int(n)
 		tables = append(tables, t)
 	}
 	var tail [4]byte
@@ -595,9 +578,9 @@ func (m *memoryDedupe) restore(since time.Time, head int64) error {
 	return nil
 }
 
-// slotsFor is the size of a table that holds n entries without growing: a power of two, at most half full.
+// slotsFor is the size of a shard that holds n entries without growing: a power of two, at most half full.
 func slotsFor(n int) int {
-	size := 1024
+	size := shardMinSlots
 	for size < 2*n {
 		size *= 2
 	}

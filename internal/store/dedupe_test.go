@@ -211,23 +211,24 @@ func TestDedupeImageIsASnapshot(t *testing.T) {
 	}
 }
 
-// A growing table moves its entries to the larger slots a few at a time: while they move, every entry is
-// still found, with its seq, and an image holds them all.
-func TestDedupeTableGrowsInSteps(t *testing.T) {
+// Today's table grows a shard at a time: after each shard's growth every entry is still found, with its seq,
+// an image holds them all, and the shards hold 16-32 bytes an entry (not counting those still nearly empty).
+func TestDedupeTableGrowsByShards(t *testing.T) {
 	day := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	m := &memoryDedupe{}
 	const n = 50_000
 	keys := make([]int64, n+1)
-	movingSeen := 0
+	grown, slots := 0, 0
 	for seq := int64(1); seq <= n; seq++ {
 		keys[seq] = dedupeKey("src", fmt.Sprint("m", seq))
 		m.add(keys[seq], seq, day)
 		tab := m.days[0]
-		if tab.old == nil {
+		now := slotBytes(m) / 8
+		if now == slots {
 			continue
 		}
-		movingSeen++
-		if movingSeen%97 != 0 {
+		slots = now
+		if grown++; grown%97 != 0 {
 			continue
 		}
 		for s := int64(1); s <= seq; s += 7 {
@@ -238,28 +239,31 @@ func TestDedupeTableGrowsInSteps(t *testing.T) {
 				}
 			})
 			if found != 1 {
-				t.Fatalf("while moving (%d of %d old slots moved), seq %d found %d times", tab.moved, len(tab.old), s, found)
+				t.Fatalf("after %d shard growths, seq %d found %d times", grown, s, found)
 			}
 		}
 		if img := m.image(day.Add(-time.Hour)); len(img.days[0].slots) != int(seq) || img.days[0].n != int(seq) {
-			t.Fatalf("image while moving holds %d entries, want %d", len(img.days[0].slots), seq)
+			t.Fatalf("image holds %d entries, want %d", len(img.days[0].slots), seq)
+		}
+		if seq > 100_000/8 && (slots < 2*int(seq) || slots > 4*int(seq)*9/8) {
+			t.Errorf("%d entries in %d slots, want 2 to 4 slots an entry", seq, slots)
 		}
 	}
-	if movingSeen == 0 {
-		t.Fatal("the table never grew in steps")
+	if grown < 1<<shardBits {
+		t.Fatalf("the shards grew %d times", grown)
 	}
-	// A new day's table closes this one: its move is finished, since images share its slots, and it is made
-	// again at its final size, three quarters full, where every entry is still found.
+	// A new day's table closes this one: it is made again at its final size, three quarters full, where every
+	// entry is still found.
 	m.add(dedupeKey("src", "next day"), n+1, day.Add(24*time.Hour))
 	tab := m.days[0]
-	if tab.old != nil {
-		t.Fatal("a closed table is still moving")
-	}
 	if tab.compacted == nil {
 		t.Fatal("a closed table is not being compacted")
 	}
 	img := m.image(day.Add(-time.Hour)) // taken while it is
 	tab.adopt(true)
+	if tab.shards != nil {
+		t.Error("a compacted table keeps its shards")
+	}
 	if len(tab.slots) != compactSize(n) || len(tab.slots) > n*4/3+1 {
 		t.Errorf("the closed table has %d slots for %d entries, want %d", len(tab.slots), n, compactSize(n))
 	}
@@ -349,7 +353,8 @@ func BenchmarkDedupeImage(b *testing.B) {
 }
 
 // BenchmarkDedupeAdd: the event writer adds each event to the index; the longest single add is how long the
-// writer stops when today's table grows (a day of 4 million events here: a table of 64 MiB).
+// writer stops when today's table grows (a day of 4 million events here), peak-MiB the most its slots held
+// (read every 4,096 adds).
 func BenchmarkDedupeAdd(b *testing.B) {
 	at := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	const n = 4_000_000
@@ -358,15 +363,20 @@ func BenchmarkDedupeAdd(b *testing.B) {
 		keys[i] = dedupeKey("src", strconv.Itoa(i))
 	}
 	var longest time.Duration
+	peak := 0
 	for b.Loop() {
 		m := &memoryDedupe{}
 		for i, k := range keys {
 			start := time.Now()
 			m.add(k, int64(i+1), at)
 			longest = max(longest, time.Since(start))
+			if i%4096 == 0 {
+				peak = max(peak, slotBytes(m))
+			}
 		}
 	}
 	b.ReportMetric(float64(longest.Microseconds())/1000, "longest-add-ms")
+	b.ReportMetric(float64(peak)/(1<<20), "peak-MiB")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/add")
 }
 
@@ -394,6 +404,9 @@ func slotBytes(m *memoryDedupe) int {
 	n := 0
 	for _, t := range m.days {
 		n += 8 * len(t.slots)
+		for _, sh := range t.shards {
+			n += 8 * len(sh)
+		}
 	}
 	return n
 }
