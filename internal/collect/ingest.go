@@ -451,8 +451,8 @@ func (h *Ingest) allow(src Source, n int) error {
 	}
 	var err error
 	if n <= l.Burst() {
-		if res := l.ReserveN(now, n); res.DelayFrom(now) > 0 {
-			d := res.DelayFrom(now)
+		res := l.ReserveN(now, n)
+		if d := res.DelayFrom(now); d > 0 {
 			res.CancelAt(now)
 			err = slow(d)
 		}
