@@ -40,12 +40,12 @@ func init() { _, _ = sqlite.Fdatasync(true) } // unavailable (macOS, Windows): f
 // database's. The writers each have their file alone: a transaction of the state's writer that had the log
 // attached would hold a snapshot of it from its BEGIN, and keep the log's WAL from starting over.
 func openSQLite(ctx context.Context, dir string) (*DB, error) {
-	return openSQLiteWAL(ctx, dir, walRestartSize, statePaceSize)
+	return openSQLiteWAL(ctx, dir, walRestartSize, stateWALRestartSize, statePaceSize)
 }
 
-// openSQLiteWAL is openSQLite with the WALs' restart size and the state's checkpoint pace in bytes (tests make
-// them small).
-func openSQLiteWAL(ctx context.Context, dir string, restartSize, paceSize int) (db *DB, err error) {
+// openSQLiteWAL is openSQLite with the log's and the state's WAL restart sizes and the state's checkpoint pace
+// in bytes (tests make them small).
+func openSQLiteWAL(ctx context.Context, dir string, restartSize, stateRestartSize, paceSize int) (db *DB, err error) {
 	if dir == "" {
 		return nil, hearth.Errorf(hearth.Invalid, "store.open", "no data folder given for the embedded database")
 	}
@@ -123,7 +123,7 @@ func openSQLiteWAL(ctx context.Context, dir string, restartSize, paceSize int) (
 	if err := write.PingContext(ctx); err != nil {
 		return nil, &hearth.Error{Kind: hearth.Unavailable, Op: "store.open", Msg: fmt.Sprintf("Cannot open the database in %s.", dir), Err: err}
 	}
-	stateRestart, err := restartFrames(ctx, write, restartSize)
+	stateRestart, err := restartFrames(ctx, write, stateRestartSize)
 	if err != nil {
 		return nil, err
 	}
@@ -249,8 +249,13 @@ type checkpointer struct {
 const (
 	// checkpointEvery is how often the WAL is copied: often enough that little is left for a RESTART.
 	checkpointEvery = 100 * time.Millisecond
-	// walRestartSize is the WAL's size, in bytes, past which it is started over.
+	// walRestartSize is the event log's WAL's size, in bytes, past which it is started over.
 	walRestartSize = 32 << 20
+	// stateWALRestartSize is the state's. Starting over takes the writer's connection, after one of its commits,
+	// to copy that commit's frames and sync: a batch of the profile processor catching up on a large store
+	// dirties 16-32 MB of pages at random places, so at 32 MiB nearly every batch was followed by such a
+	// hold. At 256, catching up on the 20-million-event demo world went 11% faster (BENCHMARKS.md).
+	stateWALRestartSize = 256 << 20
 	// walRestartWaitFactor: at this many times its restart size, starting the WAL over waits for its readers.
 	walRestartWaitFactor = 4
 	// statePaceSize is the growth of the state's WAL in one tick past which its checkpoints come once a second

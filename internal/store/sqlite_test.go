@@ -33,7 +33,7 @@ func testWALStaysBounded(t *testing.T, pace int, run time.Duration) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	const restartSize = 256 << 10
-	db, err := openSQLiteWAL(ctx, dir, restartSize, pace)
+	db, err := openSQLiteWAL(ctx, dir, restartSize, restartSize, pace)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -484,7 +484,7 @@ func newLogFixture(t *testing.T) *logFixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	db, err := openSQLiteWAL(ctx, dir, 1<<30, 0)
+	db, err := openSQLiteWAL(ctx, dir, 1<<30, 1<<30, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -590,8 +590,8 @@ func TestLogPageSize(t *testing.T) {
 	if got := pageSize(db.write); got != 4096 {
 		t.Errorf("the state's pages are of %d bytes, want 4096", got)
 	}
-	if state, log := restarts(db); state*4096 != walRestartSize || log*logPageSize != walRestartSize {
-		t.Errorf("WAL restarts after %d and %d frames, want %d bytes each", state, log, walRestartSize)
+	if state, log := restarts(db); state*4096 != stateWALRestartSize || log*logPageSize != walRestartSize {
+		t.Errorf("WAL restarts after %d and %d frames, want %d and %d bytes", state, log, stateWALRestartSize, walRestartSize)
 	}
 
 	dir := t.TempDir()
