@@ -46,9 +46,9 @@ func (sqlDedupe) saveLater(time.Time) func() error             { return nil }
 // memoryDedupe is SQLite's deduplication index, kept in memory and derived from the log: SQLite is one
 // node, and an index of random hashes on disk would dirty a different page for every event, writing many
 // times the data to the WAL. For each event received within the window it keeps a 32-bit fingerprint of
-// its dedupe key and its seq, in one open-addressing table per day of arrival (8 bytes an entry). A
-// fingerprint match is checked against the row itself, so a collision never drops an event. Only the event
-// writer's goroutine uses it.
+// its dedupe key and its seq, in one open-addressing table per day of arrival (today's in shards; 8 bytes an
+// entry). A fingerprint match is checked against the row itself, so a collision never drops an event. Only
+// the event writer's goroutine uses it.
 //
 // Reading the window's keys from the log at start means reading the whole rows of every event in it (minutes
 // for tens of millions of events, while ingestion waits), so the writer saves the index to a file in the data
@@ -160,9 +160,6 @@ func (t *dayTable) entries() []uint64 {
 	}
 	return all
 }
-
-// close readies a table that takes no more entries: its compaction begun.
-func (t *dayTable) close() { t.compact() }
 
 // compact makes the table again at its final size, in order, on another goroutine; the shards stay in use
 // until then, and are only read, here and there.
@@ -297,7 +294,7 @@ func (m *memoryDedupe) table(day, seq int64) *dayTable {
 // open starts a newest table, and closes the one before.
 func (m *memoryDedupe) open(day, seq int64) *dayTable {
 	if n := len(m.days); n > 0 {
-		m.days[n-1].close()
+		m.days[n-1].compact() // it takes no more entries
 	}
 	t := newDayTable(day, seq)
 	m.days = append(m.days, t)
