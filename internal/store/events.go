@@ -53,10 +53,10 @@ func (db *DB) prepared(ctx context.Context, key any, query func() string) (*sql.
 	return db.preparedOn(ctx, db.eventLog, key, query)
 }
 
-// writeStmtKey keys a statement of the profile processor's transactions, prepared on the state's writer.
+// writeStmtKey keys a statement of derivedStmtTx's transactions, prepared on the state's writer.
 type writeStmtKey string
 
-// preparedOn is prepared on another pool: the state's writer, for the profile processor's statements.
+// preparedOn is prepared on another pool: the state's writer, for derivedStmtTx's statements.
 func (db *DB) preparedOn(ctx context.Context, pool *sql.DB, key any, query func() string) (*sql.Stmt, error) {
 	if st, ok := db.stmts.Load(key); ok {
 		return st.(*sql.Stmt), nil

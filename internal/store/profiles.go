@@ -167,16 +167,12 @@ func (db *DB) ApplyProfiles(ctx context.Context, consumer string, upto int64, c 
 // transaction holds its one connection.
 type execFunc func(q string, args ...any) error
 
-// profileTx runs fn in a transaction that writes the profiles: it stands only if the graph is still the one
-// c was resolved against, that is, if no other processor moved the consumer's offset from c.From and no
-// unmerge finished since c.Unmerges were. The offset's row stays locked until the commit, so that two nodes
-// cannot both pass the check.
-func (db *DB) profileTx(ctx context.Context, op, consumer string, c profile.Changes, fn func(tx *sql.Tx, exec execFunc) error) error {
-	now := db.clock.Now()
-	var unprepared []string // statements new to the store, prepared for the next batches once this one is done
+// derivedStmtTx is derivedTx with an execFunc that keeps its statements prepared (see execFunc).
+func (db *DB) derivedStmtTx(ctx context.Context, op string, fn func(tx *sql.Tx, exec execFunc) error) error {
+	var unprepared []string // statements new to the store, prepared for the next transactions once this one is done
 	defer func() {
 		for _, q := range unprepared {
-			db.preparedOn(ctx, db.write, writeStmtKey(q), func() string { return q }) // one that fails is prepared per batch
+			db.preparedOn(ctx, db.write, writeStmtKey(q), func() string { return q }) // one that fails is prepared per transaction
 		}
 	}()
 	return db.derivedTx(ctx, op, func(tx *sql.Tx) error {
@@ -200,6 +196,17 @@ func (db *DB) profileTx(ctx context.Context, op, consumer string, c profile.Chan
 			giveWay()
 			return db.wrap(op, err)
 		}
+		return fn(tx, exec)
+	})
+}
+
+// profileTx runs fn in a transaction that writes the profiles: it stands only if the graph is still the one
+// c was resolved against, that is, if no other processor moved the consumer's offset from c.From and no
+// unmerge finished since c.Unmerges were. The offset's row stays locked until the commit, so that two nodes
+// cannot both pass the check.
+func (db *DB) profileTx(ctx context.Context, op, consumer string, c profile.Changes, fn func(tx *sql.Tx, exec execFunc) error) error {
+	now := db.clock.Now()
+	return db.derivedStmtTx(ctx, op, func(tx *sql.Tx, exec execFunc) error {
 		if err := exec(`INSERT INTO consumer_offsets (name, position, updated_at) VALUES ($1, 0, $2) ON CONFLICT (name) DO NOTHING`, consumer, now); err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -200,6 +201,43 @@ func testTouchCounts(t *testing.T, db *store.DB, clock *Clock) {
 	for name, want := range map[string]int64{touchpoint.StatsConsumer: 40, touchpoint.HoursConsumer: 55} {
 		if got, err := db.ConsumerOffset(ctx, name); err != nil || got != want {
 			t.Errorf("offset of %s: %d, %v; want %d", name, got, err, want)
+		}
+	}
+	// A pass over a backlog adds to many rows at once (a per-item code's touches each to its own touchpoint),
+	// more than one statement holds, and the next pass adds to the same rows.
+	var many touchpoint.TouchCounts
+	for i := range 150 {
+		many.Stats = append(many.Stats, touchpoint.TouchStats{TouchpointID: fmt.Sprintf("tp_item_%03d", i), Touches: int64(i), BotTouches: 1})
+		many.Hours = append(many.Hours, touchpoint.TouchHour{TouchpointID: "tp_many", Hour: h.Add(time.Duration(i) * time.Hour), Touches: int64(i) + 1})
+	}
+	for pass := range int64(2) {
+		many.StatsFrom, many.StatsThrough, many.HoursFrom, many.HoursThrough = 40+10*pass, 50+10*pass, 55+10*pass, 65+10*pass
+		must(t, db.AddTouchCounts(ctx, many))
+	}
+	stats, err = db.TouchStats(ctx)
+	must(t, err)
+	items := 0
+	for _, st := range stats {
+		var i int64
+		if _, err := fmt.Sscanf(st.TouchpointID, "tp_item_%d", &i); err != nil {
+			continue
+		}
+		items++
+		if st.Touches != 2*i || st.BotTouches != 2 {
+			t.Errorf("totals of %s after two passes: %+v, want %d people and 2 bots", st.TouchpointID, st, 2*i)
+		}
+	}
+	if items != 150 {
+		t.Errorf("%d touchpoints of the two passes have totals, want 150", items)
+	}
+	hours, err := db.TouchHours(ctx, "tp_many", h, h.Add(150*time.Hour))
+	must(t, err)
+	if len(hours) != 150 {
+		t.Fatalf("%d hours of tp_many, want 150", len(hours))
+	}
+	for i, hr := range hours {
+		if !hr.Hour.Equal(h.Add(time.Duration(i)*time.Hour)) || hr.Touches != 2*(int64(i)+1) {
+			t.Errorf("hour %d of tp_many: %+v, want %d touches at %v", i, hr, 2*(i+1), h.Add(time.Duration(i)*time.Hour))
 		}
 	}
 }
