@@ -1,7 +1,9 @@
 package touchpoint
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"time"
 
 	"github.com/hearth-cdp/hearth"
@@ -136,6 +138,11 @@ func (s *Service) CountTouches(ctx context.Context, log EventLog, store StatsSto
 		for _, h := range hours {
 			c.Hours = append(c.Hours, *h)
 		}
+		// In key order: the store's upserts then walk each table's B-tree from one end to the other.
+		slices.SortFunc(c.Stats, func(a, b TouchStats) int { return cmp.Compare(a.TouchpointID, b.TouchpointID) })
+		slices.SortFunc(c.Hours, func(a, b TouchHour) int {
+			return cmp.Or(cmp.Compare(a.TouchpointID, b.TouchpointID), a.Hour.Compare(b.Hour))
+		})
 		if err := store.AddTouchCounts(ctx, c); err != nil {
 			if hearth.KindOf(err) == hearth.Conflict { // another node counted them: the next pass reads on from there
 				return read, nil
