@@ -133,10 +133,10 @@ type Store interface {
 // CatchUpBatch is the batch that reads a log far ahead of the processor fastest. The pages a batch rewrites,
 // such as the ends of the event indexes, are written once for more events, and so are the batch's fixed
 // costs: in BenchmarkProcessor, 4,000 events read 30% more a second than batches of 1,000. At scale (the
-// 20-million-event demo world, from 9 million events on) 8,000 read 11% more than 4,000, 12,000 a further 5%,
-// 16,000 as much again, and 32,000 less than 4,000: a batch's dirty pages (about two an event at random
-// places) then no longer fit the state writer's 128 MiB cache, and spill. Each holds the write transaction
-// longer, which is why hearth serve takes smaller ones while events arrive.
+// 20-million-event demo world, from 9 million events on) 8,000 read 11% more than 4,000 and 12,000 a further
+// 5%; 16,000 read the whole world no faster than 12,000, and 32,000 slower than 4,000, as a batch's dirty
+// pages (about two an event at random places) would then outgrow the state writer's 128 MiB cache. Each holds
+// the write transaction longer, which is why hearth serve takes smaller ones while events arrive.
 const CatchUpBatch = 12_000
 
 // Options configure a Processor.
