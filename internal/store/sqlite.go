@@ -331,6 +331,9 @@ func (c *checkpointer) checkpoint() {
 		}
 	}
 	c.lastFrames = frames
+	if frames < c.restartFrames { // SQLite started it over itself, having found it all copied
+		return
+	}
 	wait := time.Duration(0)
 	if frames >= walRestartWaitFactor*c.restartFrames {
 		wait = busyTimeout // readers have kept it from starting over for long: wait for them this once
